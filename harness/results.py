@@ -1,0 +1,195 @@
+"""The results store: one schema-versioned JSON per run, written atomically, loaded defensively.
+
+Layout: ``<root>/runs/<suite>/<run_id>.json``. The leaderboard is rebuilt from these files only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import json
+import math
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+KEY_PACKAGES = ("rmroute", "numpy", "torch", "transformers", "trl", "datasets", "pluggy", "pydantic")
+
+
+class ResultsWarning(UserWarning):
+    """A results file was skipped; the message names it and why."""
+
+
+class RouterInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+
+class DataInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    sha256: str
+    n: int
+
+
+class CodeVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    git_sha: str | None
+    dirty: bool | None
+
+
+class RunRecord(BaseModel):
+    """Everything needed to read, compare and reproduce one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    kind: Literal["replay", "train", "evaluate"]
+    suite: str
+    router: RouterInfo
+    reward_models: list[str]
+    data: DataInfo
+    seed: int
+    metrics: dict[str, Any]
+    per_domain: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    rm_calls: dict[str, Any] = Field(default_factory=dict)
+    wall_s: float
+    config: dict[str, Any]
+    config_sha256: str
+    code: CodeVersion
+    packages: dict[str, str]
+    command: str
+    created: str
+    extra: dict[str, Any] = Field(default_factory=dict)  # curves, per-sample log paths, notes
+
+
+def new_run_id(prefix: str = "") -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{prefix + '-' if prefix else ''}{stamp}-{secrets.token_hex(3)}"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def code_version(repo: Path | None = None) -> CodeVersion:
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return CodeVersion(git_sha=None, dirty=None)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                capture_output=True, text=True, timeout=10)
+        return CodeVersion(git_sha=sha.stdout.strip(), dirty=bool(status.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        return CodeVersion(git_sha=None, dirty=None)
+
+
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def reproduce_command(config_path: str, extra_args: list[str] | None = None) -> str:
+    return shlex.join(["rmroute", "run", config_path, *(extra_args or [])])
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON: store them as null so every file stays strictly valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
+    the target (``os.replace`` is atomic on POSIX). On any error the temporary file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def run_path(root: Path, record: RunRecord) -> Path:
+    return Path(root) / "runs" / record.suite / f"{record.run_id}.json"
+
+
+def write_run(record: RunRecord, root: str | Path = "results") -> Path:
+    """Validate and write one run; returns its path."""
+    payload = _json_safe(record.model_dump(mode="json"))
+    RunRecord.model_validate(payload)  # what is written must load back
+    path = run_path(Path(root), record)
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return path
+
+
+def load_run(path: str | Path) -> RunRecord:
+    from harness.errors import ResultsError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise ResultsError(f"{path}: not an rmroute run file (no schema_version)")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: schema_version {data['schema_version']!r} is not supported (this rmroute reads {SCHEMA_VERSION})"
+        )
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ResultsError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:
+    """Load every run under ``<root>/runs``; corrupt or foreign files are skipped with a warning."""
+    from harness.errors import ResultsError
+
+    runs: list[RunRecord] = []
+    skipped: list[tuple[Path, str]] = []
+    base = Path(root) / "runs"
+    for path in sorted(base.rglob("*.json")) if base.is_dir() else []:
+        try:
+            runs.append(load_run(path))
+        except ResultsError as exc:
+            warnings.warn(f"skipped {exc}", ResultsWarning, stacklevel=2)
+            skipped.append((path, str(exc)))
+    return runs, skipped

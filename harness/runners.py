@@ -1,0 +1,40 @@
+"""Dispatch a validated config to the runner for its ``kind``.
+
+A runner is a module with ``run(cfg, config_path, out_dir) -> list[Path]`` (the run JSONs it
+wrote). Runners are imported lazily: torch and transformers load only when a run needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+from harness.config import RunConfig
+from harness.errors import NotBuiltError
+
+RUNNERS: dict[str, str] = {
+    "replay": "harness.replay",
+    "train": "harness.train",
+    "evaluate": "harness.evaluate",
+}
+
+Runner = Callable[[RunConfig, Path, Path], list[Path]]
+
+
+def get_runner(kind: str) -> Runner:
+    module_name = RUNNERS[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise NotBuiltError(
+                f"the {kind!r} runner ({module_name}) is not built yet; "
+                f"`rmroute validate` checks this config, but it cannot run until that runner exists"
+            ) from None
+        raise
+    return module.run
+
+
+def run_config(cfg: RunConfig, config_path: Path, out_dir: Path) -> list[Path]:
+    return get_runner(cfg.kind)(cfg, config_path, out_dir)

@@ -1,0 +1,9 @@
+"""A fixture plugin that claims a name the built-ins already use."""
+
+from harness import hookimpl
+from routers.simple import RandomRouter
+
+
+@hookimpl
+def register_routers(register):
+    register("random", RandomRouter)

@@ -1,0 +1,10 @@
+"""A fixture plugin that registers one router and then raises: none of it may be kept."""
+
+from harness import hookimpl
+from routers.simple import RandomRouter
+
+
+@hookimpl
+def register_routers(register):
+    register("fixture-half-registered", RandomRouter)
+    raise RuntimeError("hook exploded on purpose")
