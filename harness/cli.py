@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
 
@@ -119,14 +119,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     _DEBUG = "--debug" in args
     try:
         app(args=args, prog_name="rmroute", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         return 130
-    except click.ClickException as exc:
+    except TyperException as exc:  # usage errors: bad option, unknown command (typer's own click)
         exc.show()
-        return exc.exit_code
+        return getattr(exc, "exit_code", 2)
     except RmrouteError as exc:
         if _DEBUG:
             raise

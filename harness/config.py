@@ -35,7 +35,7 @@ class StrictModel(BaseModel):
                 if key not in allowed:
                     raise PydanticCustomError(
                         "unknown_key",
-                        "unknown key {key!r}; allowed keys: {allowed}",
+                        "unknown key '{key}'; allowed keys: {allowed}",
                         {"key": key, "allowed": ", ".join(sorted(allowed))},
                     )
         return data

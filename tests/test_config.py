@@ -1,0 +1,136 @@
+"""Config validation: every error names the file, line and key path; canonical hashing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.config import config_sha256, load_config
+from harness.errors import ConfigError
+from tests.conftest import REPO
+
+GOOD = """\
+kind: replay
+suite: demo
+seeds: [0, 1]
+routers:
+  - random
+  - name: single
+    params: {arm: 1}
+reward_models: [length]
+"""
+
+
+def write(tmp_path, text, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(tmp_path, text) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg, msg
+    return msg
+
+
+def test_good_config_loads(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert [r.name for r in cfg.routers] == ["random", "single"]
+    assert cfg.routers[1].params == {"arm": 1}
+    assert cfg.seeds == [0, 1]
+
+
+def test_shipped_configs_validate():
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        load_config(path)
+
+
+def test_unknown_top_level_key(tmp_path):
+    msg = error_of(tmp_path, GOOD + "sedes: [3]\n")
+    assert "cfg.yaml:9: sedes: unknown key 'sedes'" in msg
+    assert "allowed keys:" in msg and "seeds" in msg
+
+
+def test_unknown_nested_key_has_full_path_and_line(tmp_path):
+    bad = GOOD.replace("    params: {arm: 1}", "    params: {arm: 1}\n    lable: x")
+    msg = error_of(tmp_path, bad)
+    assert "cfg.yaml:8: routers[1].lable: unknown key 'lable'" in msg
+    assert "label" in msg
+
+
+def test_wrong_type_shows_value(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, many]"))
+    assert "cfg.yaml:3: seeds[1]:" in msg and "'many'" in msg
+
+
+def test_bad_enum_lists_allowed(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("kind: replay", "kind: replya"))
+    assert "cfg.yaml:1: kind:" in msg and "'replay'" in msg and "'train'" in msg and "'replya'" in msg
+
+
+def test_missing_key(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("suite: demo\n", ""))
+    assert "suite: Field required" in msg
+
+
+def test_unknown_plugin_name_suggests(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("  - random", "  - randon"))
+    assert "cfg.yaml:5: routers[0].name: unknown router 'randon'; did you mean 'random'?" in msg
+
+
+def test_unknown_plugin_param(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("{arm: 1}", "{armm: 1}"))
+    assert "cfg.yaml:7: routers[1].params:" in msg and "armm" in msg and "accepted parameters" in msg
+
+
+def test_runner_supplied_params_are_refused(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("{arm: 1}", "{arm: 1, n_arms: 4}"))
+    assert "routers[1].params: n_arms are set by the runner" in msg
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    msg = error_of(tmp_path, GOOD + "routers: [unclosed\n")
+    assert "cfg.yaml:" in msg and "not valid YAML" in msg
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    assert "must be a mapping" in error_of(tmp_path, "- just\n- a list\n")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_hash_is_canonical(tmp_path):
+    a = load_config(write(tmp_path, GOOD, "a.yaml"))
+    reordered = textwrap.dedent("""\
+        reward_models: [{name: length}]
+        routers:
+          - {name: random, params: {}}
+          - {params: {arm: 1}, name: single}
+        seeds: [0, 1]
+        suite: demo
+        kind: replay
+        description: ""
+        """)
+    b = load_config(write(tmp_path, reordered, "b.yaml"))
+    c = load_config(write(tmp_path, GOOD.replace("{arm: 1}", "{arm: 2}"), "c.yaml"))
+    assert config_sha256(a) == config_sha256(b)
+    assert config_sha256(a) != config_sha256(c)
+    assert len(config_sha256(a)) == 64
+
+
+def test_cli_validate_one_line_error_without_traceback(tmp_path):
+    path = write(tmp_path, GOOD.replace("  - random", "  - randon"))
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert "routers[0].name" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "--debug", "validate", str(path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode != 0 and "Traceback" in out.stderr

@@ -1,0 +1,126 @@
+"""Plugin discovery: entry points, built-ins, failures, allow/deny lists, duplicates, create()."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from harness.errors import PluginError, UnknownPluginError
+from harness.plugins import PluginWarning, build_registry, create, get_registry, reset_registry
+from tests.conftest import FIXTURE_PLUGINS, REPO, make_distribution
+
+
+def quiet_build(**kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = build_registry(**kw)
+    return reg, [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+
+def test_builtins_register_through_the_hooks():
+    reg, _ = quiet_build()
+    assert {"single", "random"} <= set(reg.names("router"))
+    assert "length" in reg.names("reward_model")
+    sources = {p.name: p.source for p in reg.plugins}
+    assert sources["builtin-routers"] == "builtin"
+    assert reg.get("router", "random").plugin == "builtin-routers"
+
+
+def test_entry_point_discovery(fixture_site):
+    reg, warned = quiet_build()
+    entry = reg.get("router", "fixture-first-arm")
+    assert entry.plugin == "fixture-good"
+    assert entry.metadata["description"] == "always arm 0 (fixture)"
+    assert reg.get("reward_model", "fixture-constant").plugin == "fixture-good"
+    info = {p.name: p for p in reg.plugins}["fixture-good"]
+    assert (info.source, info.distribution, info.version) == ("entry-point", "rmroute-fixture-plugins", "0.1.0")
+
+
+def test_broken_plugins_are_skipped_and_reported(fixture_site):
+    reg, warned = quiet_build()
+    failed = {f.name: f for f in reg.failed}
+    assert failed["fixture-broken-import"].stage == "import"
+    assert "deliberately broken" in failed["fixture-broken-import"].error
+    assert failed["fixture-raising-hook"].stage == "register_routers"
+    assert "exploded on purpose" in failed["fixture-raising-hook"].error
+    # a plugin that raised keeps none of its entries, even the one it registered before raising
+    assert "fixture-half-registered" not in reg.names("router")
+    # everything else still works
+    assert {"random", "single", "fixture-first-arm"} <= set(reg.names("router"))
+    assert any("fixture-broken-import" in w and "deliberately broken" in w for w in warned)
+    assert any("fixture-raising-hook" in w for w in warned)
+
+
+def test_allow_list(fixture_site, monkeypatch):
+    monkeypatch.setenv("RMROUTE_PLUGINS", "fixture-good")
+    reg, _ = quiet_build()
+    assert "fixture-first-arm" in reg.names("router")
+    assert reg.failed == []  # the broken ones were never imported
+    assert "random" in reg.names("router")  # built-ins are not subject to the allow-list
+
+
+def test_deny_list(fixture_site, monkeypatch):
+    monkeypatch.setenv("RMROUTE_DISABLE_PLUGINS", "fixture-good, fixture-broken-import,builtin-routers")
+    reg, _ = quiet_build()
+    assert "fixture-first-arm" not in reg.names("router")
+    assert "random" not in reg.names("router")
+    assert [f.name for f in reg.failed] == ["fixture-raising-hook"]
+
+
+def test_duplicate_names_name_both_plugins(monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
+    import fixture_duplicate
+
+    with pytest.raises(PluginError) as err:
+        build_registry(extra_plugins=[("dup-plugin", fixture_duplicate)])
+    msg = str(err.value)
+    assert "'random'" in msg and "builtin-routers" in msg and "dup-plugin" in msg
+
+
+def test_create_and_unknown_names():
+    router = create("router", "single", n_arms=3, dim=2, seed=0, arm=2)
+    assert router.arm == 2
+    with pytest.raises(UnknownPluginError) as err:
+        create("router", "randm", n_arms=3, dim=2)
+    assert "did you mean 'random'" in str(err.value)
+    with pytest.raises(UnknownPluginError, match="unknown plugin kind 'routr'"):
+        create("routr", "random")
+    with pytest.raises(PluginError) as err:
+        create("router", "single", n_arms=3, dim=2, armm=1)
+    assert "armm" in str(err.value) and "accepted parameters: n_arms, dim, seed, arm" in str(err.value)
+
+
+def test_registry_is_built_once():
+    assert get_registry() is get_registry()
+    first = get_registry()
+    reset_registry()
+    assert get_registry() is not first
+
+
+def _cli_env(site) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(FIXTURE_PLUGINS), str(REPO)])
+    env.pop("RMROUTE_PLUGINS", None)
+    env.pop("RMROUTE_DISABLE_PLUGINS", None)
+    return env
+
+
+def test_cli_plugins_json_lists_builtins_example_and_failures(fixture_site):
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "plugins", "--json"],
+        capture_output=True, text=True, env=_cli_env(fixture_site), cwd=REPO, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    routers = {e["name"]: e["plugin"] for e in data["entries"]["router"]}
+    assert routers["random"] == "builtin-routers" and routers["fixture-first-arm"] == "fixture-good"
+    # the example package is installed into the venv by `make`; it must be discovered like any other
+    assert routers.get("epsilon-greedy") == "example"
+    failed = {f["name"]: f for f in data["failed"]}
+    assert set(failed) == {"fixture-broken-import", "fixture-raising-hook"}
+    assert "ImportError" in failed["fixture-broken-import"]["error"]

@@ -1,0 +1,96 @@
+"""The plugin author kit must pass good plugins and catch broken ones (each check can fail)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.plugins import get_registry
+from harness.testing import (ConformanceError, check_normalizer, check_reward_model, check_router)
+from harness.types import Selection
+from reward_models.heuristics import LengthRM
+from routers.base import BaseRouter
+from routers.simple import RandomRouter
+
+
+def test_every_builtin_router_passes():
+    reg = get_registry()
+    for name, entry in reg.entries["router"].items():
+        if entry.plugin.startswith("builtin"):
+            check_router(entry.factory, **entry.metadata.get("check_params", {}))
+
+
+def test_length_rm_passes():
+    check_reward_model(LengthRM)
+    check_reward_model(LengthRM, log=True)
+
+
+class GlobalRandom(BaseRouter):
+    """Uses global numpy state: not reproducible from its seed."""
+
+    def _select(self, X, items):
+        return Selection.single(np.random.randint(0, self.n_arms, size=X.shape[0]), self.n_arms)
+
+
+class AliasingState(RandomRouter):
+    """Learns counts but returns live arrays from state_dict (overrides the base's copying)."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.counts = np.zeros(self.n_arms)
+
+    def _select(self, X, items):
+        return Selection.single(np.full(X.shape[0], int(np.argmin(self.counts))), self.n_arms)
+
+    def _update(self, X, arms, feedback):
+        np.add.at(self.counts, arms, 1)
+
+    def state_dict(self):
+        return {"n_arms": self.n_arms, "dim": self.dim, "rng": self.rng.bit_generator.state, "counts": self.counts}
+
+    def _load_state(self, state):
+        self.counts = state["counts"]
+
+
+class AcceptsNaN(RandomRouter):
+    def update(self, contexts, arms, feedback):
+        pass
+
+
+class BadCalls(RandomRouter):
+    def _select(self, X, items):
+        sel = super()._select(X, items)
+        sel.calls[:] = False
+        return sel
+
+
+@pytest.mark.parametrize("cls, rule", [
+    (GlobalRandom, "same seed and inputs gave different decisions"),
+    (AliasingState, "aliases live state"),
+    (AcceptsNaN, "update with an arm out of range"),
+    (BadCalls, "credited arm must be marked as called"),
+])
+def test_broken_routers_are_caught(cls, rule):
+    with pytest.raises(ConformanceError, match=rule):
+        check_router(cls)
+
+
+class WrongShapeRM(LengthRM):
+    def score(self, prompts, responses):
+        return super().score(prompts, responses)[:, None]
+
+
+class InfRM(LengthRM):
+    def score(self, prompts, responses):
+        return super().score(prompts, responses) * np.inf
+
+
+@pytest.mark.parametrize("cls, rule", [(WrongShapeRM, "shape"), (InfRM, "inf")])
+def test_broken_reward_models_are_caught(cls, rule):
+    with pytest.raises(ConformanceError, match=rule):
+        check_reward_model(cls)
+
+
+def test_normalizer_check_catches_nan_passthrough():
+    with pytest.raises(ConformanceError, match="NaN feedback"):
+        check_normalizer(lambda: (lambda raw, arms: np.asarray(raw, dtype=float)))
