@@ -26,7 +26,6 @@ $(STAMP): pyproject.toml examples/rmroute-example-router/pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/rmroute plugins
 	$(BIN)/rmroute plugins --check
 	$(BIN)/rmroute validate configs/quickstart.yaml
 	@echo "Not built yet: the replay runner and leaderboard (issue 7). Once they exist this target runs: rmroute run configs/quickstart.yaml"

@@ -63,19 +63,15 @@ def plugins(
 
 
 def _check_all(registry) -> None:
-    from harness.testing import CHECKS, ConformanceError
+    from harness.testing import check_entry
 
     failures = 0
-    for kind, check in CHECKS.items():
-        for name, entry in sorted(registry.entries[kind].items()):
-            try:
-                check(entry.factory)
-                console.print(f"[green]ok[/green]   {kind} {name}")
-            except ConformanceError as exc:
-                failures += 1
-                console.print(f"[red]FAIL[/red] {kind} {name}: {exc}")
-            except TypeError as exc:  # needs parameters that have no default: cannot check blind
-                console.print(f"[dim]skip[/dim] {kind} {name}: needs parameters ({exc})")
+    for kind, entries in registry.entries.items():
+        for name, entry in sorted(entries.items()):
+            status, detail = check_entry(entry)
+            style = {"ok": "green", "fail": "red", "skip": "dim"}[status]
+            console.print(f"[{style}]{status:4}[/{style}] {kind} {name}" + (f": {detail}" if detail else ""))
+            failures += status == "fail"
     if failures:
         raise RmrouteError(f"{failures} plugin(s) failed the conformance checks")
 

@@ -197,3 +197,37 @@ CHECKS: dict[str, Callable[..., None]] = {
     "normalizer": check_normalizer,
     "featurizer": check_featurizer,
 }
+
+
+#: parameters the host supplies to each kind's factory (the rest need defaults to be checked blind)
+SUPPLIED = {"router": {"n_arms", "dim", "seed"}}
+
+
+def check_entry(entry: Any) -> tuple[str, str]:
+    """Run the conformance check for a registry entry; returns (status, detail).
+
+    status is "ok", "fail" or "skip" (no check for the kind, or the factory needs parameters that
+    have no default and the entry's ``check_params`` metadata does not give them).
+    """
+    import inspect
+
+    check = CHECKS.get(entry.kind)
+    if check is None:
+        return "skip", f"no conformance check for kind {entry.kind!r}"
+    params = dict(entry.metadata.get("check_params", {}))
+    try:
+        sig = inspect.signature(entry.factory)
+        missing = [
+            p.name for p in sig.parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name not in params and p.name not in SUPPLIED.get(entry.kind, set())
+        ]
+    except (TypeError, ValueError):
+        missing = []
+    if missing:
+        return "skip", f"needs parameters {', '.join(missing)} (give them as check_params metadata)"
+    try:
+        check(entry.factory, **params)
+    except ConformanceError as exc:
+        return "fail", str(exc)
+    return "ok", ""

@@ -6,18 +6,23 @@ import numpy as np
 import pytest
 
 from harness.plugins import get_registry
-from harness.testing import (ConformanceError, check_normalizer, check_reward_model, check_router)
+from harness.testing import (ConformanceError, check_entry, check_normalizer, check_reward_model,
+                             check_router)
 from harness.types import Selection
 from reward_models.heuristics import LengthRM
 from routers.base import BaseRouter
 from routers.simple import RandomRouter
 
 
-def test_every_builtin_router_passes():
+def test_every_builtin_passes_its_conformance_check():
     reg = get_registry()
-    for name, entry in reg.entries["router"].items():
-        if entry.plugin.startswith("builtin"):
-            check_router(entry.factory, **entry.metadata.get("check_params", {}))
+    results = {
+        (kind, name): check_entry(entry)
+        for kind, entries in reg.entries.items() for name, entry in entries.items()
+        if entry.plugin.startswith("builtin") and kind in ("router", "reward_model", "normalizer", "featurizer")
+    }
+    assert results, "no built-ins found"
+    assert {k: v for k, v in results.items() if v[0] != "ok"} == {}
 
 
 def test_length_rm_passes():
