@@ -77,8 +77,14 @@ def check_selection(sel: Any, batch: int, n_arms: int) -> None:
     _require(bool(calls[np.arange(batch), arms].all()), "every credited arm must be marked as called")
 
 
-def check_router(factory: Callable[..., Any], n_arms: int = 4, dim: int = 6, **params: Any) -> None:
-    """Check a router factory ``factory(n_arms=, dim=, seed=, **params)`` against the contract."""
+def check_router(
+    factory: Callable[..., Any], n_arms: int = 4, dim: int = 6, needs_items: bool = False, **params: Any
+) -> None:
+    """Check a router factory ``factory(n_arms=, dim=, seed=, **params)`` against the contract.
+
+    ``needs_items=True`` is for routers that only work with per-item metadata (the replay-only
+    oracle): they are always given items, and ``select(X)`` without them must raise ValueError.
+    """
     make = lambda seed=0: factory(n_arms=n_arms, dim=dim, seed=seed, **params)  # noqa: E731
     router = make()
     for attr in ("select", "combine", "update", "state_dict", "load_state_dict"):
@@ -88,13 +94,17 @@ def check_router(factory: Callable[..., Any], n_arms: int = 4, dim: int = 6, **p
 
     # shapes, with and without item metadata, batch of one and an empty batch
     X = np.random.default_rng(0).normal(size=(7, dim))
-    for sel in (router.select(X), router.select(X, _items(7, n_arms, np.random.default_rng(0)))):
-        check_selection(sel, 7, n_arms)
-    check_selection(router.select(X[:1]), 1, n_arms)
-    check_selection(router.select(X[:0]), 0, n_arms)
+    items = lambda n: _items(n, n_arms, np.random.default_rng(n)) if needs_items else None  # noqa: E731
+    check_selection(router.select(X, _items(7, n_arms, np.random.default_rng(0))), 7, n_arms)
+    if needs_items:
+        _expect_value_error(lambda: make().select(X), "select without items, for a router that needs them")
+    else:
+        check_selection(router.select(X), 7, n_arms)
+    check_selection(router.select(X[:1], items(1)), 1, n_arms)
+    check_selection(router.select(X[:0], items(0)), 0, n_arms)
 
     # combine: decides from the margins it paid for, ignores the rest
-    sel = router.select(X)
+    sel = router.select(X, items(7))
     margins = np.random.default_rng(1).normal(size=(7, n_arms))
     paid = np.where(sel.calls, margins, np.nan)
     out = np.asarray(router.combine(sel, paid))
@@ -226,6 +236,8 @@ def check_entry(entry: Any) -> tuple[str, str]:
         missing = []
     if missing:
         return "skip", f"needs parameters {', '.join(missing)} (give them as check_params metadata)"
+    if entry.kind == "router" and entry.metadata.get("replay_only"):
+        params["needs_items"] = True
     try:
         check(entry.factory, **params)
     except ConformanceError as exc:

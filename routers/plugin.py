@@ -11,10 +11,38 @@ def register_routers(register: Register) -> None:
     register("single", SingleRouter, description="always the RM `arm`", calls_per_item=1, learns=False)
     register("random", RandomRouter, description="uniform random RM per item, seeded", calls_per_item=1, learns=False)
     # --- baselines (votes, ensembles, oracle, domain-best) register below this line ---
+    from routers.baselines import (
+        DomainBestRouter, MajorityVoteRouter, MeanEnsembleRouter, MinEnsembleRouter, OracleRouter,
+    )
+    register("majority-vote", MajorityVoteRouter, description="every RM votes sign(margin); majority wins, ties by seeded coin", paper="both papers' baselines", calls_per_item="K", learns=False)
+    register("mean-ensemble", MeanEnsembleRouter, description="mean of per-RM z-scored margins (statistics from the offline split)", paper="both papers' baselines", calls_per_item="K", learns=False, fit_offline=True)
+    register("min-ensemble", MinEnsembleRouter, description="conservative: the z-scored margin of smallest magnitude decides", paper="beyond the papers (conservative ensemble)", calls_per_item="K", learns=False, fit_offline=True)
+    register("oracle", OracleRouter, description="an RM that agrees with the gold label when one does (replay only; upper bound)", paper="both papers' baselines", calls_per_item=1, learns=False, replay_only=True)
+    register("domain-best", DomainBestRouter, description="the RM most accurate on the offline split for the item's domain", paper="beyond the papers (per-domain best single RM)", calls_per_item=1, learns=False, fit_offline=True)
     # --- linear bandit routers (bayesian*, laser) register below this line ---
+    from routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRouter, BayesianOnlineRouter, BayesianRouter
+    from routers.laser import LaserRouter
+
+    wu_lu = "Wu & Lu, Reward Model Routing in Alignment, arXiv 2510.02850"
+    register("bayesian", BayesianRouter, paper=wu_lu, calls_per_item=1, learns=True,
+             description="BayesianRouter: per-RM Bayesian linear regression (prior mean = offline RM embeddings), Thompson sampling per item")
+    register("bayesian-offline", BayesianOfflineRouter, paper=wu_lu, calls_per_item=1, learns=False,
+             description="ablation of BayesianRouter: argmax of the prior mean only, never updates")
+    register("bayesian-online", BayesianOnlineRouter, paper=wu_lu, calls_per_item=1, learns=True,
+             description="ablation of BayesianRouter: zero prior mean, online learning only")
+    register("bayesian-adaptive", BayesianAdaptiveRouter, paper=f"beyond {wu_lu}", calls_per_item="1..2", learns=True,
+             description="Thompson sampling that also calls the runner-up RM where P(top RM is best) < threshold; combines by agreement / the likelier-best RM")
+    register("laser", LaserRouter, paper="Nguyen et al., LASeR, arXiv 2410.01735", calls_per_item=1, learns=True,
+             description="LASeR: LinUCB over RMs (alpha, ridge); per_batch (one RM per batch from its mean context) or per_item")
 
 
 @hookimpl
 def register_normalizers(register: Register) -> None:
     # --- feedback normalisers register below this line ---
-    pass
+    from routers.normalize import (
+        BatchBaselineNormalizer, EmaZScoreNormalizer, IdentityNormalizer, QuantileNormalizer,
+    )
+    register("identity", IdentityNormalizer, description="feedback unchanged (NaN/inf still rejected)", paper="-")
+    register("batch-baseline", BatchBaselineNormalizer, description="mean of the batch minus each value (per-pair losses)", paper="BayesianRouter")
+    register("quantile", QuantileNormalizer, description="clip((r - q_low)/(q_high - q_low), 0, 1) over the history; 0.5 during warm-up", paper="LASeR, BayesianRouter")
+    register("ema-zscore", EmaZScoreNormalizer, description="per-arm z-score against an exponential moving mean/variance, clipped", paper="BayesianRouter (released code)")

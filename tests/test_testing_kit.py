@@ -22,7 +22,12 @@ def test_every_builtin_passes_its_conformance_check():
         if entry.plugin.startswith("builtin") and kind in ("router", "reward_model", "normalizer", "featurizer")
     }
     assert results, "no built-ins found"
-    assert {k: v for k, v in results.items() if v[0] != "ok"} == {}
+    assert {k: v for k, v in results.items() if v[0] == "fail"} == {}
+    # only backends that need a model or a server are skipped here; tests/test_reward_models.py and
+    # tests/test_remote_rm.py run check_reward_model on them with tiny models / a live server
+    skipped = {k for k, v in results.items() if v[0] == "skip"}
+    assert skipped <= {("reward_model", n) for n in ("hf-seqcls", "hf-loglik", "remote-http")}, skipped
+    assert all("needs parameters" in results[k][1] for k in skipped)
 
 
 def test_length_rm_passes():

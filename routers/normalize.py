@@ -1,0 +1,329 @@
+"""Feedback normalisers: raw per-item feedback (B,) -> the router's feedback scale (B,).
+
+Every normaliser is called as ``norm(raw, arms)`` with ``raw`` a (B,) float array and ``arms`` the
+(B,) integer arms the feedback belongs to. Called directly, each one rejects NaN/inf feedback with
+a ValueError naming the position(s). :class:`NormalizerChain` applies several in order and can
+instead *skip* bad positions (``on_bad_feedback="skip"``): they are left out of every step's
+statistics, come back as NaN and are counted in ``chain.skipped``.
+
+Normalisers with history (``quantile``, ``ema-zscore``) keep it in plain lists/arrays that
+``state_dict()`` copies out and ``load_state_dict()`` copies in.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+ON_BAD_FEEDBACK = ("error", "skip")
+
+
+def _positions(mask: np.ndarray, limit: int = 10) -> str:
+    idx = np.flatnonzero(mask)
+    shown = idx[:limit].tolist()
+    more = f" and {idx.size - limit} more" if idx.size > limit else ""
+    return f"{shown}{more}"
+
+
+def check_feedback(name: str, raw: Any, arms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate shapes and arms; return (raw float64 (B,), arms int64 (B,), bad mask (B,))."""
+    r = np.asarray(raw, dtype=np.float64)
+    if r.ndim != 1:
+        raise ValueError(f"{name}: raw feedback must be a 1-D array (B,), got shape {r.shape}")
+    a = np.asarray(arms)
+    if a.shape != r.shape:
+        raise ValueError(f"{name}: arms must have the same shape as raw feedback {r.shape}, got {a.shape}")
+    if a.size:
+        if a.dtype == bool or not (
+            np.issubdtype(a.dtype, np.integer)
+            or (np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and (a == np.round(a)).all())
+        ):
+            raise ValueError(f"{name}: arms must be integers, got {a[:8].tolist()}")
+        if a.min() < 0:
+            raise ValueError(f"{name}: arms must be >= 0, got {a[a < 0][:8].tolist()}")
+    return r, a.astype(np.int64), ~np.isfinite(r)
+
+
+class BaseNormalizer:
+    """Input checks and state plumbing; subclasses implement ``_apply(raw, arms)`` on finite input."""
+
+    #: registry name, used in error messages and to tag the state
+    name = "normalizer"
+
+    def __call__(self, raw: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        r, a, bad = check_feedback(self.name, raw, arms)
+        if bad.any():
+            raise ValueError(
+                f"{self.name}: feedback is NaN/inf at position(s) {_positions(bad)}; "
+                "set on_bad_feedback: skip in the config to drop such items"
+            )
+        if r.size == 0:
+            return np.zeros(0)
+        return self._apply(r, a)
+
+    def _apply(self, raw: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy({"type": self.name, **self._state()})
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("type") != self.name:
+            raise ValueError(f"{self.name}: state is for normaliser {state.get('type')!r}, not {self.name!r}")
+        state = copy.deepcopy(dict(state))
+        state.pop("type")
+        self._load_state(state)
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Stateless: nothing to restore."""
+
+
+class IdentityNormalizer(BaseNormalizer):
+    """r̃ = r (after the NaN/inf check)."""
+
+    name = "identity"
+
+    def _apply(self, raw, arms):
+        return raw.copy()
+
+
+class BatchBaselineNormalizer(BaseNormalizer):
+    """r̃_j = mean_batch(r) - r_j: for per-pair losses (lower is better), as BayesianRouter does.
+
+    A batch of one gives 0. Keeps no history.
+    """
+
+    name = "batch-baseline"
+
+    def _apply(self, raw, arms):
+        return raw.mean() - raw
+
+
+class QuantileNormalizer(BaseNormalizer):
+    """r̃ = clip((r - q_lo) / (q_hi - q_lo), 0, 1) over the reward history (LASeR; BayesianRouter).
+
+    History rule: the current batch is appended to the history first, then q_lo / q_hi = the
+    ``low`` / ``high`` percentiles (numpy's default linear interpolation) of the whole history,
+    current batch included, and the whole batch is rescaled with those two numbers. With B = 1 this
+    is exactly what both reference implementations do per reward; a batch counts as observed at
+    once, so outputs do not depend on the order inside a batch.
+    ``max_history`` keeps only the most recent values (the current batch included). While the
+    history holds fewer than ``warmup`` values the output is 0.5. When q_hi == q_lo the output is
+    1 above, 0 below and 0.5 at that value.
+    """
+
+    name = "quantile"
+
+    def __init__(self, low: float = 20.0, high: float = 80.0, warmup: int = 20,
+                 max_history: int | None = None) -> None:
+        for pname, v in (("low", low), ("high", high)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 <= v <= 100:
+                raise ValueError(f"quantile: {pname} must be a percentile in [0, 100], got {v!r}")
+        if not low < high:
+            raise ValueError(f"quantile: low must be < high, got low={low!r}, high={high!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+            raise ValueError(f"quantile: warmup must be an int >= 0, got {warmup!r}")
+        if max_history is not None:
+            if isinstance(max_history, bool) or not isinstance(max_history, (int, np.integer)) or max_history < 1:
+                raise ValueError(f"quantile: max_history must be None or an int >= 1, got {max_history!r}")
+            if max_history < warmup:
+                raise ValueError(
+                    f"quantile: max_history ({max_history}) must be >= warmup ({warmup}), "
+                    "or the warm-up would never end"
+                )
+        self.low, self.high = float(low), float(high)
+        self.warmup = int(warmup)
+        self.max_history = None if max_history is None else int(max_history)
+        self.history = np.zeros(0)
+
+    def _apply(self, raw, arms):
+        hist = np.concatenate([self.history, raw])
+        if self.max_history is not None:
+            hist = hist[-self.max_history:]
+        self.history = hist
+        if hist.size < self.warmup:
+            return np.full(raw.shape, 0.5)
+        q_lo, q_hi = np.percentile(hist, [self.low, self.high])
+        if q_hi > q_lo:
+            return np.clip((raw - q_lo) / (q_hi - q_lo), 0.0, 1.0)
+        return np.where(raw > q_lo, 1.0, np.where(raw < q_lo, 0.0, 0.5))
+
+    def _state(self):
+        return {"history": self.history.tolist()}
+
+    def _load_state(self, state):
+        self.history = np.asarray(state["history"], dtype=np.float64).reshape(-1).copy()
+
+
+class EmaZScoreNormalizer(BaseNormalizer):
+    """Per-arm z-score against an exponential moving mean and variance (BayesianRouter's code).
+
+    Per arm k, with statistics taken *before* the current observation r:
+        var_k = max(s_k - m_k², 0),   r̃ = clip((r - m_k) / sqrt(var_k + eps), -clip, clip)
+    then  m_k ← (1-α)·m_k + α·r,   s_k ← (1-α)·s_k + α·r²  (the first observation sets m_k = r,
+    s_k = r²). The output is 0 while arm k has fewer than ``min_count`` earlier observations.
+    Items are processed in batch order, so a batch gives the same result as feeding its items one
+    at a time.
+    """
+
+    name = "ema-zscore"
+
+    def __init__(self, alpha: float = 0.01, clip: float = 2.0, min_count: int = 5, eps: float = 1e-6) -> None:
+        def num(v):
+            return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+        if not num(alpha) or not 0 < alpha <= 1:
+            raise ValueError(f"ema-zscore: alpha must be in (0, 1], got {alpha!r}")
+        if not num(clip) or not clip > 0:
+            raise ValueError(f"ema-zscore: clip must be > 0 (inf = no clipping), got {clip!r}")
+        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+            raise ValueError(f"ema-zscore: min_count must be an int >= 1, got {min_count!r}")
+        if not num(eps) or not 0 < eps < np.inf:
+            raise ValueError(f"ema-zscore: eps must be a finite number > 0, got {eps!r}")
+        self.alpha, self.clip, self.min_count, self.eps = float(alpha), float(clip), int(min_count), float(eps)
+        self.mean = np.zeros(0)
+        self.sq = np.zeros(0)
+        self.count = np.zeros(0, dtype=np.int64)
+
+    def _grow(self, n: int) -> None:
+        if n > self.count.size:
+            extra = n - self.count.size
+            self.mean = np.concatenate([self.mean, np.zeros(extra)])
+            self.sq = np.concatenate([self.sq, np.zeros(extra)])
+            self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
+
+    def _apply(self, raw, arms):
+        self._grow(int(arms.max()) + 1)
+        out = np.zeros(raw.shape)
+        a_, lo, hi = self.alpha, -self.clip, self.clip
+        mean, sq, count = self.mean, self.sq, self.count
+        for i in range(raw.size):
+            k, r = arms[i], raw[i]
+            if count[k] == 0:
+                mean[k], sq[k] = r, r * r
+            else:
+                if count[k] >= self.min_count:
+                    var = max(sq[k] - mean[k] * mean[k], 0.0)
+                    out[i] = min(max((r - mean[k]) / np.sqrt(var + self.eps), lo), hi)
+                mean[k] = (1.0 - a_) * mean[k] + a_ * r
+                sq[k] = (1.0 - a_) * sq[k] + a_ * r * r
+            count[k] += 1
+        return out
+
+    def _state(self):
+        return {"mean": self.mean.tolist(), "sq": self.sq.tolist(), "count": self.count.tolist()}
+
+    def _load_state(self, state):
+        mean = np.asarray(state["mean"], dtype=np.float64).reshape(-1)
+        sq = np.asarray(state["sq"], dtype=np.float64).reshape(-1)
+        count = np.asarray(state["count"], dtype=np.int64).reshape(-1)
+        if not mean.shape == sq.shape == count.shape:
+            raise ValueError("ema-zscore: state mean, sq and count must have the same length")
+        self.mean, self.sq, self.count = mean.copy(), sq.copy(), count.copy()
+
+
+class NormalizerChain:
+    """Applies ``steps`` in order; handles NaN/inf feedback once, up front.
+
+    ``on_bad_feedback="error"``: NaN/inf raw feedback raises ValueError naming the position(s)
+    (nothing is updated). ``"skip"``: bad positions are removed before the first step, so no step's
+    statistics see them; they come back as NaN, their positions are in ``last_skipped`` and
+    ``skipped`` counts them over the chain's lifetime (it is part of the state). A step that turns
+    finite input into NaN/inf is a bug and raises ValueError naming the step. No steps = identity.
+    """
+
+    name = "chain"
+
+    def __init__(self, steps: Sequence[Callable[[np.ndarray, np.ndarray], np.ndarray]] = (),
+                 on_bad_feedback: str = "error") -> None:
+        if on_bad_feedback not in ON_BAD_FEEDBACK:
+            raise ValueError(
+                f"on_bad_feedback must be one of {', '.join(map(repr, ON_BAD_FEEDBACK))}, got {on_bad_feedback!r}"
+            )
+        for i, step in enumerate(steps):
+            if not callable(step):
+                raise ValueError(f"normaliser chain step {i} is not callable: {step!r}")
+        self.steps = list(steps)
+        self.on_bad_feedback = on_bad_feedback
+        self.skipped = 0
+        self.last_skipped = np.zeros(0, dtype=np.int64)
+
+    def __call__(self, raw: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        r, a, bad = check_feedback(self.name, raw, arms)
+        if bad.any() and self.on_bad_feedback == "error":
+            raise ValueError(
+                f"feedback is NaN/inf at position(s) {_positions(bad)}; "
+                "set on_bad_feedback: skip to drop such items"
+            )
+        good = np.flatnonzero(~bad)
+        x, ag = r[good], a[good]
+        if x.size:
+            for i, step in enumerate(self.steps):
+                y = np.asarray(step(x, ag), dtype=np.float64)
+                if y.shape != x.shape:
+                    raise ValueError(
+                        f"normaliser chain step {i} ({_step_name(step)}) returned shape {y.shape} for input {x.shape}"
+                    )
+                nonfinite = ~np.isfinite(y)
+                if nonfinite.any():
+                    raise ValueError(
+                        f"normaliser chain step {i} ({_step_name(step)}) returned NaN/inf for finite feedback "
+                        f"at position(s) {_positions(np.isin(np.arange(r.size), good[nonfinite]))}"
+                    )
+                x = y
+        out = np.full(r.shape, np.nan)
+        out[good] = x
+        self.last_skipped = np.flatnonzero(bad)
+        self.skipped += int(bad.sum())
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        steps = [s.state_dict() if callable(getattr(s, "state_dict", None)) else None for s in self.steps]
+        return copy.deepcopy({"type": self.name, "skipped": self.skipped, "steps": steps})
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("type") != self.name or len(state.get("steps", ())) != len(self.steps):
+            raise ValueError(
+                f"chain: state is for {state.get('type')!r} with {len(state.get('steps', ()))} step(s); "
+                f"this chain has {len(self.steps)}"
+            )
+        for step, s in zip(self.steps, state["steps"]):
+            if s is not None:
+                step.load_state_dict(s)
+        self.skipped = int(state["skipped"])
+
+
+def _step_name(step: Any) -> str:
+    return getattr(step, "name", None) or getattr(step, "__name__", None) or type(step).__name__
+
+
+def build_chain(specs: Sequence[Any] = (), on_bad_feedback: str = "error") -> NormalizerChain:
+    """Build a chain from config entries, each a name, ``{"name": ..., "params": {...}}`` or an
+    object with ``.name`` / ``.params`` (a config ``PluginRef``); steps are built through the
+    plugin registry (``harness.plugins.create("normalizer", name, **params)``)."""
+    from harness.plugins import create
+
+    steps = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, str):
+            name, params = spec, {}
+        elif isinstance(spec, Mapping):
+            unknown = set(spec) - {"name", "params", "label"}
+            if "name" not in spec or unknown:
+                raise ValueError(
+                    f"normalizers[{i}]: expected keys name and optional params"
+                    + (f"; unknown key(s) {sorted(unknown)}" if unknown else "; 'name' is missing")
+                )
+            name, params = spec["name"], spec.get("params") or {}
+        elif hasattr(spec, "name"):
+            name, params = spec.name, getattr(spec, "params", None) or {}
+        else:
+            raise ValueError(f"normalizers[{i}]: expected a name or {{name, params}}, got {spec!r}")
+        if not isinstance(params, Mapping):
+            raise ValueError(f"normalizers[{i}] ({name}): params must be a mapping, got {params!r}")
+        steps.append(create("normalizer", name, **params))
+    return NormalizerChain(steps, on_bad_feedback=on_bad_feedback)
