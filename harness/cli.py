@@ -100,6 +100,51 @@ def run(
 
 
 @app.command()
+def score(
+    config: Path = typer.Argument(..., help="A config with `reward_models` and `data` (split -> source)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Score cache folder (default $RMROUTE_CACHE/scores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Score every (RM, prompt, response) of a config once into the score cache (resumable)."""
+    from harness.config import load_config
+    from harness.scoring import run_score
+
+    summary = run_score(load_config(config), cache, show_progress=not as_json)
+    if as_json:
+        print(json.dumps({
+            "n_pairs": summary.n_pairs, "failed": summary.failed, "accuracy": summary.accuracy,
+            "reports": [r.__dict__ for r in summary.reports],
+        }, indent=2))
+        return
+    table = Table(title=f"scored {summary.n_pairs} pairs")
+    for col in ("rm", "items", "cached", "scored", "abstained", "items/s", "pair accuracy"):
+        table.add_column(col)
+    for r in summary.reports:
+        rate = f"{r.scored / r.wall_s:,.1f}" if r.scored and r.wall_s > 0 else "-"
+        acc = summary.accuracy.get(r.rm)
+        table.add_row(r.rm, str(r.total), str(r.cached), str(r.scored), str(r.abstained), rate,
+                      "-" if acc is None else f"{acc:.3f}")
+    console.print(table)
+    for r in summary.reports:
+        for e in r.errors:
+            err_console.print(f"[yellow]{r.rm}: {e}[/yellow]")
+    for name, error in summary.failed:
+        err_console.print(f"[red]{name}: could not be built: {error}[/red]")
+
+
+@app.command("serve-rm")
+def serve_rm(
+    config: Path = typer.Argument(..., help="A serve config: reward_model, host, port, token_env, limits."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default from the config, else 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default from the config)."),
+) -> None:
+    """Serve a configured reward model over the OpenRLHF reward-server protocol (POST /get_reward)."""
+    from reward_models.server import serve_from_config
+
+    serve_from_config(config, host=host, port=port)
+
+
+@app.command()
 def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
     """Rebuild the leaderboard from the run JSON files."""
     from harness.leaderboard import build

@@ -159,8 +159,8 @@ def _check_plugins(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def load_config(path: str | Path, check_plugins: bool = True) -> RunConfig:
-    """Read and validate a run config; raise :class:`ConfigError` naming file, line and key path."""
+def read_yaml_mapping(path: str | Path, what: str = "run config") -> tuple[Path, dict[str, Any], yaml.Node]:
+    """Read a YAML file that must hold a mapping; returns (path, data, node tree for line numbers)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -176,11 +176,22 @@ def load_config(path: str | Path, check_plugins: bool = True) -> RunConfig:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a run config must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(f"{path}: a {what} must be a mapping of keys, got {type(data).__name__}")
+    return path, data, tree
+
+
+def validate_model(model: type[BaseModel], path: Path, data: dict[str, Any], tree: yaml.Node) -> Any:
+    """``model.model_validate(data)``, with errors turned into one ConfigError naming file, line, key."""
     try:
-        cfg = RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, tree, exc)) from None
+
+
+def load_config(path: str | Path, check_plugins: bool = True) -> RunConfig:
+    """Read and validate a run config; raise :class:`ConfigError` naming file, line and key path."""
+    path, data, tree = read_yaml_mapping(path)
+    cfg = validate_model(RunConfig, path, data, tree)
     if check_plugins:
         _check_plugins(cfg, path, tree)
     return cfg

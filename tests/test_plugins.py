@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import PluginError, UnknownPluginError
 from harness.plugins import PluginWarning, build_registry, create, get_registry, reset_registry
-from tests.conftest import FIXTURE_PLUGINS, REPO, make_distribution
+from tests.conftest import FIXTURE_PLUGINS, REPO
 
 
 def quiet_build(**kw):
