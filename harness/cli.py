@@ -89,14 +89,51 @@ def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) ->
 def run(
     config: Path = typer.Argument(..., help="A run config (YAML)."),
     out: Path = typer.Option(Path("results"), "--out", help="Results root; run files go to OUT/runs/<suite>/."),
+    resume: bool = typer.Option(False, "--resume", help="Skip grid cells whose run file already exists (status ok)."),
+    no_leaderboard: bool = typer.Option(False, "--no-leaderboard", help="Do not rebuild the leaderboard afterwards."),
 ) -> None:
-    """Run a config (replay, train or evaluate) and write one JSON per run."""
+    """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
     from harness.config import load_config
     from harness.runners import run_config
 
     cfg = load_config(config)
-    written = run_config(cfg, config, out)
+    written = run_config(cfg, config, out, resume=resume)
     console.print(f"wrote {len(written)} run file(s) under {out / 'runs' / cfg.suite}")
+    if not no_leaderboard:
+        leaderboard(out)
+
+
+@app.command()
+def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under results/runs/.")) -> None:
+    """Re-run exactly one run's config, router, seed and scenario; report metric by metric whether it matches."""
+    import tempfile
+
+    from harness.config import RunConfig
+    from harness.results import load_run
+    from harness.runners import run_config
+
+    rec = load_run(run_file)
+    cfg = RunConfig.model_validate(rec.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        only = {"label": rec.router.label or rec.router.name, "seed": rec.seed, "scenario": rec.scenario}
+        (path,) = run_config(cfg, Path(f"<config of {run_file}>"), Path(tmp), only=only)
+        new = load_run(path)
+    table = Table(title=f"reproduce {run_file.name}")
+    for col in ("metric", "recorded", "reproduced", "match"):
+        table.add_column(col)
+    mismatches = 0
+    for key in sorted(set(rec.metrics) | set(new.metrics)):
+        a, b = rec.metrics.get(key), new.metrics.get(key)
+        same = a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+        mismatches += not same
+        table.add_row(key, repr(a), repr(b), "[green]yes[/green]" if same else "[red]NO[/red]")
+    same_items = rec.extra.get("test_outcomes") == new.extra.get("test_outcomes")
+    mismatches += not same_items
+    table.add_row("test_outcomes (per item)", "", "", "[green]yes[/green]" if same_items else "[red]NO[/red]")
+    console.print(table)
+    if mismatches:
+        raise RmrouteError(f"{mismatches} metric(s) of {run_file} did not reproduce")
+    console.print(f"all {len(rec.metrics)} metrics and the per-item outcomes match")
 
 
 @app.command()
@@ -151,6 +188,67 @@ def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root 
 
     path, n_runs, n_skipped = build(root)
     console.print(f"wrote {path} from {n_runs} run(s)" + (f", skipped {n_skipped} unreadable file(s)" if n_skipped else ""))
+
+
+data_app = typer.Typer(help="Benchmark data: build and inspect.", no_args_is_help=True)
+rm_app = typer.Typer(help="Reward models: train the project's own.", no_args_is_help=True)
+pool_app = typer.Typer(help="The reward-model pool: train, score, report.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(rm_app, name="rm")
+app.add_typer(pool_app, name="pool")
+
+
+@data_app.command("build")
+def data_build(
+    seed: int = typer.Option(0, "--seed", help="Benchmark seed (split assignment, pair construction)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Build (or load from the cache) rmroute-pairs-v1 and print counts per split and domain."""
+    from suites.benchmark import data_build as build
+
+    counts = build(seed=seed, as_json=as_json)
+    if as_json:
+        print(json.dumps(counts, indent=2))
+        return
+    splits = counts["splits"]
+    domains = sorted({d for per in splits.values() for d in per})
+    table = Table(title=f"rmroute-pairs-v1, seed {seed}")
+    table.add_column("split")
+    for d in domains + ["total"]:
+        table.add_column(d, justify="right")
+    for split, per in splits.items():
+        table.add_row(split, *[str(per.get(d, 0)) for d in domains], str(sum(per.values())))
+    console.print(table)
+
+
+@rm_app.command("train")
+def rm_train(config: Path = typer.Argument(..., help="An RM training config (see configs/rm-train-example.yaml).")) -> None:
+    """Fine-tune a sequence-classification RM with TRL's reward trainer."""
+    from reward_models.train import train_from_config
+
+    report = train_from_config(config)
+    console.print(report)
+
+
+@pool_app.command("build")
+def pool_build(
+    config: Path = typer.Argument(Path("configs/pool-cpu.yaml"), help="A pool config."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Score cache folder (default $RMROUTE_CACHE/scores)."),
+    out: Path = typer.Option(Path("results/pool"), "--out", help="Where the report (JSON + Markdown) goes."),
+) -> None:
+    """Train the pool's RMs, score every benchmark pair once, and write the pool report."""
+    from harness.pool import build_pool, load_pool_config
+    from harness.pool_report import pool_report, render_markdown
+    from harness.results import atomic_write_text
+
+    cfg = load_pool_config(config)
+    pool = build_pool(cfg, cache, log=lambda m: err_console.print(m, markup=False, highlight=False))
+    rep = pool_report(pool)
+    md = render_markdown(rep)
+    atomic_write_text(out / f"{cfg.name}.json", json.dumps(rep, indent=2, default=float) + "\n")
+    atomic_write_text(out / f"{cfg.name}.md", md)
+    console.print(md, markup=False, highlight=False)
+    console.print(f"wrote {out / (cfg.name + '.json')} and .md")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

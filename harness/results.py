@@ -58,6 +58,9 @@ class RunRecord(BaseModel):
     run_id: str
     kind: Literal["replay", "train", "evaluate"]
     suite: str
+    scenario: str = "default"
+    status: Literal["ok", "failed"] = "ok"
+    error: str | None = None  # what went wrong, for failed runs (their metrics may be empty)
     router: RouterInfo
     reward_models: list[str]
     data: DataInfo

@@ -19,7 +19,7 @@ RUNNERS: dict[str, str] = {
     "evaluate": "harness.evaluate",
 }
 
-Runner = Callable[[RunConfig, Path, Path], list[Path]]
+Runner = Callable[..., list[Path]]
 
 
 def get_runner(kind: str) -> Runner:
@@ -36,5 +36,13 @@ def get_runner(kind: str) -> Runner:
     return module.run
 
 
-def run_config(cfg: RunConfig, config_path: Path, out_dir: Path) -> list[Path]:
-    return get_runner(cfg.kind)(cfg, config_path, out_dir)
+def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> list[Path]:
+    """Run ``cfg``; options (``resume``, ``only``) are passed to runners that take them."""
+    import inspect
+
+    runner = get_runner(cfg.kind)
+    accepted = inspect.signature(runner).parameters
+    unknown = [k for k, v in options.items() if v and k not in accepted]
+    if unknown:
+        raise NotBuiltError(f"the {cfg.kind!r} runner does not support {', '.join(unknown)}")
+    return runner(cfg, config_path, out_dir, **{k: v for k, v in options.items() if k in accepted})

@@ -83,6 +83,10 @@ class BaseRouter:
         +1 when A is gold-preferred, -1 when B is. Routers without an offline stage ignore it.
         """
 
+    def select_greedy(self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None) -> Selection:
+        """The frozen, exploit-only decision used on the test split; routers that explore override it."""
+        return self.select(contexts, items)
+
     def combine(self, selection: Selection, margins: np.ndarray) -> np.ndarray:
         """Default decision: the credited arm's margin."""
         m = np.asarray(margins, dtype=np.float64)

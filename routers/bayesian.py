@@ -78,6 +78,11 @@ class LinearPosteriorRouter(BaseRouter):
         return self.posterior.predict(self._check_contexts(contexts))
 
     # ---- learning and state -----------------------------------------------------------------
+    def select_greedy(self, contexts, items=None) -> Selection:
+        """Exploit only: the RM with the highest posterior (predictive) mean, no sampling."""
+        means, _ = self.predictive(self._check_contexts(contexts))
+        return Selection.single(np.argmax(means, axis=1).astype(np.int64), self.n_arms)
+
     def _update(self, X: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None:
         self.posterior.update(X, arms, feedback)
 
@@ -191,6 +196,15 @@ class BayesianAdaptiveRouter(BayesianRouter):
 
     def _select(self, X, items):
         arms, means, var = self._thompson(X)
+        return self._with_second(arms, means, var)
+
+    def select_greedy(self, contexts, items=None) -> Selection:
+        """Credit the RM with the highest posterior mean; still pay for a second RM where unsure."""
+        X = self._check_contexts(contexts)
+        means, var = self.posterior.predict(X)
+        return self._with_second(np.argmax(means, axis=1).astype(np.int64), means, var)
+
+    def _with_second(self, arms: np.ndarray, means: np.ndarray, var: np.ndarray) -> Selection:
         B, K = means.shape
         p = self.best_probabilities(means, var)
         rows = np.arange(B)

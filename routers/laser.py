@@ -63,15 +63,20 @@ class LaserRouter(LinearPosteriorRouter):
         means, var = self.posterior.predict(self._check_contexts(contexts))
         return means + self.alpha * np.sqrt(var)
 
-    def _select(self, X, items):
+    def _select(self, X, items, alpha: float | None = None):
+        alpha = self.alpha if alpha is None else alpha
         B = X.shape[0]
         if self.mode == "per_item" or B == 0:
             means, var = self.posterior.predict(X)
-            arms = np.argmax(means + self.alpha * np.sqrt(var), axis=1)
+            arms = np.argmax(means + alpha * np.sqrt(var), axis=1)
             return Selection.single(arms.astype(np.int64), self.n_arms)
         means, var = self.posterior.predict(X.mean(axis=0, keepdims=True))
-        arm = int(np.argmax(means[0] + self.alpha * np.sqrt(var[0])))
+        arm = int(np.argmax(means[0] + alpha * np.sqrt(var[0])))
         return Selection.single(np.full(B, arm, dtype=np.int64), self.n_arms)
+
+    def select_greedy(self, contexts, items=None) -> Selection:
+        """No exploration bonus (α = 0); per_batch mode still picks one RM per batch."""
+        return self._select(self._check_contexts(contexts), items, alpha=0.0)
 
     def _update(self, X: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None:
         if self.mode == "per_item":

@@ -1,0 +1,436 @@
+"""The replay benchmark: routers head-to-head on cached RM scores, no policy training.
+
+For each (router, seed, scenario): routers that learn offline fit on the `offline` split (where
+every RM's margin is known); the `online` split streams in a seeded order in batches; the router
+selects RM(s) per pair; the pair is decided from the margins of the RMs it called (and nothing
+else); the router receives feedback only for the RMs it called (1 when the RM agreed with the gold
+label, else 0, through the normaliser chain); afterwards the router, frozen and greedy, decides the
+`test` split. Every RM call is counted.
+
+The core (:func:`replay_one`) is pure numpy over a :class:`ReplayData`; :func:`run` builds that data
+from the pool and the offline bundle a config names and writes one run JSON per grid cell.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from harness.config import StrictModel
+
+# ---- config ---------------------------------------------------------------------------------
+
+
+class ColdStart(StrictModel):
+    """One RM joins halfway: before ``join_at`` (share of the stream) it is absent (abstains),
+    it has no offline margins and no prior."""
+
+    arm: str
+    join_at: float = Field(0.5, gt=0, lt=1)
+
+
+class Drift(StrictModel):
+    """From ``start_at`` (share of the stream) one RM's margins turn to Gaussian noise of its own
+    scale, for the rest of the stream and on the test split."""
+
+    arm: str
+    start_at: float = Field(0.5, ge=0, lt=1)
+
+
+class Scenario(StrictModel):
+    order: Literal["iid", "domain_blocks"] = "iid"
+    cold_start: ColdStart | None = None
+    drift: Drift | None = None
+
+
+class ReplaySettings(StrictModel):
+    pool: str = Field(description="a pool config (harness.pool): benchmark + RMs + cached scores")
+    offline: str | None = Field(None, description="an offline-router config; its bundle gives contexts and priors")
+    batch_size: int = Field(32, ge=1)
+    on_bad_feedback: Literal["error", "skip"] = "error"
+    scenarios: dict[str, Scenario] = Field(default_factory=lambda: {"iid": Scenario()})
+    curve_points: int = Field(200, ge=2)
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    X: np.ndarray  # (N, d) contexts
+    margins: np.ndarray  # (N, K) score(A) - score(B), NaN = abstained
+    gold: np.ndarray  # (N,) +1 / -1
+    domains: list[str]
+
+    def __post_init__(self) -> None:
+        n = self.X.shape[0]
+        if self.margins.shape[0] != n or self.gold.shape != (n,) or len(self.domains) != n:
+            raise ValueError(
+                f"replay split: X has {n} rows, margins {self.margins.shape}, gold {self.gold.shape}, "
+                f"{len(self.domains)} domains; they must agree"
+            )
+
+    def take(self, idx: np.ndarray) -> "Split":
+        return Split(self.X[idx], self.margins[idx], self.gold[idx], [self.domains[i] for i in idx])
+
+
+@dataclass
+class ReplayData:
+    names: list[str]  # RM names in arm order
+    costs: np.ndarray  # (K,) cost per call
+    offline: Split
+    online: Split
+    test: Split
+    prior_mean: np.ndarray | None = None  # (K, d) offline RM embeddings, for routers that take a prior
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.names)
+
+    @property
+    def dim(self) -> int:
+        return self.test.X.shape[1]
+
+
+@dataclass
+class RouterSpec:
+    name: str
+    factory: Any
+    params: dict[str, Any] = field(default_factory=dict)
+    replay_only: bool = False  # gets the gold-derived `rm_correct` (the oracle)
+
+
+# ---- scenario transforms ----------------------------------------------------------------------
+
+
+def _arm(data: ReplayData, name: str, what: str) -> int:
+    if name not in data.names:
+        raise ValueError(f"scenario {what}: arm {name!r} is not in the pool ({', '.join(data.names)})")
+    return data.names.index(name)
+
+
+def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed: int) -> tuple[ReplayData, np.ndarray | None, int | None]:
+    """The data as this scenario sees it; returns (data, online availability mask (N_online, K) or None, cold arm)."""
+    data = copy.copy(data)
+    online = data.online.take(order)
+    offline, test = data.offline, data.test
+    available = None
+    cold = None
+    n = len(order)
+    if scenario.cold_start is not None:
+        cold = _arm(data, scenario.cold_start.arm, "cold_start")
+        join = int(round(scenario.cold_start.join_at * n))
+        available = np.ones((n, data.n_arms), dtype=bool)
+        available[:join, cold] = False
+        m = online.margins.copy()
+        m[:join, cold] = np.nan  # absent: a call to it abstains
+        online = Split(online.X, m, online.gold, online.domains)
+        off_m = offline.margins.copy()
+        off_m[:, cold] = np.nan  # it was not in the pool when the offline split was scored
+        offline = Split(offline.X, off_m, offline.gold, offline.domains)
+        if data.prior_mean is not None:
+            prior = data.prior_mean.copy()
+            prior[cold] = 0.0
+            data.prior_mean = prior
+    if scenario.drift is not None:
+        k = _arm(data, scenario.drift.arm, "drift")
+        rng = np.random.default_rng([seed, 7919])
+        scale = float(np.nanstd(data.online.margins[:, k])) or 1.0
+        start = int(round(scenario.drift.start_at * n))
+        m = online.margins.copy()
+        m[start:, k] = rng.normal(0.0, scale, size=n - start)
+        online = Split(online.X, m, online.gold, online.domains)
+        t = test.margins.copy()
+        t[:, k] = rng.normal(0.0, scale, size=t.shape[0])
+        test = Split(test.X, t, test.gold, test.domains)
+    data.offline, data.online, data.test = offline, online, test
+    return data, available, cold
+
+
+def stream_order(domains: Sequence[str], scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+    n = len(domains)
+    if scenario.order == "iid":
+        return rng.permutation(n)
+    names = sorted(set(domains))
+    blocks = [names[i] for i in rng.permutation(len(names))]
+    idx = np.arange(n)
+    doms = np.array(domains)
+    return np.concatenate([rng.permutation(idx[doms == d]) for d in blocks])
+
+
+# ---- one run --------------------------------------------------------------------------------
+
+
+def _right(decision: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.sign(decision) == gold
+
+
+def _items(split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray) -> list[dict[str, Any]]:
+    if replay_only:
+        return [{"domain": split.domains[i], "rm_correct": right[i].tolist()} for i in idx]
+    return [{"domain": split.domains[i]} for i in idx]
+
+
+def _downsample(curve: np.ndarray, points: int) -> list[float]:
+    if curve.size <= points:
+        return curve.astype(float).tolist()
+    idx = np.unique(np.linspace(0, curve.size - 1, points).round().astype(int))
+    return curve[idx].astype(float).tolist()
+
+
+def replay_one(
+    spec: RouterSpec,
+    data: ReplayData,
+    scenario: Scenario,
+    seed: int,
+    batch_size: int = 32,
+    normalizers: Sequence[Any] = (),
+    on_bad_feedback: str = "error",
+    curve_points: int = 200,
+) -> dict[str, Any]:
+    """Run one router on one seed and scenario; returns metrics, per-domain metrics, calls and curves."""
+    from routers.normalize import build_chain
+
+    rng = np.random.default_rng([seed, 104729])
+    order = stream_order(data.online.domains, scenario, rng)
+    data, available, cold = apply_scenario(data, scenario, order, seed)
+    K = data.n_arms
+    params = dict(spec.params)
+    if isinstance(params.get("prior_mean"), str):
+        if params["prior_mean"] != "offline" or data.prior_mean is None:
+            raise ValueError(f"router {spec.name}: prior_mean {params['prior_mean']!r} needs an offline bundle (settings.offline)")
+        params["prior_mean"] = data.prior_mean
+    router = spec.factory(n_arms=K, dim=data.dim, seed=seed, **params)
+    chain = build_chain(list(normalizers), on_bad_feedback=on_bad_feedback)
+
+    off = data.offline
+    router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
+
+    on = data.online
+    right_on = _right(on.margins, on.gold[:, None])
+    n = on.gold.size
+    dec_right = np.zeros(n, dtype=bool)
+    calls_on = np.zeros((n, K), dtype=bool)
+    credited = np.zeros(n, dtype=np.int64)
+    rewards: list[float] = []
+    skipped = 0
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        sel = router.select(on.X[idx], _items(on, idx, spec.replay_only, right_on))
+        calls = np.asarray(sel.calls, dtype=bool)
+        visible = np.where(calls, on.margins[idx], np.nan)  # only what it paid for
+        dec_right[idx] = _right(np.asarray(router.combine(sel, visible)), on.gold[idx])
+        calls_on[idx] = calls
+        credited[idx] = sel.arms
+        rows, arms = np.nonzero(calls)
+        raw = right_on[idx][rows, arms].astype(np.float64)
+        rewards.extend(raw[arms == np.asarray(sel.arms)[rows]].tolist())
+        fb = np.asarray(chain(raw, arms), dtype=np.float64)
+        keep = np.isfinite(fb)
+        skipped += int((~keep).sum())
+        if keep.any():
+            router.update(on.X[idx][rows[keep]], arms[keep], fb[keep])
+
+    te = data.test
+    right_te = _right(te.margins, te.gold[:, None])
+    m = te.gold.size
+    test_right = np.zeros(m, dtype=bool)
+    calls_te = np.zeros((m, K), dtype=bool)
+    credited_te = np.zeros(m, dtype=np.int64)
+    for start in range(0, m, batch_size):
+        idx = np.arange(start, min(start + batch_size, m))
+        sel = router.select_greedy(te.X[idx], _items(te, idx, spec.replay_only, right_te))
+        calls = np.asarray(sel.calls, dtype=bool)
+        visible = np.where(calls, te.margins[idx], np.nan)
+        test_right[idx] = _right(np.asarray(router.combine(sel, visible)), te.gold[idx])
+        calls_te[idx] = calls
+        credited_te[idx] = sel.arms
+
+    oracle_on, oracle_te = right_on.any(axis=1), right_te.any(axis=1)
+    regret = np.cumsum(oracle_on.astype(int) - dec_right.astype(int))
+    per_domain = {}
+    doms = np.array(te.domains)
+    for d in sorted(set(te.domains)):
+        sel_d = doms == d
+        per_domain[d] = {
+            "routing_accuracy": float(test_right[sel_d & oracle_te].sum() / max(1, (sel_d & oracle_te).sum())),
+            "accuracy": float(test_right[sel_d].mean()),
+            "n": int(sel_d.sum()),
+            "choice_share": {data.names[k]: float(np.mean(credited_te[sel_d] == k)) for k in range(K)},
+        }
+    metrics = {
+        "test_routing_accuracy": float(test_right[oracle_te].mean()) if oracle_te.any() else float("nan"),
+        "test_accuracy": float(test_right.mean()),
+        "test_oracle_accuracy": float(oracle_te.mean()),
+        "test_calls_per_item": float(calls_te.sum(axis=1).mean()),
+        "test_cost_per_item": float((calls_te * data.costs).sum(axis=1).mean()),
+        "stream_routing_accuracy": float(dec_right[oracle_on].mean()) if oracle_on.any() else float("nan"),
+        "stream_accuracy": float(dec_right.mean()),
+        "stream_mean_reward": float(np.mean(rewards)) if rewards else float("nan"),
+        "stream_calls_per_item": float(calls_on.sum(axis=1).mean()),
+        "stream_regret": int(regret[-1]) if regret.size else 0,
+        "feedback_skipped": skipped,
+    }
+    return {
+        "metrics": metrics,
+        "per_domain": per_domain,
+        "rm_calls": {
+            "stream_total": int(calls_on.sum()), "test_total": int(calls_te.sum()),
+            "stream_per_rm": {data.names[k]: int(calls_on[:, k].sum()) for k in range(K)},
+            "test_per_rm": {data.names[k]: int(calls_te[:, k].sum()) for k in range(K)},
+        },
+        "curves": {
+            "regret": _downsample(regret, curve_points),
+            "regret_x": _downsample(np.arange(1, n + 1), curve_points),
+        },
+        "test_outcomes": "".join("1" if r else "0" for r in test_right),
+    }
+
+
+# ---- the runner: config -> grid -> run files ------------------------------------------------
+
+
+def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
+    """(label, spec) per configured router; `single` with `arm: all` expands to one per RM, and an
+    `arm` given as an RM name becomes its index."""
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    out = []
+    for ref in cfg.routers:
+        entry = registry.get("router", ref.name)
+        replay_only = bool(entry.metadata.get("replay_only"))
+        params = dict(ref.params)
+        arm = params.get("arm")
+        if ref.name == "single" and arm == "all":
+            for k, rm in enumerate(names):
+                out.append((f"single:{rm}", RouterSpec("single", entry.factory, {**params, "arm": k}, replay_only)))
+            continue
+        if isinstance(arm, str):
+            if arm not in names:
+                raise ValueError(f"router {ref.name}: arm {arm!r} is not in the pool ({', '.join(names)})")
+            params["arm"] = names.index(arm)
+        label = ref.label or (f"{ref.name}:{arm}" if arm is not None else ref.name)
+        out.append((label, RouterSpec(ref.name, entry.factory, params, replay_only)))
+    return out
+
+
+def run_id(scenario: str, label: str, seed: int, config_sha: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return f"{scenario}--{safe}--seed{seed}--{config_sha[:10]}"
+
+
+def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any]]:
+    """The pool's margins and the offline bundle's contexts, as a ReplayData (all cached on disk)."""
+    from harness.pool import build_pool, load_pool_config, pairs_sha
+
+    pool = build_pool(load_pool_config(settings.pool), log=log)
+    contexts, prior = _contexts(cfg, settings, pool, log)
+
+    def split(name: str) -> Split:
+        pairs = pool.splits[name]
+        return Split(contexts[name], pool.margins[name], pool.gold(name), [p.domain for p in pairs])
+
+    data = ReplayData(names=list(pool.names), costs=np.array(pool.costs), offline=split("offline"),
+                      online=split("online"), test=split("test"), prior_mean=prior)
+    used = [p for s in ("offline", "online", "test") for p in pool.splits[s]]
+    info = {"name": f"{pool.config.benchmark.suite}@seed{pool.config.benchmark.seed}",
+            "sha256": pairs_sha(used), "n": len(used)}
+    return data, info
+
+
+def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    splits = ("offline", "online", "test")
+    if settings.offline:
+        from harness.offline import ensure_bundle
+
+        bundle = ensure_bundle(settings.offline, log=log)
+        bundle.check_pool(list(pool.names))
+        ctx = {s: bundle.contexts([p.prompt for p in pool.splits[s]], [p.response_a for p in pool.splits[s]],
+                                  [p.response_b for p in pool.splits[s]]) for s in splits}
+        return ctx, np.asarray(bundle.prior_means(), dtype=np.float64)
+    if cfg.featurizer is None:
+        raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
+    from harness.plugins import create
+
+    feat = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
+    ctx = {s: np.asarray(feat.embed_pairs([p.prompt for p in pool.splits[s]], [p.response_a for p in pool.splits[s]],
+                                          [p.response_b for p in pool.splits[s]]), dtype=np.float64) for s in splits}
+    return ctx, None
+
+
+def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list:
+    """Run the config's grid (router × seed × scenario), one run JSON each; returns their paths.
+
+    ``resume`` skips cells whose run file already exists with status ok; ``only`` restricts the grid
+    to one cell (``{"label", "seed", "scenario"}``; used by `rmroute reproduce`).
+    """
+    import time
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.config import config_sha256
+    from harness.errors import ConfigError
+    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, load_run, now_iso,
+                                 package_versions, write_run)
+
+    try:
+        settings = ReplaySettings.model_validate(cfg.settings)
+    except Exception as exc:  # pydantic error -> one line naming the key
+        raise ConfigError(f"{config_path}: settings: {exc}") from None
+    sha = config_sha256(cfg)
+    data, data_info = build_data(cfg, settings)
+    specs = router_specs(cfg, data.names)
+    grid = [(label, spec, seed, scen) for scen in settings.scenarios for label, spec in specs for seed in cfg.seeds]
+    if only:
+        grid = [g for g in grid if (g[0], g[2], g[3]) == (only["label"], only["seed"], only["scenario"])]
+        if not grid:
+            raise ConfigError(f"{config_path}: no grid cell matches {only}")
+    out_dir = Path(out_dir)
+    code, packages = code_version(), package_versions()
+    written = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("replay runs", total=len(grid))
+        for label, spec, seed, scen in grid:
+            rid = run_id(scen, label, seed, sha)
+            path = out_dir / "runs" / cfg.suite / f"{rid}.json"
+            if resume and path.is_file():
+                try:
+                    if load_run(path).status == "ok":
+                        written.append(path)
+                        progress.advance(task)
+                        continue
+                except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
+                    pass
+            t0 = time.perf_counter()
+            status, error, out = "ok", None, None
+            try:
+                out = replay_one(spec, data, settings.scenarios[scen], seed, settings.batch_size,
+                                 cfg.normalizers, settings.on_bad_feedback, settings.curve_points)
+            except Exception as exc:  # noqa: BLE001 - one router's failure must not lose the others
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            entry_meta = {"learns": bool(getattr(spec.factory, "learns", False)), "replay_only": spec.replay_only}
+            record = RunRecord(
+                run_id=rid, kind="replay", suite=cfg.suite, scenario=scen, status=status, error=error,
+                router=RouterInfo(name=spec.name, params=_jsonable_params(spec.params), label=label),
+                reward_models=list(data.names), data=DataInfo(**data_info), seed=seed,
+                metrics=out["metrics"] if out else {}, per_domain=out["per_domain"] if out else {},
+                rm_calls=out["rm_calls"] if out else {}, wall_s=time.perf_counter() - t0,
+                config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
+                command=f"rmroute reproduce {path}",
+                created=now_iso(),
+                extra={**entry_meta, "curves": out["curves"] if out else {}, "test_outcomes": out["test_outcomes"] if out else ""},
+            )
+            written.append(write_run(record, out_dir))
+            progress.advance(task)
+    return written
+
+
+def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if not isinstance(v, np.ndarray) else f"array{list(v.shape)}") for k, v in params.items()}
