@@ -46,3 +46,17 @@ def register_normalizers(register: Register) -> None:
     register("batch-baseline", BatchBaselineNormalizer, description="mean of the batch minus each value (per-pair losses)", paper="BayesianRouter")
     register("quantile", QuantileNormalizer, description="clip((r - q_low)/(q_high - q_low), 0, 1) over the history; 0.5 during warm-up", paper="LASeR, BayesianRouter")
     register("ema-zscore", EmaZScoreNormalizer, description="per-arm z-score against an exponential moving mean/variance, clipped", paper="BayesianRouter (released code)")
+
+
+@hookimpl
+def register_featurizers(register: Register) -> None:
+    # --- text featurizers (frozen encoder through the embedding cache; routers/featurize.py) ---
+    from routers.featurize import PairEncoderFeaturizer, PromptEncoderFeaturizer
+
+    check = {"model": "hash:64"}  # the conformance check runs offline, without a model download
+    register("pair-encoder", PairEncoderFeaturizer, paper="Wu & Lu, Reward Model Routing in Alignment, arXiv 2510.02850",
+             description="[(h1+h2)/2 ; |h1-h2|] of a text encoder over prompt+response A and prompt+response B "
+                         "(default all-MiniLM-L6-v2, mean pooling; any HF encoder/decoder, mean or last-token)",
+             check_params=check)
+    register("prompt-encoder", PromptEncoderFeaturizer, paper="-",
+             description="the text encoder's embedding of the prompt alone (route per prompt)", check_params=check)

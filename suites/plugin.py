@@ -7,4 +7,15 @@ from harness.hookspecs import Register, hookimpl
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    """No suite is built yet: the data issue adds the sources and `rmroute-pairs-v1`."""
+    # imported here so that loading the plugin stays cheap; the builder reads data only when used
+    from suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
+
+    register(
+        BENCHMARK, routing_benchmark, kind="benchmark", version=BUILDER_VERSION,
+        splits=list(SPLITS), domains=list(DOMAINS),
+        description=(
+            "gold-labelled preference pairs from GSM8K (carried arithmetic error), MMLU and "
+            "PIQA/SIQA/OpenBookQA/CommonsenseQA (wrong option), AlpacaEval and Arena-Hard (degraded "
+            "answers); splits rm-train/offline/online/test disjoint by item; factory(seed=0)"
+        ),
+    )

@@ -66,3 +66,45 @@ def build_causal_lm(folder: Path, chat: bool = False, seed: int = 0) -> Path:
     model = LlamaForCausalLM(llama_config(len(tok)))
     model.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def build_bert_tokenizer(folder: Path, words: tuple[str, ...] | list[str] = WORDS):
+    """A BERT-style WordLevel tokenizer ([CLS] text [SEP], lower-cased, no EOS token), like MiniLM's."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {tok: i for i, tok in enumerate(special + list(dict.fromkeys(words)) + [str(d) for d in range(10)] + list(".,?!:"))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=512,
+    )
+    fast.save_pretrained(folder)
+    return fast
+
+
+def build_tiny_bert(folder: Path, seed: int = 0, words: tuple[str, ...] | list[str] = WORDS) -> Path:
+    """A tiny BERT encoder (hidden 32, 2 layers) with a BERT-style tokenizer, saved as a base checkpoint.
+
+    Saved as ``BertModel`` (no classification head), as a sentence-embedding checkpoint such as
+    all-MiniLM-L6-v2 is, so loading it for sequence classification adds a fresh head.
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = build_bert_tokenizer(folder, words)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+    )
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    return folder
