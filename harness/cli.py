@@ -183,16 +183,26 @@ def serve_rm(
 
 @app.command()
 def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
-    """Rebuild the leaderboard from the run JSON files."""
-    from harness.leaderboard import build
+    """Rebuild the leaderboard (Markdown, HTML, plots) from the run JSON files."""
+    from harness.leaderboard import build, print_top
 
-    path, n_runs, n_skipped = build(root)
+    result = build(root)
+    path, n_runs, n_skipped = result
+    print_top(console, result.top)
     console.print(f"wrote {path} from {n_runs} run(s)" + (f", skipped {n_skipped} unreadable file(s)" if n_skipped else ""))
+    console.print(f"wrote {result.html}")
+    plots_dir = Path(root) / "plots"
+    console.print(f"wrote {len(result.plots)} plot(s) under {plots_dir}" if result.plots else "no plots (no replay runs)")
+    n_tables = len(result.board.tables)
+    if n_tables > 1:
+        console.print(f"{n_tables} tables in all (one per suite, config and scenario): see {path} or {result.html}")
 
 
 data_app = typer.Typer(help="Benchmark data: build and inspect.", no_args_is_help=True)
 rm_app = typer.Typer(help="Reward models: train the project's own.", no_args_is_help=True)
 pool_app = typer.Typer(help="The reward-model pool: train, score, report.", no_args_is_help=True)
+offline_app = typer.Typer(help="BayesianRouter's offline stage: train and evaluate the offline router.", no_args_is_help=True)
+app.add_typer(offline_app, name="offline")
 app.add_typer(data_app, name="data")
 app.add_typer(rm_app, name="rm")
 app.add_typer(pool_app, name="pool")
@@ -249,6 +259,32 @@ def pool_build(
     atomic_write_text(out / f"{cfg.name}.md", md)
     console.print(md, markup=False, highlight=False)
     console.print(f"wrote {out / (cfg.name + '.json')} and .md")
+
+
+@offline_app.command("train")
+def offline_train_cmd(config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config.")) -> None:
+    """Train the offline router (one bundle per seed) on the pool's offline split."""
+    from harness.offline import offline_train
+
+    summary = offline_train(config)
+    console.print(f"bundles: {', '.join(s['bundle'] for s in summary['seeds'].values())}")
+    t = summary["timings"]
+    console.print(f"encoding {t['encode_total_s']:.1f} s, training {t['train_s']:.1f} s")
+
+
+@offline_app.command("eval")
+def offline_eval_cmd(
+    config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Routing accuracy on test: the offline router's argmax against single RMs, votes, ensembles, oracle."""
+    from harness.offline import offline_eval
+
+    text = offline_eval(config, as_json=as_json)
+    if as_json:
+        print(text)
+    else:
+        console.print(text, markup=False, highlight=False)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
