@@ -117,10 +117,10 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and p.endswith("]") and "[" in p))
 
 
-def _format_errors(path: Path, tree: yaml.Node | None, exc: ValidationError) -> str:
+def _format_errors(path: Path, tree: yaml.Node | None, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
     lines = []
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(err["loc"])
+        loc = prefix + _clean_loc(err["loc"])
         if err["type"] == "unknown_key":
             loc = loc + (err["ctx"]["key"],)
         where = f"{path}:{_line_of(tree, loc) or '?'}"
@@ -192,9 +192,29 @@ def load_config(path: str | Path, check_plugins: bool = True) -> RunConfig:
     """Read and validate a run config; raise :class:`ConfigError` naming file, line and key path."""
     path, data, tree = read_yaml_mapping(path)
     cfg = validate_model(RunConfig, path, data, tree)
+    _check_settings(cfg, path, tree)
     if check_plugins:
         _check_plugins(cfg, path, tree)
     return cfg
+
+
+def _check_settings(cfg: RunConfig, path: Path, tree: yaml.Node) -> None:
+    """Validate ``settings`` with the model of the runner for ``kind`` (when that runner exists)."""
+    import importlib
+
+    from harness.runners import RUNNERS
+
+    try:
+        module = importlib.import_module(RUNNERS[cfg.kind])
+    except ModuleNotFoundError:
+        return
+    model = getattr(module, "SETTINGS", None)
+    if model is None:
+        return
+    try:
+        model.model_validate(cfg.settings)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, tree, exc, prefix=("settings",))) from None
 
 
 def canonical_json(cfg: RunConfig) -> str:

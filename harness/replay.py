@@ -48,12 +48,16 @@ class Scenario(StrictModel):
 
 
 class ReplaySettings(StrictModel):
-    pool: str = Field(description="a pool config (harness.pool): benchmark + RMs + cached scores")
+    pool: str | None = Field(None, description="a pool config (harness.pool): benchmark + RMs + cached scores")
     offline: str | None = Field(None, description="an offline-router config; its bundle gives contexts and priors")
     batch_size: int = Field(32, ge=1)
     on_bad_feedback: Literal["error", "skip"] = "error"
     scenarios: dict[str, Scenario] = Field(default_factory=lambda: {"iid": Scenario()})
     curve_points: int = Field(200, ge=2)
+
+
+#: the model `rmroute validate` checks a replay config's `settings` against
+SETTINGS = ReplaySettings
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -380,10 +384,9 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, load_run, now_iso,
                                  package_versions, write_run)
 
-    try:
-        settings = ReplaySettings.model_validate(cfg.settings)
-    except Exception as exc:  # pydantic error -> one line naming the key
-        raise ConfigError(f"{config_path}: settings: {exc}") from None
+    settings = ReplaySettings.model_validate(cfg.settings)  # already checked by load_config
+    if not settings.pool:
+        raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     sha = config_sha256(cfg)
     data, data_info = build_data(cfg, settings)
     specs = router_specs(cfg, data.names)

@@ -146,3 +146,10 @@ def test_cli_validate_one_line_error_without_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "harness.cli", "--debug", "validate", str(path)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_runner_settings_are_checked_with_file_line_and_key(tmp_path):
+    msg = error_of(tmp_path, GOOD + "settings:\n  pool: p.yaml\n  batch_sise: 8\n")
+    assert "cfg.yaml:11: settings.batch_sise: unknown key 'batch_sise'" in msg and "batch_size" in msg
+    msg = error_of(tmp_path, GOOD + "settings:\n  pool: p.yaml\n  scenarios:\n    iid: {order: random}\n")
+    assert "cfg.yaml:12: settings.scenarios.iid.order:" in msg and "'random'" in msg and "'domain_blocks'" in msg
