@@ -114,13 +114,10 @@ def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) ->
     reports: dict[str, Any] = {}
     for name, params in cfg.train.items():
         out = trained_dir(cfg, name, data_sha)
-        if (out / "rmroute_train.json").is_file():
-            reports[name] = json.loads((out / "rmroute_train.json").read_text())
-            log(f"[pool] {name}: trained RM cached at {out}")
-            continue
-        log(f"[pool] {name}: training -> {out}")
         train_cfg = RMTrainConfig(**{**params, "output_dir": str(out)})
-        reports[name] = train_reward_model(train_cfg, rm_train)
+        cached = (out / "rmroute_train.json").is_file()
+        log(f"[pool] {name}: " + (f"trained RM cached at {out}" if cached else f"training -> {out}"))
+        reports[name] = train_reward_model(train_cfg, rm_train, reuse=True).to_dict()
     return reports
 
 

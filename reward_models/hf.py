@@ -208,6 +208,28 @@ class HFSeqClsRM(_HFBase):
     def __init__(self, model: str, append_eos: bool = True, **kw: Any) -> None:
         super().__init__(model, **kw)
         self.append_eos = bool(append_eos)
+        self._pair_encoder = None
+
+    def load(self) -> None:
+        """As the base class; an RM trained by `rmroute rm train` is also cut exactly as in training."""
+        if self._model is not None:
+            return
+        super().load()
+        record = Path(self.model_id) / "rmroute_train.json"
+        if record.is_file() and not self.chat():
+            import json
+
+            from reward_models.train import PairEncoder
+
+            scoring = json.loads(record.read_text(encoding="utf-8")).get("scoring", {})
+            self._pair_encoder = PairEncoder(
+                self._tokenizer, self.max_length, int(scoring.get("prompt_min_tokens", 64)),
+                str(scoring.get("response_keep", "end")),
+            )
+
+    def identity(self) -> str:
+        trained = (Path(self.model_id) / "rmroute_train.json").is_file()
+        return super().identity() + (":train-layout" if trained else "")
 
     def texts(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], bool]:
         """The strings the model sees, and whether the tokenizer should add special tokens."""
@@ -230,8 +252,12 @@ class HFSeqClsRM(_HFBase):
         if not len(prompts):
             return out
         self.load()
-        texts, special = self.texts(prompts, responses)
-        ids = self._encode(texts, special)
+        if self._pair_encoder is not None:  # keeps [CLS]/[SEP], the prompt's end and the response's end
+            ids, _, cut = self._pair_encoder.encode(list(prompts), list(responses))
+            self._report_truncation(sum(cut), len(ids))
+        else:
+            texts, special = self.texts(prompts, responses)
+            ids = self._encode(texts, special)
         with torch.inference_mode():
             for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = self._pad([ids[i] for i in batch])

@@ -45,7 +45,7 @@ from suites import perturb
 from suites.sources import PYPI_PINS, DataError, cache_root, load_file, parse_pypi_spec, pypi_path
 
 BENCHMARK = "rmroute-pairs-v1"
-BUILDER_VERSION = "1.0"
+BUILDER_VERSION = "1.1"
 SPLITS: tuple[str, ...] = ("rm-train", "offline", "online", "test")
 FILL_ORDER: tuple[str, ...] = ("test", "offline", "rm-train", "online")  # test is filled first
 DOMAINS: tuple[str, ...] = ("math", "knowledge", "commonsense", "chat")
@@ -312,8 +312,10 @@ def _pair(seed: int, item: Item, good: str, bad: str, kind: str, tag: str = "", 
     pid = f"{item.domain}/{item.uid}/{kind}" + (f"/{tag}" if tag else "")
     gold_first = bool(_rng(seed, "label", pid).random() < 0.5)
     metadata = {"kind": kind, "source": item.source, "item": item.uid, **item.meta, **meta}
+    # RMs without a chat template read prompt + response as one text: end the prompt with a newline
+    prompt = item.prompt if item.prompt[-1:].isspace() else item.prompt + "\n"
     return PreferencePair(
-        id=pid, domain=item.domain, prompt=item.prompt,
+        id=pid, domain=item.domain, prompt=prompt,
         response_a=good if gold_first else bad, response_b=bad if gold_first else good,
         label="a" if gold_first else "b", metadata=dict(sorted(metadata.items())),
     )
