@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml examples/rmroute-example-router/pyproject.toml
 
 venv: $(STAMP)
 
+# The default main job: data, CPU RM pool, offline router, every router x 5 seeds x 4 scenarios,
+# results/ and the leaderboard. Caches live in $RMROUTE_CACHE (default ~/.cache/rmroute); a second
+# run reuses them. RUN_ARGS=--resume continues a killed run.
 run: $(STAMP)
-	$(BIN)/rmroute plugins --check
 	$(BIN)/rmroute validate configs/quickstart.yaml
-	@echo "Not built yet: the replay runner and leaderboard (issue 7). Once they exist this target runs: rmroute run configs/quickstart.yaml"
+	$(BIN)/rmroute run configs/quickstart.yaml $(RUN_ARGS)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests examples/rmroute-example-router/tests
