@@ -42,7 +42,7 @@ import numpy as np
 
 from harness.types import PreferencePair
 from suites import perturb
-from suites.sources import PYPI_PINS, DataError, cache_root, load_file, parse_pypi_spec, pypi_path
+from suites.sources import PYPI_PINS, DataError, cache_root, load_file, parse_pypi_spec, pypi_path, read_json_list
 
 BENCHMARK = "rmroute-pairs-v1"
 BUILDER_VERSION = "1.1"
@@ -253,12 +253,7 @@ def load_chat() -> tuple[list[Item], dict[str, int]]:
     dropped: Counter = Counter()
     items: list[Item] = []
     path = pypi_path(SOURCES["alpacaeval"])
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a list of records, got {type(rows).__name__}")
+    rows = read_json_list(path)
     for n, rec in enumerate(rows):
         where = f"{path}[{n}]"
         if not isinstance(rec, dict):

@@ -56,13 +56,7 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
     elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: a .json source must hold a list of records, got {type(data).__name__}")
-        for n, rec in enumerate(data):
+        for n, rec in enumerate(read_json_list(path)):
             yield f"{path}[{n}]", rec
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -71,6 +65,17 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
             yield f"{path}[row {n}]", rec
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json or .parquet)")
+
+
+def read_json_list(path: Path) -> list[Any]:
+    """A .json file that must hold a list (of records); errors name the file and line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a list of records, got {type(data).__name__}")
+    return data
 
 
 def _text(where: str, rec: dict, key: str) -> str:
