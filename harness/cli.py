@@ -154,12 +154,12 @@ def score(
         }, indent=2))
         return
     table = Table(title=f"scored {summary.n_pairs} pairs")
-    for col in ("rm", "items", "cached", "scored", "abstained", "items/s", "pair accuracy"):
+    for col in ("rm", "items", "cached", "scored", "abstained", "truncated", "items/s", "pair accuracy"):
         table.add_column(col)
     for r in summary.reports:
         rate = f"{r.scored / r.wall_s:,.1f}" if r.scored and r.wall_s > 0 else "-"
         acc = summary.accuracy.get(r.rm)
-        table.add_row(r.rm, str(r.total), str(r.cached), str(r.scored), str(r.abstained), rate,
+        table.add_row(r.rm, str(r.total), str(r.cached), str(r.scored), str(r.abstained), str(r.truncated), rate,
                       "-" if acc is None else f"{acc:.3f}")
     console.print(table)
     for r in summary.reports:

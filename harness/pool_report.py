@@ -69,7 +69,22 @@ def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
         "oracle": {"test": oracle, "shuffled_within_domain": shuffled, "gap": oracle - shuffled},
         "weak_domains": weak_domains,
         "timings": pool.timings,
+        "scoring": _scoring_summary(pool),
     }
+
+
+def _scoring_summary(pool: Pool) -> dict[str, dict[str, float]]:
+    """Per RM, over every scored split: items, newly scored, truncated, seconds, items/s."""
+    out: dict[str, dict[str, float]] = {}
+    for r in pool.score_reports:
+        row = out.setdefault(r.rm, {"items": 0, "scored": 0, "truncated": 0, "wall_s": 0.0})
+        row["items"] += r.total
+        row["scored"] += r.scored
+        row["truncated"] += getattr(r, "truncated", 0)
+        row["wall_s"] += r.wall_s
+    for row in out.values():
+        row["scored_per_s"] = row["scored"] / row["wall_s"] if row["scored"] and row["wall_s"] > 0 else None
+    return out
 
 
 def render_markdown(rep: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -50,6 +51,7 @@ class ScoreReport:
     abstained: int = 0
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    truncated: int = 0  # inputs the RM cut to its max_length (RMs that count them)
 
 
 class ScoreCache:
@@ -210,11 +212,15 @@ def score_pairs(
             if prepare:
                 prepare(pairs)
             task = progress.add_task(f"{rm.name:>24}", total=None)
+            truncated_before = int(getattr(rm, "truncated", 0) or 0)
             try:
                 load = getattr(rm, "load", None)
                 if load:  # a model that cannot load fails the RM once, not once per item; nothing is cached
                     load()
-                values, report = cache.score(rm, prompts, responses, chunk_size, progress, task)
+                with warnings.catch_warnings():  # one summary per RM (report.truncated), not a warning per chunk
+                    warnings.filterwarnings("ignore", message=".*longer than max_length.*")
+                    values, report = cache.score(rm, prompts, responses, chunk_size, progress, task)
+                report.truncated = int(getattr(rm, "truncated", 0) or 0) - truncated_before
             except Exception as exc:  # noqa: BLE001 - an RM that cannot load is reported; the others go on
                 report = ScoreReport(rm=rm.name, total=2 * n, cached=0, abstained=2 * n,
                                      errors=[f"{type(exc).__name__}: {exc}"])

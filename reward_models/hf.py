@@ -176,9 +176,11 @@ class _HFBase:
     def _report_truncation(self, cut: int, total: int) -> None:
         if cut:
             self.truncated += cut
+            how = ("as in training (special tokens, the prompt's end and the response's end kept)"
+                   if getattr(self, "_pair_encoder", None) is not None else f"on the {self.truncation_side}")
             warnings.warn(
                 f"{self.name}: {cut} of {total} input(s) longer than max_length={self.max_length} tokens "
-                f"were cut on the {self.truncation_side}", TruncationWarning, stacklevel=4,
+                f"were cut {how}", TruncationWarning, stacklevel=4,
             )
 
     def _pad(self, seqs: list[list[int]]):
