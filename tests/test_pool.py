@@ -1,0 +1,72 @@
+"""The pool builder and its report, on a tiny suite where each RM's record is known by construction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.errors import ConfigError
+from harness.plugins import build_registry, reset_registry
+from harness.pool import build_pool, load_pool_config
+from harness.pool_report import pool_report, render_markdown
+from tests.conftest import FIXTURE_PLUGINS
+
+POOL = """\
+name: tiny-pool
+benchmark: {suite: tiny-suite, seed: 0}
+reward_models:
+  - length
+  - lexical-overlap
+  - {name: length, label: length-log, params: {log: true}}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
+    import fixture_suite
+
+    reset_registry(build_registry(extra_plugins=[("tiny", fixture_suite)]))
+    monkeypatch.setenv("RMROUTE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "pool-tiny.yaml"
+    path.write_text(POOL)
+    return path
+
+
+def test_build_and_report(tiny):
+    pool = build_pool(load_pool_config(tiny), show_progress=False, log=lambda m: None)
+    assert pool.names == ["length", "lexical-overlap", "length-log"] and pool.costs == [0.0, 0.0, 0.0]
+    assert set(pool.margins) == {"offline", "online", "test"} and pool.margins["test"].shape == (30, 3)
+    rep = pool_report(pool)
+    # by construction: length is right on 'long' and wrong on 'echo'; overlap the other way round
+    assert rep["per_domain"]["long"]["length"]["acc"] == 1.0 and rep["per_domain"]["echo"]["length"]["acc"] == 0.0
+    assert rep["per_domain"]["echo"]["lexical-overlap"]["acc"] == 1.0
+    # 'long': 'alpha beta gamma delta' vs 'alpha' share no prompt word: overlap ties -> not right
+    assert rep["per_domain"]["long"]["lexical-overlap"]["acc"] == 0.0
+    h = rep["headroom"]
+    assert h["domain_best_arms"] == {"echo": "lexical-overlap", "long": "length"}
+    assert h["domain_best_test"]["acc"] == 1.0 and h["best_single_test"]["acc"] == 0.5 and h["gain"] == 0.5
+    assert rep["oracle"]["test"] == 1.0
+    md = render_markdown(rep)
+    assert "+50.0 points" in md and "| long (n=15) |" in md
+    # scored once: a second build scores nothing
+    again = build_pool(load_pool_config(tiny), show_progress=False, log=lambda m: None)
+    assert all(r.scored == 0 for r in again.score_reports)
+    np.testing.assert_array_equal(again.margins["test"], pool.margins["test"])
+
+
+def test_cli_pool_build_writes_the_report(tiny, tmp_path):
+    out = tmp_path / "report"
+    assert main(["pool", "build", str(tiny), "--out", str(out)]) == 0
+    data = json.loads((out / "tiny-pool.json").read_text())
+    assert data["names"] == ["length", "lexical-overlap", "length-log"] and (out / "tiny-pool.md").is_file()
+
+
+def test_trained_reference_must_name_a_train_entry(tmp_path):
+    path = tmp_path / "pool-bad.yaml"
+    path.write_text("name: p\nreward_models:\n  - {name: hf-seqcls, params: {model: 'trained:nope'}}\n")
+    with pytest.raises(ConfigError, match="'trained:nope' names no entry of `train`"):
+        load_pool_config(path)
