@@ -91,13 +91,18 @@ def run(
     out: Path = typer.Option(Path("results"), "--out", help="Results root; run files go to OUT/runs/<suite>/."),
     resume: bool = typer.Option(False, "--resume", help="Skip grid cells whose run file already exists (status ok)."),
     no_leaderboard: bool = typer.Option(False, "--no-leaderboard", help="Do not rebuild the leaderboard afterwards."),
+    executor: str = typer.Option("local", "--executor", help="local, or ray (grid cells as Ray tasks; the `distributed` extra)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray with 2 CPUs)."),
 ) -> None:
     """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
     from harness.config import load_config
     from harness.runners import run_config
 
     cfg = load_config(config)
-    written = run_config(cfg, config, out, resume=resume)
+    options = {"resume": resume}
+    if executor != "local" or ray_address:
+        options.update(executor=executor, address=ray_address)
+    written = run_config(cfg, config, out, **options)
     console.print(f"wrote {len(written)} run file(s) under {out / 'runs' / cfg.suite}")
     if not no_leaderboard:
         leaderboard(out)

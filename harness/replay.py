@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.config import StrictModel
+from harness.errors import NotBuiltError
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -368,13 +369,50 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
     return ctx, None
 
 
-def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list:
+def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,
+              normalizers: Sequence[Any]) -> tuple[str, str | None, dict[str, Any] | None, float]:
+    """One grid cell: (status, error, replay output, seconds). A router that raises is a failed cell."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        out = replay_one(spec, data, scenario, seed, settings.batch_size, normalizers,
+                         settings.on_bad_feedback, settings.curve_points)
+        return "ok", None, out, time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - one router's failure must not lose the others
+        return "failed", f"{type(exc).__name__}: {exc}", None, time.perf_counter() - t0
+
+
+def _ray_cells(todo, data, settings, normalizers, address):
+    """Run the cells as Ray tasks (local Ray with 2 CPUs, or the cluster at ``address``); yields in order."""
+    try:
+        import ray
+    except ImportError:
+        raise NotBuiltError("--executor ray needs Ray: pip install 'rmroute[distributed]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else 2, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        cell = ray.remote(num_cpus=1)(_run_cell)
+        data_ref = ray.put(data)
+        refs = [cell.remote(spec, data_ref, settings.scenarios[scen], seed, settings, list(normalizers))
+                for _, spec, seed, scen in todo]
+        yield from ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None,
+        executor: str = "local", address: str | None = None) -> list:
     """Run the config's grid (router × seed × scenario), one run JSON each; returns their paths.
 
     ``resume`` skips cells whose run file already exists with status ok; ``only`` restricts the grid
-    to one cell (``{"label", "seed", "scenario"}``; used by `rmroute reproduce`).
+    to one cell (``{"label", "seed", "scenario"}``; used by `rmroute reproduce`). ``executor="ray"``
+    runs the cells as Ray tasks (local Ray, or the cluster at ``address``); every cell is
+    deterministic, so the results are identical to the local executor's.
     """
-    import time
     from pathlib import Path
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -395,40 +433,42 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         grid = [g for g in grid if (g[0], g[2], g[3]) == (only["label"], only["seed"], only["scenario"])]
         if not grid:
             raise ConfigError(f"{config_path}: no grid cell matches {only}")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
     out_dir = Path(out_dir)
     code, packages = code_version(), package_versions()
-    written = []
+    written, todo = [], []
+    for label, spec, seed, scen in grid:
+        path = out_dir / "runs" / cfg.suite / f"{run_id(scen, label, seed, sha)}.json"
+        if resume and path.is_file():
+            try:
+                if load_run(path).status == "ok":
+                    written.append(path)
+                    continue
+            except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
+                pass
+        todo.append((label, spec, seed, scen))
+    if executor == "ray":
+        results = _ray_cells(todo, data, settings, cfg.normalizers, address)
+    else:
+        results = (_run_cell(spec, data, settings.scenarios[scen], seed, settings, cfg.normalizers)
+                   for _, spec, seed, scen in todo)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
-        task = progress.add_task("replay runs", total=len(grid))
-        for label, spec, seed, scen in grid:
+        task = progress.add_task(f"replay runs ({executor})", total=len(todo))
+        for (label, spec, seed, scen), (status, error, out, wall) in zip(todo, results):
             rid = run_id(scen, label, seed, sha)
             path = out_dir / "runs" / cfg.suite / f"{rid}.json"
-            if resume and path.is_file():
-                try:
-                    if load_run(path).status == "ok":
-                        written.append(path)
-                        progress.advance(task)
-                        continue
-                except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
-                    pass
-            t0 = time.perf_counter()
-            status, error, out = "ok", None, None
-            try:
-                out = replay_one(spec, data, settings.scenarios[scen], seed, settings.batch_size,
-                                 cfg.normalizers, settings.on_bad_feedback, settings.curve_points)
-            except Exception as exc:  # noqa: BLE001 - one router's failure must not lose the others
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
             entry_meta = {"learns": bool(getattr(spec.factory, "learns", False)), "replay_only": spec.replay_only}
             record = RunRecord(
                 run_id=rid, kind="replay", suite=cfg.suite, scenario=scen, status=status, error=error,
                 router=RouterInfo(name=spec.name, params=_jsonable_params(spec.params), label=label),
                 reward_models=list(data.names), data=DataInfo(**data_info), seed=seed,
                 metrics=out["metrics"] if out else {}, per_domain=out["per_domain"] if out else {},
-                rm_calls=out["rm_calls"] if out else {}, wall_s=time.perf_counter() - t0,
+                rm_calls=out["rm_calls"] if out else {}, wall_s=wall,
                 config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
-                command=f"rmroute reproduce {path}",
-                created=now_iso(),
-                extra={**entry_meta, "curves": out["curves"] if out else {}, "test_outcomes": out["test_outcomes"] if out else ""},
+                command=f"rmroute reproduce {path}", created=now_iso(),
+                extra={**entry_meta, "curves": out["curves"] if out else {},
+                       "test_outcomes": out["test_outcomes"] if out else ""},
             )
             written.append(write_run(record, out_dir))
             progress.advance(task)
