@@ -181,6 +181,16 @@ def _items(split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray) 
     return [{"domain": split.domains[i]} for i in idx]
 
 
+def _decide(router, select, split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray):
+    """Route a batch and decide its pairs from the margins the router paid for, and nothing else.
+
+    Returns (selection, (b, K) calls, (b,) whether each decision has the gold sign)."""
+    sel = select(split.X[idx], _items(split, idx, replay_only, right))
+    calls = np.asarray(sel.calls, dtype=bool)
+    visible = np.where(calls, split.margins[idx], np.nan)  # only what it paid for
+    return sel, calls, _right(np.asarray(router.combine(sel, visible)), split.gold[idx])
+
+
 def _downsample(curve: np.ndarray, points: int) -> list[float]:
     if curve.size <= points:
         return curve.astype(float).tolist()
@@ -226,10 +236,7 @@ def replay_one(
     skipped = 0
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
-        sel = router.select(on.X[idx], _items(on, idx, spec.replay_only, right_on))
-        calls = np.asarray(sel.calls, dtype=bool)
-        visible = np.where(calls, on.margins[idx], np.nan)  # only what it paid for
-        dec_right[idx] = _right(np.asarray(router.combine(sel, visible)), on.gold[idx])
+        sel, calls, dec_right[idx] = _decide(router, router.select, on, idx, spec.replay_only, right_on)
         calls_on[idx] = calls
         credited[idx] = sel.arms
         rows, arms = np.nonzero(calls)
@@ -249,11 +256,7 @@ def replay_one(
     credited_te = np.zeros(m, dtype=np.int64)
     for start in range(0, m, batch_size):
         idx = np.arange(start, min(start + batch_size, m))
-        sel = router.select_greedy(te.X[idx], _items(te, idx, spec.replay_only, right_te))
-        calls = np.asarray(sel.calls, dtype=bool)
-        visible = np.where(calls, te.margins[idx], np.nan)
-        test_right[idx] = _right(np.asarray(router.combine(sel, visible)), te.gold[idx])
-        calls_te[idx] = calls
+        sel, calls_te[idx], test_right[idx] = _decide(router, router.select_greedy, te, idx, spec.replay_only, right_te)
         credited_te[idx] = sel.arms
 
     oracle_on, oracle_te = right_on.any(axis=1), right_te.any(axis=1)
