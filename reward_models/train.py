@@ -69,6 +69,7 @@ class RMTrainConfig(StrictModel):
         description="relative weight per domain; pairs of other domains are left out; empty = all pairs as given",
     )
     max_pairs: int | None = Field(None, ge=2, description="cap on the pairs used (train + validation)")
+    exclude_kinds: list[str] = Field(default_factory=list, description="leave out pairs whose metadata.kind is one of these")
     max_length: int = Field(256, ge=16, description="tokens per sequence, special tokens included")
     prompt_min_tokens: int = Field(64, ge=0, description="prompt tokens kept when the response alone would fill max_length")
     response_keep: Literal["end", "start"] = Field("end", description="which end of a too-long response is kept")
@@ -726,6 +727,8 @@ def train_reward_model(cfg: RMTrainConfig, pairs: Sequence[PreferencePair], *, r
             return report
 
     _check_output(output_dir)
+    if cfg.exclude_kinds:  # e.g. a specialist that never sees truncated answers
+        pairs = [p for p in pairs if p.metadata.get("kind") not in set(cfg.exclude_kinds)]
     selected = select_pairs(pairs, cfg.domain_mix, cfg.max_pairs, cfg.seed)
     train_pairs, val_pairs = split_validation(selected, cfg.eval_fraction, cfg.seed)
     if not train_pairs:

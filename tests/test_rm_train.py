@@ -343,3 +343,17 @@ def test_hfseqcls_cuts_a_trained_rm_exactly_as_training_did(trained_bert):
     assert all(cut) and all(x[0] == tok.cls_token_id and x[-1] == tok.sep_token_id for x in ids)
     np.testing.assert_allclose(score_ids(model, ids, tok.pad_token_id), scores, rtol=1e-4, atol=1e-5)
     assert rm.identity().endswith(":train-layout")
+
+
+def test_exclude_kinds_leaves_those_pairs_out(bases, tmp_path):
+    import dataclasses
+
+    pairs = marker_pairs(60, seed=3, words=(2, 10))
+    kinds = ["truncated", "padded-wrong", "neighbour"]
+    pairs = [dataclasses.replace(p, metadata={"kind": kinds[i % 3]}) for i, p in enumerate(pairs)]
+    report = train_reward_model(cfg_for(bases["bert"], tmp_path / "rm", max_steps=2, eval_every=1,
+                                        exclude_kinds=["truncated", "neighbour"]), pairs)
+    assert report.n_train + report.n_val == 20  # only the padded-wrong third is left
+    record = json.loads((tmp_path / "rm" / TRAIN_RECORD).read_text())
+    kept = set(record["data"]["train_ids"]) | set(record["data"]["val_ids"])
+    assert kept == {p.id for p in pairs if p.metadata["kind"] == "padded-wrong"}
