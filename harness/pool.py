@@ -131,16 +131,9 @@ def build_rms(cfg: PoolConfig, rm_train: list[PreferencePair]) -> list[Any]:
         model = str(params.get("model", ""))
         if model.startswith("trained:"):
             params["model"] = str(trained_dir(cfg, model[len("trained:"):], data_sha))
-        if ref.label and "name" not in params:
-            import inspect
-
-            from harness.plugins import get_registry
-
-            if "name" in inspect.signature(get_registry().get("reward_model", ref.name).factory).parameters:
-                params["name"] = ref.label
         rm = create("reward_model", ref.name, **params)
         if ref.label:
-            rm.name = ref.label
+            rm.name = ref.label  # reports and the arm names use the label
         rms.append(rm)
     return rms
 

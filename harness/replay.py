@@ -118,19 +118,15 @@ def _arm(data: ReplayData, name: str, what: str) -> int:
     return data.names.index(name)
 
 
-def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed: int) -> tuple[ReplayData, np.ndarray | None, int | None]:
-    """The data as this scenario sees it; returns (data, online availability mask (N_online, K) or None, cold arm)."""
+def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed: int) -> ReplayData:
+    """The data as this scenario sees it, with the online split in stream ``order``."""
     data = copy.copy(data)
     online = data.online.take(order)
     offline, test = data.offline, data.test
-    available = None
-    cold = None
     n = len(order)
     if scenario.cold_start is not None:
         cold = _arm(data, scenario.cold_start.arm, "cold_start")
         join = int(round(scenario.cold_start.join_at * n))
-        available = np.ones((n, data.n_arms), dtype=bool)
-        available[:join, cold] = False
         m = online.margins.copy()
         m[:join, cold] = np.nan  # absent: a call to it abstains
         online = Split(online.X, m, online.gold, online.domains)
@@ -153,7 +149,7 @@ def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed
         t[:, k] = rng.normal(0.0, scale, size=t.shape[0])
         test = Split(test.X, t, test.gold, test.domains)
     data.offline, data.online, data.test = offline, online, test
-    return data, available, cold
+    return data
 
 
 def stream_order(domains: Sequence[str], scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
@@ -213,7 +209,7 @@ def replay_one(
 
     rng = np.random.default_rng([seed, 104729])
     order = stream_order(data.online.domains, scenario, rng)
-    data, available, cold = apply_scenario(data, scenario, order, seed)
+    data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms
     params = dict(spec.params)
     if isinstance(params.get("prior_mean"), str):
@@ -231,14 +227,12 @@ def replay_one(
     n = on.gold.size
     dec_right = np.zeros(n, dtype=bool)
     calls_on = np.zeros((n, K), dtype=bool)
-    credited = np.zeros(n, dtype=np.int64)
     rewards: list[float] = []
     skipped = 0
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         sel, calls, dec_right[idx] = _decide(router, router.select, on, idx, spec.replay_only, right_on)
         calls_on[idx] = calls
-        credited[idx] = sel.arms
         rows, arms = np.nonzero(calls)
         raw = right_on[idx][rows, arms].astype(np.float64)
         rewards.extend(raw[arms == np.asarray(sel.arms)[rows]].tolist())

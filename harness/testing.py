@@ -219,23 +219,17 @@ def check_entry(entry: Any) -> tuple[str, str]:
     status is "ok", "fail" or "skip" (no check for the kind, or the factory needs parameters that
     have no default and the entry's ``check_params`` metadata does not give them).
     """
-    import inspect
+    from harness.errors import PluginError
+    from harness.plugins import check_params
 
     check = CHECKS.get(entry.kind)
     if check is None:
         return "skip", f"no conformance check for kind {entry.kind!r}"
     params = dict(entry.metadata.get("check_params", {}))
-    try:
-        sig = inspect.signature(entry.factory)
-        missing = [
-            p.name for p in sig.parameters.values()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.name not in params and p.name not in SUPPLIED.get(entry.kind, set())
-        ]
-    except (TypeError, ValueError):
-        missing = []
-    if missing:
-        return "skip", f"needs parameters {', '.join(missing)} (give them as check_params metadata)"
+    try:  # the host supplies SUPPLIED; anything else without a default must come from check_params
+        check_params(entry, {**{k: None for k in SUPPLIED.get(entry.kind, ())}, **params})
+    except PluginError as exc:
+        return "skip", f"needs parameters the check cannot guess ({exc}); give them as check_params metadata"
     if entry.kind == "router" and entry.metadata.get("replay_only"):
         params["needs_items"] = True
     try:

@@ -173,6 +173,13 @@ class _HFBase:
             ids = [x if len(x) <= keep else (x[-keep:] if self.truncation_side == "left" else x[:keep]) for x in ids]
         return ids
 
+    def _start(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Check the batch, load the model if the batch is not empty; the NaN-filled output array."""
+        check_batch(self.name, prompts, responses)
+        if len(prompts):
+            self.load()
+        return np.full(len(prompts), np.nan)
+
     def _report_truncation(self, cut: int, total: int) -> None:
         if cut:
             self.truncated += cut
@@ -249,11 +256,9 @@ class HFSeqClsRM(_HFBase):
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         import torch
 
-        check_batch(self.name, prompts, responses)
-        out = np.full(len(prompts), np.nan)
-        if not len(prompts):
+        out = self._start(prompts, responses)
+        if not out.size:
             return out
-        self.load()
         if self._pair_encoder is not None:  # keeps [CLS]/[SEP], the prompt's end and the response's end
             ids, _, cut = self._pair_encoder.encode(list(prompts), list(responses))
             self._report_truncation(sum(cut), len(ids))
@@ -286,11 +291,9 @@ class HFLogLikRM(_HFBase):
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         import torch
 
-        check_batch(self.name, prompts, responses)
-        out = np.full(len(prompts), np.nan)
-        if not len(prompts):
+        out = self._start(prompts, responses)
+        if not out.size:
             return out
-        self.load()
         chat = self.chat()
         prefixes = [self.prefix(p) for p in prompts]
         prompt_ids = self._tokenizer(prefixes, add_special_tokens=not chat)["input_ids"]
