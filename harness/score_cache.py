@@ -138,6 +138,9 @@ class ScoreCache:
             if k not in self._table and k not in todo:
                 todo[k] = i
         report = ScoreReport(rm=rm.name, total=len(keys), cached=len(keys) - len(todo))
+        load = getattr(rm, "load", None)
+        if todo and load:  # only when something needs scoring; a model that cannot load fails once, not per item
+            load()
         if progress is not None and task is not None:
             progress.update(task, total=len(todo), completed=0)
         pending = list(todo.items())
@@ -214,9 +217,6 @@ def score_pairs(
             task = progress.add_task(f"{rm.name:>24}", total=None)
             truncated_before = int(getattr(rm, "truncated", 0) or 0)
             try:
-                load = getattr(rm, "load", None)
-                if load:  # a model that cannot load fails the RM once, not once per item; nothing is cached
-                    load()
                 with warnings.catch_warnings():  # one summary per RM (report.truncated), not a warning per chunk
                     warnings.filterwarnings("ignore", message=".*longer than max_length.*")
                     values, report = cache.score(rm, prompts, responses, chunk_size, progress, task)
