@@ -32,6 +32,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "builtin-routers": "routers.plugin",
     "builtin-reward-models": "reward_models.plugin",
     "builtin-suites": "suites.plugin",
+    "builtin-eval-lm": "suites.lm_eval_plugin",
+    "builtin-eval-chat": "suites.chat_plugin",
+    "builtin-generators": "generators.plugin",
 }
 
 

@@ -135,3 +135,70 @@ class Normalizer(Protocol):
     """Maps raw feedback (B,) for the given arms (B,) to the router's feedback scale; may keep history."""
 
     def __call__(self, raw: np.ndarray, arms: np.ndarray) -> np.ndarray: ...
+
+
+# ---- policy training and evaluation ----------------------------------------------------------
+@runtime_checkable
+class Generator(Protocol):
+    """Samples responses from a policy. ``factory(model, tokenizer, **params)``: the runner supplies the
+    live policy (a transformers model, possibly PEFT-wrapped) and its tokenizer.
+
+    ``prompts`` are fully formatted prompt texts (chat template already applied by the caller);
+    the result holds ``n`` completions (response text only) per prompt, in prompt order.
+    """
+
+    def generate(self, prompts: Sequence[str], n: int, seed: int) -> list[list[str]]: ...
+
+    def sync(self, model: Any) -> None:
+        """Called after every policy update; in-process generators share the model and do nothing."""
+        ...
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Grades policy outputs for the evaluation suites. NaN = no verdict (counted, never guessed).
+
+    ``compare`` returns P(answer A is better than answer B) in [0, 1] per item (ties 0.5), with the
+    judge's position bias cancelled (each pair judged in both orders). ``grade`` returns a 1..10
+    score per item; ``references`` holds a reference answer or None per item.
+    """
+
+    name: str
+
+    def compare(self, questions: Sequence[str], a: Sequence[str], b: Sequence[str]) -> np.ndarray: ...
+
+    def grade(self, questions: Sequence[str], answers: Sequence[str],
+              references: Sequence[str | None]) -> np.ndarray: ...
+
+
+@dataclass
+class SuiteResult:
+    """One evaluation suite's outcome for one policy.
+
+    ``metrics``: headline numbers (e.g. ``{"acc": 0.41}`` or ``{"lc_win_rate": 12.3, "win_rate": 10.1}``);
+    ``ci``: (low, high) per metric where the suite can give one; ``flags``: facts a reader must
+    see next to the numbers (e.g. ``{"lc_without_gamed_baselines": True}``); ``samples``: path of
+    the per-sample log written under the ``out_dir`` the suite was given.
+    """
+
+    suite: str
+    metrics: dict[str, float]
+    n_items: int
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
+    samples: str | None = None
+
+
+@runtime_checkable
+class EvalSuite(Protocol):
+    """An evaluation suite, registered with ``register_suites`` and metadata ``kind="eval"``.
+
+    ``policy`` is a :class:`harness.policy.Policy` (model, tokenizer, device, ``format_prompt``);
+    ``generator`` samples from it; ``judge`` is None for suites that need none (gsm8k, mmlu).
+    """
+
+    name: str
+    needs_judge: bool
+
+    def evaluate(self, policy: Any, generator: Generator, judge: Judge | None, out_dir: Any,
+                 rng: np.random.Generator) -> SuiteResult: ...
