@@ -93,12 +93,16 @@ def run(
     no_leaderboard: bool = typer.Option(False, "--no-leaderboard", help="Do not rebuild the leaderboard afterwards."),
     executor: str = typer.Option("local", "--executor", help="local, or ray (grid cells as Ray tasks; the `distributed` extra)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray with 2 CPUs)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
 ) -> None:
     """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
     from harness.config import load_config
-    from harness.runners import run_config
+    from harness.runners import get_plan, run_config
 
     cfg = load_config(config)
+    if dry_run:
+        typer.echo(get_plan(cfg.kind)(cfg, config))
+        return
     options = {"resume": resume}
     if executor != "local" or ray_address:
         options.update(executor=executor, address=ray_address)

@@ -298,6 +298,7 @@ class Board:
     groups: list[Group]
     skipped: list[tuple[Path, str]]
     n_runs: int
+    policies: Any = None  # harness.policy_board.PolicyTable, from the evaluate runs
 
     @property
     def tables(self) -> list[Table]:
@@ -423,9 +424,13 @@ def collect(root: str | Path = "results") -> Board:
             rel = path.as_posix()
         return RunRef(run, path, rel)
 
+    from harness.policy_board import collect_policies
+
+    policies = collect_policies([(r, ref(r).rel) for r in runs if r.kind == "evaluate"])
     grouped: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for run in runs:
-        grouped[(run.suite, run.config_sha256)].append(run)
+        if run.kind != "evaluate":  # evaluate runs make the policy table
+            grouped[(run.suite, run.config_sha256)].append(run)
     groups = []
     for (suite, sha), members in sorted(grouped.items()):
         # one run per (scenario, router, seed): the newest wins (a resumed or repeated run)
@@ -449,7 +454,7 @@ def collect(root: str | Path = "results") -> Board:
             tables=tables, failed=failed, superseded=len(members) - len(kept),
             latest=max(r.created for r in members),
         ))
-    return Board(root, groups, skipped, len(runs))
+    return Board(root, groups, skipped, len(runs), policies)
 
 
 # ---- cells shared by the Markdown, HTML and terminal renderings --------------------------------
@@ -582,8 +587,12 @@ def render_markdown(board: Board) -> str:
     out = ["# rmroute leaderboard", "",
            "Rebuilt by `rmroute leaderboard` from `results/runs/**.json`; do not edit by hand. "
            "Statistics: docs/leaderboard.md. Sortable version: [leaderboard.html](leaderboard.html).", ""]
-    if not board.groups:
+    if not board.groups and board.policies is None:
         out.append("No runs yet.")
+    if board.policies is not None:
+        from harness.policy_board import render_markdown as policy_markdown
+
+        out += policy_markdown(board.policies)
     for group in board.groups:
         out += [f"## {group.title}", "",
                 f"Data {group.data}; reward models: {', '.join(group.reward_models) or '–'}.", ""]

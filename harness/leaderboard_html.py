@@ -121,8 +121,12 @@ def render_html(board: "Board") -> str:
            "do not edit by hand. Click a column header to sort. Mean ± sample std over seeds, 95% bootstrap "
            "CI of the mean over seeds; paired test: two-way (seeds × test items) bootstrap of the pair-accuracy "
            "difference against the best non-oracle row (docs/leaderboard.md).</p>"]
-    if not board.groups:
+    if not board.groups and board.policies is None:
         out.append("<p>No runs yet.</p>")
+    if board.policies is not None:
+        from harness.policy_board import render_html as policy_html
+
+        out += policy_html(board.policies)
     for gi, group in enumerate(board.groups):
         out.append(f"<h2>{escape(group.suite)} · config <code>{escape(group.config_sha256[:12])}</code> · "
                    f"{escape(', '.join(group.kinds))}</h2>")

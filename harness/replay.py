@@ -474,3 +474,18 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
 
 def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v if not isinstance(v, np.ndarray) else f"array{list(v.shape)}") for k, v in params.items()}
+
+
+def plan(cfg, config_path) -> str:
+    """What `rmroute run --dry-run` prints for a replay config (nothing is loaded or scored)."""
+    settings = ReplaySettings.model_validate(cfg.settings)
+    routers = [r.label or r.name for r in cfg.routers]
+    n = len(routers) * len(cfg.seeds) * len(settings.scenarios)
+    return "\n".join([
+        f"replay {config_path}: {len(routers)} router entr(ies) × {len(cfg.seeds)} seed(s) × "
+        f"{len(settings.scenarios)} scenario(s) = {n} runs (`single` with arm: all expands to one per RM)",
+        f"  pool {settings.pool} (RMs trained/scored on first use, cached)",
+        f"  offline router {settings.offline or '(none: featurizer contexts)'}",
+        f"  routers: {', '.join(routers)}",
+        f"  scenarios: {', '.join(settings.scenarios)}; seeds: {cfg.seeds}",
+    ])

@@ -22,7 +22,7 @@ RUNNERS: dict[str, str] = {
 Runner = Callable[..., list[Path]]
 
 
-def get_runner(kind: str) -> Runner:
+def _module(kind: str):
     module_name = RUNNERS[kind]
     try:
         module = importlib.import_module(module_name)
@@ -33,7 +33,19 @@ def get_runner(kind: str) -> Runner:
                 f"`rmroute validate` checks this config, but it cannot run until that runner exists"
             ) from None
         raise
-    return module.run
+    return module
+
+
+def get_runner(kind: str) -> Runner:
+    return _module(kind).run
+
+
+def get_plan(kind: str) -> Callable[..., str]:
+    """The runner's ``plan(cfg, config_path) -> str`` (what ``rmroute run --dry-run`` prints)."""
+    module = _module(kind)
+    if not hasattr(module, "plan"):
+        raise NotBuiltError(f"the {kind!r} runner has no --dry-run plan")
+    return module.plan
 
 
 def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> list[Path]:

@@ -1,0 +1,267 @@
+"""The ``evaluate`` runner: score policies (base models or trained checkpoints) on evaluation suites.
+
+A config (``kind: evaluate``) names the policies, the suites, the generator that samples from each
+policy and the judge the judge-based suites use::
+
+    settings:
+      policies:
+        - {label: base, policy: {model: tiny}}          # a PolicySpec (harness/policy.py)
+        - {train_runs: results/runs/train-tiny}         # every ok train run there: its policy + adapter
+      suites: [{name: gsm8k, params: {limit: 50}}, {name: alpaca-eval, params: {limit: 50}}]
+      generator: {name: transformers, params: {temperature: 0.0, max_new_tokens: 256}}
+      judge: {name: rm-judge, params: {reward_model: length}}
+
+One run JSON per (policy, suite, seed) in ``results/runs/<suite>/``: ``metrics`` are the suite's
+headline numbers, ``extra`` holds the CIs, the suite's flags, the policy and the path of the
+per-sample log (kept next to the run JSON, in ``<run_id>.samples/``). A suite that fails is
+recorded as a failed run with its error; the other suites and policies still run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from harness.config import PluginRef, StrictModel
+from harness.errors import ConfigError
+from harness.policy import PolicySpec
+
+
+class PolicyEntry(StrictModel):
+    """One policy to evaluate: a spec, one train run JSON, or a folder of train run JSONs."""
+
+    label: str | None = Field(None, description="row name on the policy leaderboard (default: from the spec / train run)")
+    policy: PolicySpec | None = None
+    train_run: str | None = Field(None, description="a train run JSON: its policy spec with its final adapter")
+    train_runs: str | None = Field(None, description="a folder of train run JSONs: each ok run is a policy")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "PolicyEntry":
+        given = [k for k in ("policy", "train_run", "train_runs") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of policy, train_run, train_runs (got {', '.join(given) or 'none'})")
+        return self
+
+
+class EvaluateSettings(StrictModel):
+    policies: list[PolicyEntry] = Field(min_length=1)
+    suites: list[PluginRef] = Field(min_length=1)
+    generator: PluginRef = Field(default_factory=lambda: PluginRef(
+        name="transformers", params={"temperature": 0.0, "max_new_tokens": 256}))
+    judge: PluginRef | None = None
+    device: str = Field("auto", description="where every policy runs: auto (cuda when present), cpu, cuda:N")
+
+
+SETTINGS = EvaluateSettings
+
+
+@dataclass
+class PolicyPlan:
+    """A resolved policy: what to load, how to label it, and where it came from."""
+
+    label: str
+    spec: PolicySpec
+    router: str = "base"
+    reward_models: tuple[str, ...] = ()
+    train_run: str | None = None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
+    """The policy a train run produced: its base spec with the run's final LoRA adapter on top."""
+    from harness.results import load_run
+
+    run = load_run(path)
+    if run.kind != "train":
+        raise ConfigError(f"{path}: a {run.kind!r} run, not a train run")
+    if run.status != "ok":
+        raise ConfigError(f"{path}: the train run failed ({run.error}); nothing to evaluate")
+    spec_data, adapter = run.extra.get("policy"), run.extra.get("adapter")
+    if not isinstance(spec_data, dict) or not adapter:
+        raise ConfigError(f"{path}: extra.policy and extra.adapter are missing (not written by `rmroute run` kind train?)")
+    adapter_path = Path(adapter)
+    if not adapter_path.is_absolute():
+        adapter_path = (path.parent / adapter_path).resolve()
+    spec = PolicySpec.model_validate({**spec_data, "adapter": str(adapter_path)})
+    router_label = run.router.label or run.router.name
+    return PolicyPlan(label=label or f"{router_label}@seed{run.seed}", spec=spec, router=router_label,
+                      reward_models=tuple(run.reward_models), train_run=str(path))
+
+
+def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[PolicyPlan]:
+    """Expand the config's policy entries; relative paths are relative to the working directory."""
+    plans: list[PolicyPlan] = []
+    for i, entry in enumerate(settings.policies):
+        if entry.policy is not None:
+            plans.append(PolicyPlan(label=entry.label or _slug(Path(entry.policy.model).name or entry.policy.model),
+                                    spec=entry.policy))
+        elif entry.train_run is not None:
+            plans.append(policy_from_train_run(Path(entry.train_run), entry.label))
+        else:
+            folder = Path(entry.train_runs)
+            files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+            found = []
+            for f in files:
+                try:
+                    found.append(policy_from_train_run(f))
+                except ConfigError:
+                    continue  # failed or foreign runs are not policies
+            if not found:
+                raise ConfigError(f"{config_path}: settings.policies[{i}].train_runs: no ok train run in {folder}")
+            plans.extend(found)
+    labels = [p.label for p in plans]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"{config_path}: settings.policies: duplicate labels {dupes}; give each a distinct label")
+    return plans
+
+
+def run_id(policy_label: str, suite: str, seed: int, config_sha: str) -> str:
+    return f"{_slug(suite)}--{_slug(policy_label)}--seed{seed}--{config_sha[:10]}"
+
+
+def suite_sha(ref: PluginRef) -> str:
+    return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def plan(cfg, config_path) -> str:
+    """What `rmroute run --dry-run` prints for an evaluate config (nothing is loaded)."""
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    plans = resolve_policies(settings, Path(config_path))
+    lines = [f"evaluate {config_path}: {len(plans)} polic(ies) × {len(settings.suites)} suite(s) × "
+             f"{len(cfg.seeds)} seed(s) = {len(plans) * len(settings.suites) * len(cfg.seeds)} runs"]
+    for p in plans:
+        lines.append(f"  policy {p.label}: model {p.spec.model}" + (f" + adapter {p.spec.adapter}" if p.spec.adapter else ""))
+    for s in settings.suites:
+        lines.append(f"  suite {s.name} {s.params or ''}")
+    lines.append(f"  generator {settings.generator.name} {settings.generator.params}")
+    lines.append(f"  judge {settings.judge.name if settings.judge else '(none)'}")
+    return "\n".join(lines)
+
+
+def _judge(settings: EvaluateSettings, cache: dict[str, Any]):
+    """The run's judge, built once on first need (None when the config names none)."""
+    if "judge" not in cache:
+        if settings.judge is None:
+            cache["judge"] = None
+        else:
+            from harness.plugins import create
+
+            cache["judge"] = create("judge", settings.judge.name, **settings.judge.params)
+    return cache["judge"]
+
+
+def _stats(judge: Any) -> dict[str, Any]:
+    return dict(getattr(judge, "stats", None) or {})
+
+
+def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What one suite cost the (shared) judge: numeric counters as differences, the rest as is."""
+    out = {}
+    for key, value in after.items():
+        old = before.get(key, 0)
+        out[key] = value - old if isinstance(value, (int, float)) and isinstance(old, (int, float)) else value
+    return out
+
+
+def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
+    """Evaluate every (policy, suite, seed); one run JSON each (failed suites included)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.config import config_sha256
+    from harness.plugins import create, get_registry
+    from harness.policy import load_policy
+    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, load_run, now_iso,
+                                 package_versions, write_run)
+
+    config_path, out_dir = Path(config_path), Path(out_dir)
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    registry = get_registry()
+    for i, ref in enumerate(settings.suites):
+        entry = registry.get("suite", ref.name)
+        if entry.metadata.get("kind") != "eval":
+            raise ConfigError(f"{config_path}: settings.suites[{i}]: {ref.name!r} is not an evaluation suite "
+                              f"(eval suites: {', '.join(n for n in registry.names('suite') if registry.get('suite', n).metadata.get('kind') == 'eval')})")
+    plans = resolve_policies(settings, config_path)
+    sha = config_sha256(cfg)
+    code, packages = code_version(), package_versions(("rmroute", "numpy", "torch", "transformers", "lm_eval", "alpaca_eval"))
+    suites = [(ref, create("suite", ref.name, **ref.params)) for ref in settings.suites]
+    judge_cache: dict[str, Any] = {}
+    written: list[Path] = []
+    todo = []
+    for seed in cfg.seeds:
+        for p in plans:
+            for ref, suite in suites:
+                rid = run_id(p.label, ref.name, seed, sha)
+                path = out_dir / "runs" / cfg.suite / f"{rid}.json"
+                if resume and path.is_file():
+                    try:
+                        if load_run(path).status == "ok":
+                            written.append(path)
+                            continue
+                    except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
+                        pass
+                todo.append((seed, p, ref, suite, rid))
+    loaded: dict[str, tuple[Any, Any]] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("evaluate", total=len(todo))
+        for seed, p, ref, suite, rid in todo:
+            progress.update(task, description=f"evaluate {p.label} on {ref.name} (seed {seed})")
+            samples_dir = out_dir / "runs" / cfg.suite / f"{rid}.samples"
+            t0 = time.perf_counter()
+            status, error, result, before = "ok", None, None, {}
+            try:
+                if p.label not in loaded:
+                    loaded.clear()  # one policy in memory at a time
+                    policy = load_policy(p.spec, device=settings.device)
+                    gen = create("generator", settings.generator.name, model=policy.model,
+                                 tokenizer=policy.tokenizer, **settings.generator.params)
+                    loaded[p.label] = (policy, gen)
+                policy, gen = loaded[p.label]
+                judge = _judge(settings, judge_cache) if suite.needs_judge else None
+                if suite.needs_judge and judge is None:
+                    raise ConfigError(f"{config_path}: suite {ref.name!r} needs a judge: set settings.judge")
+                samples_dir.mkdir(parents=True, exist_ok=True)
+                before = _stats(judge)
+                result = suite.evaluate(policy, gen, judge, samples_dir, np.random.default_rng(seed))
+            except Exception as exc:  # noqa: BLE001 - one suite's failure must not lose the others
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            wall = time.perf_counter() - t0
+            samples = None
+            if result is not None and result.samples:
+                try:
+                    samples = Path(result.samples).resolve().relative_to((out_dir / "runs" / cfg.suite).resolve()).as_posix()
+                except ValueError:
+                    samples = str(result.samples)
+            judge_obj = judge_cache.get("judge") if suite.needs_judge else None
+            record = RunRecord(
+                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=ref.name, status=status, error=error,
+                router=RouterInfo(name=p.router, params={}, label=p.label),
+                reward_models=list(p.reward_models),
+                data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
+                seed=seed, metrics=dict(result.metrics) if result else {}, wall_s=wall,
+                config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
+                command=f"rmroute run {config_path}", created=now_iso(),
+                extra={
+                    "eval_suite": ref.name, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
+                    "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
+                    "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
+                    "flags": dict(result.flags) if result else {}, "samples": samples,
+                    "judge": getattr(judge_obj, "name", None),
+                    "judge_stats": _stats_delta(before, _stats(judge_obj)) if judge_obj is not None else {},
+                    "generator": settings.generator.model_dump(mode="json"),
+                },
+            )
+            written.append(write_run(record, out_dir))
+            progress.advance(task)
+    return written

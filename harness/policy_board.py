@@ -1,0 +1,191 @@
+"""The policy leaderboard: trained policies (one row per policy) × evaluation suites.
+
+Built from the ``evaluate`` run JSONs only. A cell is a suite's headline metric (the run's
+``extra.headline`` keys, e.g. GSM8K ``acc``, AlpacaEval ``lc_win_rate`` and ``win_rate``): the mean
+over seeds with a 95% bootstrap interval over seeds when there are several, else the suite's own
+interval (``extra.ci``: e.g. Wilson for accuracies, bootstrap for judge scores). Flags a reader must
+see (e.g. an LC win rate computed without AlpacaEval's gamed baselines) are marked in the cell.
+Failed suite runs are listed with their error.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Callable
+from urllib.parse import quote
+
+from harness.results import RunRecord
+
+#: flags (``extra.flags`` keys) shown as a footnote marker in a cell, and what they mean
+FLAG_NOTES: dict[str, tuple[str, str]] = {
+    "lc_without_gamed_baselines": ("‡", "length-controlled win rate fitted without AlpacaEval's gamed baselines "
+                                        "(df_gamed.csv unavailable offline)"),
+}
+
+
+@dataclass
+class Cell:
+    mean: float
+    lo: float | None
+    hi: float | None
+    n_seeds: int
+    n_items: int
+    marks: str = ""
+    runs: list[tuple[int, str]] = field(default_factory=list)  # (seed, run JSON path relative to results/)
+
+    def text(self) -> str:
+        s = f"{self.mean:.4g}"
+        if self.lo is not None and self.hi is not None:
+            s += f" [{self.lo:.3g}, {self.hi:.3g}]"
+        return s + self.marks
+
+
+@dataclass
+class PolicyTable:
+    columns: list[tuple[str, str]]  # (eval suite, metric key)
+    rows: dict[str, dict[tuple[str, str], Cell]]  # policy label -> column -> cell
+    routers: dict[str, str]  # policy label -> the router that trained it ("base" for base models)
+    failed: list[tuple[RunRecord, str]]
+    flags: set[str]
+
+    def sort_key(self) -> Callable[[str], Any]:
+        first = self.columns[0] if self.columns else None
+
+        def key(label: str):
+            cell = self.rows[label].get(first) if first else None
+            return (cell is None, -(cell.mean if cell else 0.0), label)
+
+        return key
+
+
+def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
+    """``refs``: (evaluate run, its path relative to results/). None when there is no evaluate run."""
+    from harness.leaderboard import Stat
+
+    ok = [(r, rel) for r, rel in refs if r.kind == "evaluate" and r.status == "ok"]
+    failed = [(r, rel) for r, rel in refs if r.kind == "evaluate" and r.status != "ok"]
+    if not ok and not failed:
+        return None
+    # the newest run per (policy, suite, seed) counts
+    latest: dict[tuple[str, str, int], tuple[RunRecord, str]] = {}
+    for r, rel in sorted(ok, key=lambda x: (x[0].created, x[0].run_id)):
+        latest[(_label(r), _suite(r), r.seed)] = (r, rel)
+    grouped: dict[tuple[str, str], list[tuple[RunRecord, str]]] = defaultdict(list)
+    columns: list[tuple[str, str]] = []
+    routers: dict[str, str] = {}
+    flags: set[str] = set()
+    for (label, suite, _), (r, rel) in sorted(latest.items()):
+        routers[label] = r.router.name
+        for key in r.extra.get("headline") or sorted(r.metrics):
+            if key in r.metrics and (suite, key) not in columns:
+                columns.append((suite, key))
+            grouped[(label, suite)].append((r, rel))
+    rows: dict[str, dict[tuple[str, str], Cell]] = defaultdict(dict)
+    for (label, suite), members in grouped.items():
+        members = sorted({r.run_id: (r, rel) for r, rel in members}.values(), key=lambda x: x[0].seed)
+        for col in [c for c in columns if c[0] == suite]:
+            values = [r.metrics.get(col[1]) for r, _ in members]
+            stat = Stat.of(values)
+            if stat.n == 0:
+                continue
+            if stat.n >= 2:
+                lo, hi = stat.lo, stat.hi
+            else:
+                ci = members[0][0].extra.get("ci", {}).get(col[1])
+                lo, hi = (ci[0], ci[1]) if ci and None not in ci else (None, None)
+            marks = ""
+            for r, _ in members:
+                for flag, on in (r.extra.get("flags") or {}).items():
+                    if on and flag in FLAG_NOTES and FLAG_NOTES[flag][0] not in marks:
+                        marks += FLAG_NOTES[flag][0]
+                        flags.add(flag)
+            rows[label][col] = Cell(stat.mean, lo, hi, stat.n, members[0][0].data.n, marks,
+                                    [(r.seed, rel) for r, rel in members])
+    columns.sort(key=lambda c: (_SUITE_ORDER.get(c[0], 99), c[0]))
+    for label in list(routers):
+        rows.setdefault(label, {})
+    return PolicyTable(columns, dict(rows), routers, failed, flags)
+
+
+_SUITE_ORDER = {"gsm8k": 0, "mmlu": 1, "alpaca-eval": 2, "arena-hard": 3, "mt-bench": 4}
+
+
+def _label(run: RunRecord) -> str:
+    return str(run.extra.get("policy_label") or run.router.label or run.router.name)
+
+
+def _suite(run: RunRecord) -> str:
+    return str(run.extra.get("eval_suite") or run.scenario)
+
+
+def _head(col: tuple[str, str]) -> str:
+    return f"{col[0]} {col[1]}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(table: PolicyTable) -> list[str]:
+    out = ["## Policies", "",
+           "One row per evaluated policy (the router that trained it), one column per suite metric; "
+           "mean over seeds with a 95% interval (bootstrap over seeds, or the suite's own interval for "
+           "one seed). Links: the run JSONs (per-sample logs next to them).", ""]
+    cols = ["policy", "trained with"] + [_head(c) for c in table.columns] + ["runs"]
+    out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for label in sorted(table.rows, key=table.sort_key()):
+        cells = table.rows[label]
+        texts = [cells[c].text() if c in cells else "–" for c in table.columns]
+        links = " ".join(f"[{c[0]}:{seed}]({rel})" for c in table.columns if c in cells and c[1] == _first_key(table, c[0])
+                         for seed, rel in cells[c].runs)
+        out.append("| " + " | ".join([_md(label), _md(table.routers.get(label, ""))] + texts + [links]) + " |")
+    out.append("")
+    for flag in sorted(table.flags):
+        mark, note = FLAG_NOTES[flag]
+        out += [f"{mark} {note}.", ""]
+    if table.failed:
+        out += [f"### Failed evaluation runs ({len(table.failed)})", "", "| policy | suite | seed | error | run |",
+                "|---|---|---|---|---|"]
+        for r, rel in table.failed:
+            err = (r.error or "").strip().splitlines()[0][:300] if (r.error or "").strip() else "(no error recorded)"
+            out.append(f"| {_md(_label(r))} | {_md(_suite(r))} | {r.seed} | {_md(err)} | [json]({rel}) |")
+        out.append("")
+    return out
+
+
+def _first_key(table: PolicyTable, suite: str) -> str:
+    return next(k for s, k in table.columns if s == suite)
+
+
+def render_html(table: PolicyTable) -> list[str]:
+    from harness.leaderboard_html import _td
+
+    out = ['<h2 id="policies">Policies</h2>',
+           '<p class="note">One row per evaluated policy, one column per suite metric: mean over seeds with a 95% '
+           "interval (bootstrap over seeds, or the suite's own interval for one seed).</p>",
+           '<div class="wrap"><table class="sortable" id="policies-table"><thead><tr>'
+           + "".join(f'<th scope="col">{escape(c)}</th>' for c in ["policy", "trained with"]
+                     + [_head(c) for c in table.columns] + ["runs"]) + "</tr></thead><tbody>"]
+    for label in sorted(table.rows, key=table.sort_key()):
+        cells = table.rows[label]
+        tds = [_td(label), _td(table.routers.get(label, ""))]
+        for c in table.columns:
+            tds.append(_td(cells[c].text(), cells[c].mean) if c in cells else _td("–", float("nan")))
+        links = " ".join(f'<a href="{escape(quote(rel))}">{escape(c[0])}:{seed}</a>' for c in table.columns
+                         if c in cells and c[1] == _first_key(table, c[0]) for seed, rel in cells[c].runs)
+        tds.append(_td(links, raw=True))
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    out.append("</tbody></table></div>")
+    for flag in sorted(table.flags):
+        mark, note = FLAG_NOTES[flag]
+        out.append(f'<p class="note">{escape(mark)} {escape(note)}.</p>')
+    if table.failed:
+        out.append(f"<h3>Failed evaluation runs ({len(table.failed)})</h3><ul>")
+        out += [f'<li>{escape(_label(r))} · {escape(_suite(r))} · seed {r.seed}: <span class="err">'
+                f'{escape((r.error or "").strip()[:300])}</span> (<a href="{escape(quote(rel))}">json</a>)</li>'
+                for r, rel in table.failed]
+        out.append("</ul>")
+    return out
+

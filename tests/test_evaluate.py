@@ -1,0 +1,144 @@
+"""The evaluate runner with fixture suites: run files, failures kept apart, resume, train-run policies,
+the policy leaderboard and --dry-run. The real suites end to end are in tests/test_evaluate_e2e.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import main
+from harness.errors import ConfigError
+from harness.plugins import build_registry, reset_registry
+from tests.conftest import FIXTURE_PLUGINS
+
+CONFIG = """\
+kind: evaluate
+suite: policy-eval
+seeds: [0, 1]
+settings:
+  device: cpu
+  policies:
+    - {label: base-tiny, policy: {model: tiny}}
+  suites:
+    - {name: fixture-count, params: {limit: 3}}
+    - fixture-judged
+    - fixture-fail
+  generator: {name: fixture-echo}
+  judge: fixture-judge
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
+    import fixture_eval
+
+    reset_registry(build_registry(extra_plugins=[("fixture-eval", fixture_eval)]))
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(CONFIG)
+    return cfg, tmp_path / "results"
+
+
+def _records(out):
+    return {p.name: json.loads(p.read_text()) for p in sorted((out / "runs" / "policy-eval").glob("*.json"))}
+
+
+def test_runs_failures_resume_and_policy_table(setup):
+    cfg, out = setup
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    recs = _records(out)
+    assert len(recs) == 3 * 2  # 3 suites x 2 seeds, the failing suite included
+    by_suite = {(r["extra"]["eval_suite"], r["seed"]): r for r in recs.values()}
+    # fixture-count on "what?", "no", "why?!" (limit 3): the echo generator returns the last 3
+    # characters reversed: "?ta", "on", "!?y" -> 2 of 3 contain "?"
+    count = by_suite[("fixture-count", 0)]
+    assert count["status"] == "ok" and count["kind"] == "evaluate"
+    assert count["metrics"] == {"share": pytest.approx(2 / 3), "n_hits": 2.0}
+    assert count["data"]["n"] == 3 and count["extra"]["headline"] == ["share"]
+    assert count["extra"]["policy"]["model"] == "tiny" and count["router"]["label"] == "base-tiny"
+    samples = out / "runs" / "policy-eval" / count["extra"]["samples"]
+    assert samples.is_file() and len(samples.read_text().splitlines()) == 3
+    # fixture-judged: outputs "?ta", "on", "!?y", "?ko" against "x": longer in every case -> 1.0
+    judged = by_suite[("fixture-judged", 1)]
+    assert judged["metrics"]["win_rate"] == 1.0
+    assert judged["extra"]["judge"] == "fixture-judge" and judged["extra"]["judge_stats"] == {"requests": 4}
+    failed = by_suite[("fixture-fail", 0)]
+    assert failed["status"] == "failed" and "fixture-fail/1" in failed["error"] and failed["metrics"] == {}
+
+    board = (out / "LEADERBOARD.md").read_text()
+    assert "## Policies" in board
+    row = next(line for line in board.splitlines() if line.startswith("| base-tiny"))
+    assert "0.6667 [0.667, 0.667]" in row  # two seeds, identical values: bootstrap interval collapses
+    assert "| 1 [1, 1]‡ |" in row  # the flag marker next to the win rate
+    assert "Failed evaluation runs (2)" in board and "fixture-fail/1" in board
+    html = (out / "leaderboard.html").read_text()
+    assert 'id="policies-table"' in html and "base-tiny" in html
+
+    # resume: ok runs are kept (files untouched), the failed suite runs again
+    mtimes = {p: (out / "runs" / "policy-eval" / p).stat().st_mtime_ns for p in recs}
+    assert main(["run", str(cfg), "--out", str(out), "--resume"]) == 0
+    after = {p: (out / "runs" / "policy-eval" / p).stat().st_mtime_ns for p in recs}
+    changed = {p for p in recs if after[p] != mtimes[p]}
+    assert changed == {p for p, r in recs.items() if r["status"] == "failed"}
+
+
+def test_a_judged_suite_without_a_judge_fails_alone(setup):
+    cfg, out = setup
+    cfg.write_text(CONFIG.replace("  judge: fixture-judge\n", "").replace("seeds: [0, 1]", "seeds: [0]"))
+    assert main(["run", str(cfg), "--out", str(out), "--no-leaderboard"]) == 0
+    recs = {r["extra"]["eval_suite"]: r for r in _records(out).values()}
+    assert recs["fixture-count"]["status"] == "ok"
+    assert recs["fixture-judged"]["status"] == "failed" and "needs a judge" in recs["fixture-judged"]["error"]
+
+
+def test_a_benchmark_suite_is_refused_by_name(setup, capsys):
+    cfg, out = setup
+    cfg.write_text(CONFIG.replace("    - fixture-fail\n", "    - rmroute-pairs-v1\n"))
+    assert main(["run", str(cfg), "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "rmroute-pairs-v1" in err and "not an evaluation suite" in err and "fixture-count" in err
+
+
+def test_dry_run_prints_the_plan(setup, capsys):
+    cfg, out = setup
+    assert main(["run", str(cfg), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "1 polic(ies) × 3 suite(s) × 2 seed(s) = 6 runs" in text and "judge fixture-judge" in text
+    assert not out.exists()
+
+
+def test_policy_from_a_train_run_loads_its_adapter(tmp_path, setup):
+    """A train run JSON names its base policy and final adapter; evaluate loads both."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from harness.evaluate import policy_from_train_run
+    from harness.policy import load_policy
+    from harness.results import CodeVersion, DataInfo, RouterInfo, RunRecord, write_run
+
+    base = load_policy({"model": "tiny"}, device="cpu")
+    peft_model = get_peft_model(base.model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # a non-zero B so that the adapter changes the logits
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.05)
+    run_dir = tmp_path / "res" / "runs" / "train-tiny"
+    peft_model.save_pretrained(run_dir / "r1.ckpt" / "adapter")
+    rec = RunRecord(run_id="r1", kind="train", suite="train-tiny", router=RouterInfo(name="bayesian", label="bayesian"),
+                    reward_models=["length"], data=DataInfo(name="x", sha256="0" * 64, n=1), seed=3, metrics={},
+                    wall_s=0.0, config={}, config_sha256="0" * 64, code=CodeVersion(git_sha=None, dirty=None),
+                    packages={}, command="", created="2026-01-01T00:00:00+00:00",
+                    extra={"policy": {"model": "tiny"}, "adapter": "r1.ckpt/adapter"})
+    path = write_run(rec, tmp_path / "res")
+    plan = policy_from_train_run(path)
+    assert plan.label == "bayesian@seed3" and plan.router == "bayesian" and plan.reward_models == ("length",)
+    loaded = load_policy(plan.spec, device="cpu")
+    ids = base.tokenizer(["what is 2+2?"], return_tensors="pt").input_ids
+    fresh = load_policy({"model": "tiny"}, device="cpu").model
+    with torch.no_grad():
+        assert not torch.allclose(loaded.model(ids).logits, fresh(ids).logits)
+
+    broken = rec.model_copy(update={"run_id": "r2", "extra": {"policy": {"model": "tiny"}}})
+    with pytest.raises(ConfigError, match="extra.adapter"):
+        policy_from_train_run(write_run(broken, tmp_path / "res"))
