@@ -1,11 +1,41 @@
-"""Built-in response generators (policy sampling for training and evaluation)."""
+"""Built-in response generators (policy sampling for training and evaluation).
+
+Both factories take ``(model, tokenizer, **params)``; torch and vllm are imported only when a
+generator is built or used, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.hookspecs import Register, hookimpl
+
+
+def transformers_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
+    from generators.hf import TransformersGenerator
+
+    return TransformersGenerator(model, tokenizer, **params)
+
+
+def vllm_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
+    from generators.vllm_gen import VllmGenerator
+
+    return VllmGenerator(model, tokenizer, **params)
 
 
 @hookimpl
 def register_generators(register: Register) -> None:
     # --- generators register below this line (modules import torch/vllm lazily) ---
-    pass
+    register(
+        "transformers", transformers_generator,
+        description="batched model.generate on the live policy (CPU or CUDA, left padding); "
+                    "params: temperature (0 = greedy), top_p, top_k, max_new_tokens, batch_size, stop",
+        in_process=True,
+    )
+    register(
+        "vllm", vllm_generator,
+        description="vLLM engine over the base weights (model_path, offline) with the live LoRA adapter "
+                    "synced after each update (enable_lora); tensor_parallel_size, gpu_memory_utilization, "
+                    "dtype; needs pip install 'rmroute[gpu]'",
+        in_process=False, requires="vllm",
+    )

@@ -67,7 +67,7 @@ def build_byte_tokenizer():
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<|end|>",
-        additional_special_tokens=SPECIAL[3:], model_max_length=4096,
+        additional_special_tokens=SPECIAL[2:], model_max_length=4096,
     )
     fast.chat_template = TINY_CHAT_TEMPLATE
     return fast
