@@ -192,6 +192,10 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
         if entry.metadata.get("kind") != "eval":
             raise ConfigError(f"{config_path}: settings.suites[{i}]: {ref.name!r} is not an evaluation suite "
                               f"(eval suites: {', '.join(n for n in registry.names('suite') if registry.get('suite', n).metadata.get('kind') == 'eval')})")
+    keys = [ref.label or ref.name for ref in settings.suites]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
     plans = resolve_policies(settings, config_path)
     sha = config_sha256(cfg)
     code, packages = code_version(), package_versions(("rmroute", "numpy", "torch", "transformers", "lm_eval", "alpaca_eval"))
@@ -202,7 +206,7 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
     for seed in cfg.seeds:
         for p in plans:
             for ref, suite in suites:
-                rid = run_id(p.label, ref.name, seed, sha)
+                rid = run_id(p.label, ref.label or ref.name, seed, sha)
                 path = out_dir / "runs" / cfg.suite / f"{rid}.json"
                 if resume and path.is_file():
                     try:
@@ -245,7 +249,7 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
                     samples = str(result.samples)
             judge_obj = judge_cache.get("judge") if suite.needs_judge else None
             record = RunRecord(
-                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=ref.name, status=status, error=error,
+                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=ref.label or ref.name, status=status, error=error,
                 router=RouterInfo(name=p.router, params={}, label=p.label),
                 reward_models=list(p.reward_models),
                 data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
@@ -253,7 +257,7 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
                 config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
                 command=f"rmroute run {config_path}", created=now_iso(),
                 extra={
-                    "eval_suite": ref.name, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
+                    "eval_suite": ref.label or ref.name, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
                     "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
                     "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
                     "flags": dict(result.flags) if result else {}, "samples": samples,

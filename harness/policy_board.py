@@ -22,6 +22,7 @@ from harness.results import RunRecord
 FLAG_NOTES: dict[str, tuple[str, str]] = {
     "lc_without_gamed_baselines": ("‡", "length-controlled win rate fitted without AlpacaEval's gamed baselines "
                                         "(df_gamed.csv unavailable offline)"),
+    "limit": ("§", "evaluated on a subset of the suite (the suite's `limit` parameter)"),
 }
 
 

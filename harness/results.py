@@ -195,6 +195,8 @@ def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple
     skipped: list[tuple[Path, str]] = []
     base = Path(root) / "runs"
     for path in sorted(base.rglob("*.json")) if base.is_dir() else []:
+        if any(part.endswith(".samples") for part in path.relative_to(base).parts[:-1]):
+            continue  # per-sample logs an evaluation suite keeps next to its run JSON
         try:
             runs.append(load_run(path))
         except ResultsError as exc:
