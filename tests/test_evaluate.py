@@ -67,7 +67,7 @@ def test_runs_failures_resume_and_policy_table(setup):
     assert failed["status"] == "failed" and "fixture-fail/1" in failed["error"] and failed["metrics"] == {}
 
     board = (out / "LEADERBOARD.md").read_text()
-    assert "## Policies" in board
+    assert "## Policies" in board and "Skipped files" not in board  # *.samples/ folders are not scanned
     row = next(line for line in board.splitlines() if line.startswith("| base-tiny"))
     assert "0.6667 [0.667, 0.667]" in row  # two seeds, identical values: bootstrap interval collapses
     assert "| 1 [1, 1]‡ |" in row  # the flag marker next to the win rate

@@ -54,6 +54,7 @@ class CountSuite:
         prompts = PROMPTS[: self.limit]
         outs = [o[0] for o in generator.generate(prompts, n=1, seed=0)]
         hits = [("?" in o) for o in outs]
+        (out_dir / "lm_eval_results.json").write_text("{}")  # a suite's own JSON: not a run file
         path = out_dir / "samples.jsonl"
         path.write_text("".join(json.dumps({"prompt": p, "output": o, "hit": h}) + "\n" for p, o, h in zip(prompts, outs, hits)))
         return SuiteResult(self.name, {"share": float(np.mean(hits)), "n_hits": float(sum(hits))}, len(prompts),

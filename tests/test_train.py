@@ -1,0 +1,371 @@
+"""The policy-training loop (harness.train): DPO maths against TRL, the loop on a tiny config,
+feedback to the router, resume equality, RM failures, NaN losses, router failures, the plan."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+BASE = {
+    "kind": "train",
+    "suite": "train-test",
+    "seeds": [0],
+    "routers": ["random"],
+    "reward_models": ["length", "lexical-overlap", "verifier-math"],
+    "featurizer": {"name": "pair-encoder", "params": {"model": "hash:16"}},
+    "settings": {
+        "policy": {"model": "tiny", "device": "cpu", "tiny": {"hidden_size": 32, "intermediate_size": 64}},
+        "generator": {"name": "transformers", "params": {"max_new_tokens": 12, "temperature": 1.0}},
+        "prompts": {"domains": ["math", "chat"], "max_chars": 250},
+        "iterations": 2, "batch_prompts": 2, "samples_per_prompt": 3,
+        "learning_rate": 0.01, "offline_pairs": 30, "max_length": 192,
+    },
+}
+
+
+def _config(tmp: Path, name: str, **over):
+    from harness.config import load_config
+
+    data = json.loads(json.dumps(BASE))
+    settings = over.pop("settings", {})
+    data.update(over)
+    data["settings"].update(settings)
+    data["settings"].setdefault("score_cache", str(tmp / "scores"))
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path), path
+
+
+def _records(paths):
+    from harness.results import load_run
+
+    return {load_run(p).router.label: load_run(p) for p in paths}
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+# ---- DPO maths -------------------------------------------------------------------------------
+def test_pair_loss_closed_form():
+    from harness.dpo import pair_loss_from_logps
+
+    pc, pr, rc, rr = np.array([-3.0, -10.0]), np.array([-5.0, -2.0]), np.array([-4.0, -9.0]), np.array([-4.5, -1.0])
+    out = pair_loss_from_logps(pc, pr, rc, rr, beta=0.5)
+    delta = np.array([(-3 + 4) - (-5 + 4.5), (-10 + 9) - (-2 + 1)])  # 1.5, 0.0
+    assert out.margin == pytest.approx(0.5 * delta)
+    assert out.loss == pytest.approx([-math.log(1 / (1 + math.exp(-0.75))), math.log(2.0)])
+
+
+@pytest.fixture(scope="module")
+def trainer_setup(tmp_path_factory):
+    """A tiny policy wrapped by TRL's DPOTrainer (LoRA), with non-zero LoRA B so policy != reference."""
+    import torch
+
+    from harness.policy import load_policy
+    from harness.train import TrainSettings
+    from harness.train_loop import make_trainer
+
+    s = TrainSettings.model_validate({**BASE["settings"], "learning_rate": 0.05})
+    pol = load_policy(s.policy)
+    trainer = make_trainer(pol, s, tmp_path_factory.mktemp("trainer"), 0, {})
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    rows = {"prompt": [pol.format_prompt("What is 2+3?"), pol.format_prompt("Name a colour."), pol.format_prompt("Say hi")],
+            "chosen": ["5", "Blue is a colour.", "hi there"], "rejected": ["7", "no", "bye"]}
+    return pol, trainer, rows
+
+
+def test_pair_losses_match_trl(trainer_setup):
+    """harness.dpo's per-pair losses equal TRL's DPO loss on the same pairs, one pair at a time."""
+    import torch
+    from datasets import Dataset
+
+    from harness.dpo import dpo_pair_losses
+
+    pol, tr, rows = trainer_setup
+    mine = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], beta=tr.beta)
+    ds = tr._prepare_dataset(Dataset.from_dict(rows), pol.tokenizer, tr.args, "check")
+    tr.model.eval()
+    with torch.no_grad():
+        trl_each = [float(tr.compute_loss(tr.model, tr.data_collator([ds[i]]))) for i in range(len(ds))]
+        trl_mean = float(tr.compute_loss(tr.model, tr.data_collator([ds[i] for i in range(len(ds))])))
+    assert mine.loss == pytest.approx(trl_each, rel=1e-4, abs=1e-5)
+    assert mine.loss.mean() == pytest.approx(trl_mean, rel=1e-4)
+    assert np.all(mine.margin != 0)  # the adapter makes policy and reference differ
+
+
+def test_dpo_step_moves_lora_and_lowers_loss(trainer_setup):
+    from datasets import Dataset
+
+    from harness.dpo import dpo_pair_losses
+
+    pol, tr, rows = trainer_setup
+    before_w = {n: p.detach().clone() for n, p in tr.model.named_parameters() if p.requires_grad}
+    before = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], tr.beta).loss.mean()
+    for _ in range(2):  # the same batch twice: one DPO step each
+        tr.train_dataset = tr._prepare_dataset(Dataset.from_dict(rows), pol.tokenizer, tr.args, "train")
+        tr.train()
+    after = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], tr.beta).loss.mean()
+    moved = [n for n, p in tr.model.named_parameters() if p.requires_grad and not np.allclose(p.detach(), before_w[n])]
+    assert moved and all("lora" in n for n in moved)
+    assert after < before - 1e-3
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def loop_runs(tmp_path_factory):
+    from harness.train import run
+
+    tmp = tmp_path_factory.mktemp("loop")
+    cfg, path = _config(tmp, "loop", routers=[
+        "random", "bayesian-online", "mean-ensemble", "domain-best", {"name": "laser", "params": {"mode": "per_batch"}},
+        "oracle", {"name": "bayesian", "label": "bayesian-needs-bundle", "params": {"prior_mean": "offline"}},
+    ])
+    return tmp, _records(run(cfg, path, tmp / "out", log=_quiet))
+
+
+def test_loop_writes_a_run_per_trainable_router(loop_runs):
+    _, recs = loop_runs
+    assert "oracle" not in recs  # replay-only: skipped with a note
+    assert recs["bayesian-needs-bundle"].status == "failed"
+    assert "offline bundle" in recs["bayesian-needs-bundle"].error
+    for label in ("random", "bayesian-online", "mean-ensemble", "domain-best", "laser"):
+        r = recs[label]
+        assert r.status == "ok", r.error
+        assert r.kind == "train" and r.extra["policy"]["model"] == "tiny"
+        assert (Path(r.extra["checkpoint"]) / "adapter_config.json").is_file()
+        its = r.extra["iterations"]
+        assert len(its) == 2 and len(r.extra["curves"]["dpo_loss"]) == 2
+        pairs = sum(i["pairs"] for i in its)
+        assert pairs == 2 * 2 * 3  # iterations x prompts x C(3, 2)
+        assert sum(r.rm_calls["per_rm"].values()) == r.rm_calls["total"] == r.metrics["rm_calls"]
+        for i in its:
+            assert set(i["time"]) >= {"generate", "route", "score", "train", "feedback"}
+            assert i["pairs_kept"] == len(i["feedback_arms"]) == len(i["pair_losses"])
+    # ensembles pay K calls per pair; single-RM routers one per pair plus their fallbacks
+    assert recs["mean-ensemble"].metrics["rm_calls"] == 3 * 12
+    for label in ("random", "bayesian-online", "domain-best", "laser"):
+        m = recs[label].metrics
+        assert m["rm_calls"] == 12 + m["fallbacks"]
+
+
+def test_laser_per_batch_credits_one_rm_per_batch(loop_runs):
+    _, recs = loop_runs
+    for it in recs["laser"].extra["iterations"]:
+        shares = [v for v in it["credited_share"].values() if v > 0]
+        assert len(shares) <= 2  # one RM per batch (a second only through a fallback)
+
+
+def _spy_updates(monkeypatch) -> dict[str, list]:
+    """Record every router.update(contexts, arms, feedback) call, per router name."""
+    import harness.train_loop as loop
+
+    calls: dict[str, list] = {}
+    real = loop.build_router
+
+    def spying(env, spec, seed):
+        router = real(env, spec, seed)
+        update = router.update
+
+        def record(X, arms, fb):
+            calls.setdefault(spec.name, []).append((np.array(arms), np.array(fb)))
+            return update(X, arms, fb)
+
+        router.update = record
+        return router
+
+    monkeypatch.setattr(loop, "build_router", spying)
+    return calls
+
+
+@pytest.mark.parametrize("chain", ["identity", "batch-baseline"])
+def test_feedback_reaches_the_router(tmp_path, monkeypatch, chain):
+    """The router gets one value per kept pair for its credited arm: the pair's DPO loss through the
+    chain (identity: loss, or −loss for laser; batch-baseline: mean(loss) − loss)."""
+    from harness.train import run
+
+    calls = _spy_updates(monkeypatch)
+    routers = ["bayesian-online"] + ([{"name": "laser", "params": {"mode": "per_item"}}] if chain == "identity" else [])
+    cfg, path = _config(tmp_path, "fb", routers=routers, normalizers=[chain])
+    recs = _records(run(cfg, path, tmp_path / "out", log=_quiet))
+    for label, name, sign in (("bayesian-online", "bayesian-online", 1.0), ("laser", "laser", -1.0)):
+        if label not in recs:
+            continue
+        its = [i for i in recs[label].extra["iterations"] if i["pairs_kept"]]
+        assert its and len(calls[name]) == len(its)
+        for it, (arms, fb) in zip(its, calls[name]):
+            loss = np.array(it["pair_losses"])
+            expected = sign * loss if chain == "identity" else loss.mean() - loss
+            assert arms.tolist() == it["feedback_arms"]
+            assert fb == pytest.approx(expected, abs=1e-12)
+
+
+def test_default_chain_is_batch_baseline_then_quantile(tmp_path, monkeypatch):
+    from harness.train import run
+
+    calls = _spy_updates(monkeypatch)
+    cfg, path = _config(tmp_path, "chain", routers=["bayesian-online"],
+                        settings={"iterations": 1})
+    recs = _records(run(cfg, path, tmp_path / "out", log=_quiet))
+    loss = np.array(recs["bayesian-online"].extra["iterations"][0]["pair_losses"])
+    (arms, fb), = calls["bayesian-online"]
+    assert loss.size < 20 and fb == pytest.approx(np.full(loss.size, 0.5))  # quantile warm-up (20 values)
+
+
+# ---- reliability -----------------------------------------------------------------------------------
+def test_resume_after_a_stop_equals_an_uninterrupted_run(tmp_path):
+    from harness.errors import RmrouteError
+    from harness.train import StopRequested, run
+
+    routers = ["bayesian-online", {"name": "laser", "params": {"mode": "per_item"}}]
+    cfg, path = _config(tmp_path, "resume", routers=routers)
+    full = _records(run(cfg, path, tmp_path / "full", log=_quiet))
+    with pytest.raises(StopRequested):
+        run(cfg, path, tmp_path / "cut", stop_after=1, log=_quiet)
+    assert issubclass(StopRequested, RmrouteError)
+    assert not (tmp_path / "cut" / "runs").exists() or not any((tmp_path / "cut" / "runs").rglob("*.json"))
+    resumed = _records(run(cfg, path, tmp_path / "cut", resume=True, log=_quiet))
+    assert set(full) == set(resumed) == {"bayesian-online", "laser"}
+    for label in full:
+        a, b = full[label], resumed[label]
+        assert a.status == b.status == "ok"
+        assert a.extra["final_router_state"] == b.extra["final_router_state"]
+        assert a.metrics == b.metrics and a.rm_calls == b.rm_calls
+        strip = lambda its: [{k: v for k, v in i.items() if k != "time"} for i in its]  # noqa: E731
+        assert strip(a.extra["iterations"]) == strip(b.extra["iterations"])
+    # the first run of the second config resumed from its checkpoint after iteration 1
+    ckpt = json.loads((tmp_path / "cut" / "checkpoints" / "train-test").glob("*bayesian-online*").__next__()
+                      .joinpath("latest.json").read_text())
+    assert ckpt["iteration"] == 2
+
+
+class _FlakyRM:
+    """Abstains (NaN) on responses of even length and raises on responses containing 'e'."""
+
+    name = "flaky"
+    cost = 1.0
+
+    def identity(self) -> str:
+        return "flaky-test-rm:v1"
+
+    def score(self, prompts, responses):
+        if any("e" in r for r in responses):
+            raise RuntimeError("flaky RM failed")
+        return np.array([np.nan if len(r) % 2 == 0 else float(len(r)) for r in responses])
+
+
+class _HashRM:
+    """A deterministic pseudo-random score per response (crc32): ties only for identical responses."""
+
+    name = "hash"
+    cost = 1.0
+
+    def identity(self) -> str:
+        return "hash-test-rm:v1"
+
+    def score(self, prompts, responses):
+        import zlib
+
+        return np.array([zlib.crc32(r.encode("utf-8")) / 2**32 for r in responses])
+
+
+class _TestRMs:
+    from harness.hookspecs import hookimpl
+
+    @hookimpl
+    def register_reward_models(self, register):
+        register("flaky-test", _FlakyRM)
+        register("hash-test", _HashRM)
+
+
+@pytest.fixture
+def test_rms():
+    from harness.plugins import build_registry, reset_registry
+
+    reset_registry(build_registry(extra_plugins=[("test-rms", _TestRMs())]))
+    yield
+    reset_registry()
+
+
+def test_failing_rm_items_abstain_and_fall_back_to_the_next_arm(tmp_path, test_rms):
+    from harness.train import run
+
+    cfg, path = _config(tmp_path, "flaky", routers=[{"name": "single", "params": {"arm": "flaky"}}],
+                        reward_models=["flaky-test", "length"])
+    (rec,) = _records(run(cfg, path, tmp_path / "out", log=_quiet)).values()
+    assert rec.status == "ok", rec.error
+    m = rec.metrics
+    its = rec.extra["iterations"]
+    # every pair calls flaky once; a pair where it abstained (on either response) falls back to length
+    assert m["fallbacks"] > 0 and m["abstained"] == m["fallbacks"]
+    assert rec.rm_calls["per_rm"] == {"flaky": 12, "length": m["fallbacks"]}
+    assert sum(i["credited_share"]["length"] * i["pairs_kept"] for i in its) == pytest.approx(
+        sum(a == 1 for i in its for a in i["feedback_arms"]))
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, test_rms):
+    import harness.dpo as dpo
+    from harness.train import run
+
+    real = dpo.dpo_pair_losses
+    n = {"calls": 0}
+
+    def nan_on_second(*args, **kwargs):
+        n["calls"] += 1
+        out = real(*args, **kwargs)
+        if n["calls"] == 2:
+            out.loss[:] = np.nan
+        return out
+
+    monkeypatch.setattr(dpo, "dpo_pair_losses", nan_on_second)
+    cfg, path = _config(tmp_path, "nan", routers=["random", "bayesian-online"], reward_models=["hash-test"])
+    recs = _records(run(cfg, path, tmp_path / "out", log=_quiet))
+    bad = recs["random"]
+    assert bad.status == "failed" and "iteration 1" in bad.error and "batch prompts" in bad.error
+    latest = json.loads((Path(bad.extra["checkpoint"]) / "latest.json").read_text())
+    assert latest["iteration"] == 1
+    assert recs["bayesian-online"].status == "ok"  # the next run is unaffected
+
+
+# ---- config and plan -------------------------------------------------------------------------------
+def test_bad_settings_name_the_key(tmp_path):
+    from harness.config import load_config
+    from harness.errors import ConfigError
+
+    data = json.loads(json.dumps(BASE))
+    data["settings"]["samples_per_prompt"] = 1
+    data["settings"]["prompts"]["source"] = "rmroute-pairs-v1"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "settings.samples_per_prompt" in str(err.value) and "settings.prompts.source" in str(err.value)
+
+
+def test_plan_counts_parameters_and_memory(tmp_path):
+    from harness.policy import TinySpec, build_tiny
+    from harness.train import TrainSettings, plan
+
+    cfg, path = _config(tmp_path, "plan")
+    text = plan(cfg, path)
+    spec = TrainSettings.model_validate(cfg.settings).policy.tiny
+    model, _ = build_tiny(TinySpec.model_validate(spec.model_dump()))
+    n = sum(p.numel() for p in model.parameters())
+    c = model.config
+    lora = c.num_hidden_layers * 8 * ((c.hidden_size + c.hidden_size) + (c.hidden_size + c.hidden_size))  # q, v: 32->32
+    assert f"parameters: {n:,} x 4 bytes" in text
+    assert f"LoRA: {lora:,} parameters" in text
+    kv = 2 * c.num_hidden_layers * c.hidden_size * 192 * 6 * 4  # K and V, L layers, h dims, T tokens, rows, fp32
+    assert f"{kv / 2**20:.1f} MiB" in text
