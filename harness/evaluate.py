@@ -161,6 +161,14 @@ def _judge(settings: EvaluateSettings, cache: dict[str, Any]):
     return cache["judge"]
 
 
+def _flags(ref: PluginRef, result: Any) -> dict[str, Any]:
+    """The suite's flags, plus ``limit`` whenever the config evaluates a subset (shown on the board)."""
+    flags = dict(result.flags) if result is not None else {}
+    if ref.params.get("limit") is not None:
+        flags.setdefault("limit", ref.params["limit"])
+    return flags
+
+
 def _stats(judge: Any) -> dict[str, Any]:
     return dict(getattr(judge, "stats", None) or {})
 
@@ -260,7 +268,7 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
                     "eval_suite": ref.label or ref.name, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
                     "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
                     "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
-                    "flags": dict(result.flags) if result else {}, "samples": samples,
+                    "flags": _flags(ref, result), "samples": samples,
                     "judge": getattr(judge_obj, "name", None),
                     "judge_stats": _stats_delta(before, _stats(judge_obj)) if judge_obj is not None else {},
                     "generator": settings.generator.model_dump(mode="json"),

@@ -37,9 +37,12 @@ class Cell:
     runs: list[tuple[int, str]] = field(default_factory=list)  # (seed, run JSON path relative to results/)
 
     def text(self) -> str:
-        s = f"{self.mean:.4g}"
+        def num(x: float, digits: int) -> str:
+            return f"{(0.0 if abs(x) < 1e-9 else x):.{digits}g}"  # a bound of 5.6e-17 is 0
+
+        s = num(self.mean, 4)
         if self.lo is not None and self.hi is not None:
-            s += f" [{self.lo:.3g}, {self.hi:.3g}]"
+            s += f" [{num(self.lo, 3)}, {num(self.hi, 3)}]"
         return s + self.marks
 
 
