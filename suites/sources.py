@@ -176,6 +176,15 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"{path}:{n}", rec
 
 
+def text_field(where: str, rec: Any, key: str) -> str:
+    """``rec[key]``, which must be a string; errors name the record (``file:line``) and the fields present."""
+    if key not in rec:
+        raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
+    if not isinstance(rec[key], str):
+        raise DataError(f"{where}: field {key!r} must be a string, got {type(rec[key]).__name__}")
+    return rec[key]
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
