@@ -86,7 +86,8 @@ def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
         raise ConfigError(f"{path}: a {run.kind!r} run, not a train run")
     if run.status != "ok":
         raise ConfigError(f"{path}: the train run failed ({run.error}); nothing to evaluate")
-    spec_data, adapter = run.extra.get("policy"), run.extra.get("adapter")
+    # extra.adapter: relative to the run JSON's folder; extra.checkpoint: where training wrote it
+    spec_data, adapter = run.extra.get("policy"), run.extra.get("adapter") or run.extra.get("checkpoint")
     if not isinstance(spec_data, dict) or not adapter:
         raise ConfigError(f"{path}: extra.policy and extra.adapter are missing (not written by `rmroute run` kind train?)")
     adapter_path = Path(adapter)
@@ -182,14 +183,15 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
-    """Evaluate every (policy, suite, seed); one run JSON each (failed suites included)."""
+def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list[Path]:
+    """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
+    (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.config import config_sha256
     from harness.plugins import create, get_registry
     from harness.policy import load_policy
-    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, load_run, now_iso,
+    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
                                  package_versions, write_run)
 
     config_path, out_dir = Path(config_path), Path(out_dir)
@@ -214,15 +216,13 @@ def run(cfg, config_path, out_dir, resume: bool = False) -> list[Path]:
     for seed in cfg.seeds:
         for p in plans:
             for ref, suite in suites:
+                if only and (p.label, ref.label or ref.name, seed) != (only["label"], only["scenario"], only["seed"]):
+                    continue
                 rid = run_id(p.label, ref.label or ref.name, seed, sha)
                 path = out_dir / "runs" / cfg.suite / f"{rid}.json"
-                if resume and path.is_file():
-                    try:
-                        if load_run(path).status == "ok":
-                            written.append(path)
-                            continue
-                    except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
-                        pass
+                if resume and finished_ok(path):
+                    written.append(path)
+                    continue
                 todo.append((seed, p, ref, suite, rid))
     loaded: dict[str, tuple[Any, Any]] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:

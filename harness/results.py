@@ -187,6 +187,17 @@ def load_run(path: str | Path) -> RunRecord:
         raise ResultsError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
 
 
+def finished_ok(path: Path) -> bool:
+    """True when ``path`` holds a readable run with status ok (what ``--resume`` skips); a missing,
+    corrupt or failed run file is run again."""
+    if not path.is_file():
+        return False
+    try:
+        return load_run(path).status == "ok"
+    except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
+        return False
+
+
 def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     """Load every run under ``<root>/runs``; corrupt or foreign files are skipped with a warning."""
     from harness.errors import ResultsError

@@ -4,6 +4,7 @@ the policy leaderboard and --dry-run. The real suites end to end are in tests/te
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,45 @@ def test_policy_from_a_train_run_loads_its_adapter(tmp_path, setup):
     broken = rec.model_copy(update={"run_id": "r2", "extra": {"policy": {"model": "tiny"}}})
     with pytest.raises(ConfigError, match="extra.adapter"):
         policy_from_train_run(write_run(broken, tmp_path / "res"))
+
+
+def test_train_then_evaluate_the_trained_policy(tmp_path, setup):
+    """A real (tiny) train run, then `train_runs:` evaluates its policy: base + the run's final adapter."""
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.evaluate import policy_from_train_run
+    from harness.policy import load_policy
+    from harness.runners import run_config
+    from tests.test_train import _config
+
+    cfg, path = _config(tmp_path, "train", settings={"iterations": 1})
+    out = tmp_path / "res"
+    (train_json,) = run_config(cfg, path, out)
+    rec = json.loads(train_json.read_text())
+    assert rec["status"] == "ok" and not Path(rec["extra"]["adapter"]).is_absolute()
+
+    plan = policy_from_train_run(train_json)
+    adapter = Path(plan.spec.adapter)
+    assert adapter.is_dir() and plan.router == "random" and plan.label == "random@seed0"
+    saved = load_file(adapter / "adapter_model.safetensors")
+    loaded = load_policy(plan.spec, device="cpu").model
+    live = {k: v for k, v in loaded.state_dict().items() if "lora_" in k}
+    assert saved and len(live) == len(saved)
+    for key, tensor in saved.items():  # the evaluated policy carries exactly the trained LoRA weights
+        match = [v for k, v in live.items() if k.replace(".default", "").endswith(key.split("base_model.model.", 1)[-1])]
+        assert len(match) == 1 and torch.equal(match[0], tensor)
+    assert any(t.abs().sum() > 0 for k, t in saved.items() if "lora_B" in k)  # training moved B off zero
+
+    eval_cfg = tmp_path / "eval-trained.yaml"
+    eval_cfg.write_text(
+        "kind: evaluate\nsuite: eval-trained\nsettings:\n  device: cpu\n"
+        f"  policies: [{{train_runs: {train_json.parent}}}]\n"
+        "  suites: [fixture-count]\n  generator: {name: fixture-echo}\n")
+    assert main(["run", str(eval_cfg), "--out", str(out)]) == 0
+    board = (out / "LEADERBOARD.md").read_text()
+    assert "| random@seed0 | random | 0.75 [" in board  # fixture-count on all 4 prompts: "?ta", "!?y", "?ko" hit
+    # both kinds of run reproduce exactly from their JSON (CPU, fixed seeds): metric by metric
+    assert main(["reproduce", str(train_json)]) == 0
+    (eval_json,) = (out / "runs" / "eval-trained").glob("*.json")
+    assert main(["reproduce", str(eval_json)]) == 0
