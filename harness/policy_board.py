@@ -53,6 +53,7 @@ class PolicyTable:
     routers: dict[str, str]  # policy label -> the router that trained it ("base" for base models)
     failed: list[tuple[RunRecord, str]]
     flags: set[str]
+    sources: dict[str, str] = field(default_factory=dict)  # results suite -> its config's description
 
     def sort_key(self) -> Callable[[str], Any]:
         first = self.columns[0] if self.columns else None
@@ -110,7 +111,8 @@ def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
     columns.sort(key=lambda c: (_SUITE_ORDER.get(c[0], 99), c[0]))
     for label in list(routers):
         rows.setdefault(label, {})
-    return PolicyTable(columns, dict(rows), routers, failed, flags)
+    sources = {r.suite: str(r.config.get("description") or "") for r, _ in ok + failed}
+    return PolicyTable(columns, dict(rows), routers, failed, flags, dict(sorted(sources.items())))
 
 
 _SUITE_ORDER = {"gsm8k": 0, "mmlu": 1, "alpaca-eval": 2, "arena-hard": 3, "mt-bench": 4}
@@ -137,6 +139,7 @@ def render_markdown(table: PolicyTable) -> list[str]:
            "One row per evaluated policy (the router that trained it), one column per suite metric; "
            "mean over seeds with a 95% interval (bootstrap over seeds, or the suite's own interval for "
            "one seed). Links: the run JSONs (per-sample logs next to them).", ""]
+    out += [f"- `{_md(name)}`: {_md(desc) or '(no description)'}" for name, desc in table.sources.items()] + [""]
     cols = ["policy", "trained with"] + [_head(c) for c in table.columns] + ["runs"]
     out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for label in sorted(table.rows, key=table.sort_key()):
@@ -169,6 +172,8 @@ def render_html(table: PolicyTable) -> list[str]:
     out = ['<h2 id="policies">Policies</h2>',
            '<p class="note">One row per evaluated policy, one column per suite metric: mean over seeds with a 95% '
            "interval (bootstrap over seeds, or the suite's own interval for one seed).</p>",
+           "<ul>" + "".join(f"<li><code>{escape(n)}</code>: {escape(d or '(no description)')}</li>"
+                            for n, d in table.sources.items()) + "</ul>",
            '<div class="wrap"><table class="sortable" id="policies-table"><thead><tr>'
            + "".join(f'<th scope="col">{escape(c)}</th>' for c in ["policy", "trained with"]
                      + [_head(c) for c in table.columns] + ["runs"]) + "</tr></thead><tbody>"]
