@@ -21,7 +21,6 @@ import numpy as np
 from pydantic import Field
 
 from harness.config import StrictModel
-from harness.errors import NotBuiltError
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -382,23 +381,14 @@ def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int,
 
 def _ray_cells(todo, data, settings, normalizers, address):
     """Run the cells as Ray tasks (local Ray with 2 CPUs, or the cluster at ``address``); yields in order."""
-    try:
-        import ray
-    except ImportError:
-        raise NotBuiltError("--executor ray needs Ray: pip install 'rmroute[distributed]'") from None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, num_cpus=None if address else 2, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    try:
+    from harness.runners import ray_session
+
+    with ray_session(address) as ray:
         cell = ray.remote(num_cpus=1)(_run_cell)
         data_ref = ray.put(data)
         refs = [cell.remote(spec, data_ref, settings.scenarios[scen], seed, settings, list(normalizers))
                 for _, spec, seed, scen in todo]
         yield from ray.get(refs)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None,

@@ -7,8 +7,9 @@ wrote). Runners are imported lazily: torch and transformers load only when a run
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from harness.config import RunConfig
 from harness.errors import NotBuiltError
@@ -58,3 +59,24 @@ def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> l
     if unknown:
         raise NotBuiltError(f"the {cfg.kind!r} runner does not support {', '.join(unknown)}")
     return runner(cfg, config_path, out_dir, **{k: v for k, v in options.items() if k in accepted})
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[Any]:
+    """The ``ray`` module with Ray running: a local Ray with 2 CPUs, or the cluster at ``address``.
+
+    Shuts down only a Ray it started itself; used by the replay and train runners' ``--executor ray``.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise NotBuiltError("--executor ray needs Ray: pip install 'rmroute[distributed]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else 2, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()

@@ -97,6 +97,8 @@ class TrainSettings(StrictModel):
     checkpoint_dir: str | None = Field(None, description="default <out>/checkpoints/<suite>/<run id>")
     loss_batch_size: int = Field(16, ge=1)
     threads: int | None = Field(None, ge=1, description="torch threads (CPU)")
+    ray_num_cpus: float = Field(1.0, gt=0, description="--executor ray: CPUs reserved per (router, seed) run")
+    ray_num_gpus: float = Field(0.0, ge=0, description="--executor ray: GPUs reserved per (router, seed) run")
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -366,11 +368,20 @@ def summarise(env: Env, run: Run, ckpt_dir: Path) -> dict[str, Any]:
 
 
 def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None = None,
-        log: Callable[[str], None] | None = None, only: dict[str, Any] | None = None) -> list[Path]:
+        log: Callable[[str], None] | None = None, only: dict[str, Any] | None = None,
+        executor: str = "local", address: str | None = None) -> list[Path]:
     """Train once per (router, seed) of the config; one run JSON each (status ``failed`` for a router
     that raised); returns their paths. ``stop_after`` stops every run after that many iterations
     (as if killed: no run JSON, the checkpoint stays) — for testing ``resume``. ``only``
-    (``{"label", "seed"}``) runs that one (router, seed): `rmroute reproduce` uses it."""
+    (``{"label", "seed"}``) runs that one (router, seed): `rmroute reproduce` uses it; ``{"entry",
+    "seed"}`` runs one entry of ``cfg.routers`` (all its expansions) for one seed. ``executor="ray"``
+    runs every (router entry, seed) as a Ray task (local Ray, or the cluster at ``address``; the
+    results folder must be shared storage there); each task trains exactly as the local executor
+    does, so the run files are identical."""
+    if executor == "ray":
+        return _run_ray(cfg, config_path, out_dir, resume, address)
+    if executor != "local":
+        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -391,16 +402,11 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     from harness.plugins import get_registry
 
     reg = get_registry()
-    trainable = []
-    for ref in cfg.routers:
-        if reg.get("router", ref.name).metadata.get("replay_only"):
-            log(f"[train] skipping router {ref.name!r}: it is replay-only (it needs gold labels, which policy samples lack)")
-        else:
-            trainable.append(ref)
-    if not trainable:
-        raise ConfigError(f"{config_path}: no router that can train (replay-only routers such as oracle are skipped)")
-    cfg_routers = cfg.model_copy(update={"routers": trainable})
-    need = any(reg.get("router", r.name).metadata.get("fit_offline") for r in trainable)
+    trainable = trainable_entries(cfg, config_path, log)
+    need = any(reg.get("router", r.name).metadata.get("fit_offline") for _, r in trainable)
+    if only and "entry" in only:
+        trainable = [(i, r) for i, r in trainable if i == only["entry"]]
+    cfg_routers = cfg.model_copy(update={"routers": [r for _, r in trainable]})
     env = build_env(cfg, settings, need, log)  # RMs, prompts, contexts; router specs need the RM names
     specs_all = router_specs(cfg_routers, env.names)
     code, packages = code_version(), package_versions()
@@ -411,7 +417,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     with Progress(*columns, console=console, transient=False) as progress:
         for label, spec in specs_all:
             for seed in cfg.seeds:
-                if only and (label, seed) != (only["label"], only["seed"]):
+                if only and (only.get("label", label), only.get("seed", seed)) != (label, seed):
                     continue
                 rid = run_id(label, seed, sha)
                 path = out_dir / "runs" / cfg.suite / f"{rid}.json"
@@ -443,6 +449,48 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                 )
                 written.append(write_run(record, out_dir))
     return written
+
+
+def trainable_entries(cfg, config_path, log: Callable[[str], None] = print) -> list[tuple[int, Any]]:
+    """(index in cfg.routers, ref) of the routers that can train; replay-only ones are skipped with a note."""
+    from harness.plugins import get_registry
+
+    reg = get_registry()
+    out = []
+    for i, ref in enumerate(cfg.routers):
+        if reg.get("router", ref.name).metadata.get("replay_only"):
+            log(f"[train] skipping router {ref.name!r}: it is replay-only (it needs gold labels, which policy samples lack)")
+        else:
+            out.append((i, ref))
+    if not out:
+        raise ConfigError(f"{config_path}: no router that can train (replay-only routers such as oracle are skipped)")
+    return out
+
+
+def _ray_cell(cfg_json: dict[str, Any], config_path: str, out_dir: str, resume: bool, only: dict[str, Any],
+              cwd: str) -> list[str]:
+    """One Ray task: the local runner restricted to one (router entry, seed), in the driver's folder."""
+    import os
+
+    from harness.config import RunConfig
+
+    os.chdir(cwd)  # config paths (pool, offline, policy) are relative to where `rmroute run` was started
+    cfg = RunConfig.model_validate(cfg_json)
+    return [str(p) for p in run(cfg, config_path, out_dir, resume=resume, only=only)]
+
+
+def _run_ray(cfg, config_path, out_dir, resume: bool, address: str | None) -> list[Path]:
+    import os
+
+    from harness.runners import ray_session
+
+    settings = TrainSettings.model_validate(cfg.settings)
+    cells = [{"entry": i, "seed": seed} for i, _ in trainable_entries(cfg, config_path) for seed in cfg.seeds]
+    with ray_session(address) as ray:
+        task = ray.remote(num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)(_ray_cell)
+        refs = [task.remote(cfg.model_dump(mode="json"), str(config_path), str(Path(out_dir).resolve()), resume,
+                            cell, os.getcwd()) for cell in cells]
+        return [Path(p) for paths in ray.get(refs) for p in paths]
 
 
 def _relative_to(target: str, folder: Path) -> str:

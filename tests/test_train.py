@@ -369,3 +369,22 @@ def test_plan_counts_parameters_and_memory(tmp_path):
     assert f"LoRA: {lora:,} parameters" in text
     kv = 2 * c.num_hidden_layers * c.hidden_size * 192 * 6 * 4  # K and V, L layers, h dims, T tokens, rows, fp32
     assert f"{kv / 2**20:.1f} MiB" in text
+
+
+def test_ray_executor_gives_the_same_runs(tmp_path):
+    """--executor ray: every (router entry, seed) as a Ray task (local Ray, 2 CPUs); identical run files."""
+    pytest.importorskip("ray")
+    from harness.results import load_run
+    from harness.runners import run_config
+
+    cfg, path = _config(tmp_path, "ray", routers=["random", {"name": "single", "params": {"arm": "all"}}],
+                        settings={"iterations": 1, "batch_prompts": 1})
+    local = _records(run_config(cfg, path, tmp_path / "local"))
+    ray_paths = run_config(cfg, path, tmp_path / "ray", executor="ray")
+    remote = _records(ray_paths)
+    assert set(remote) == set(local) == {"random", "single:length", "single:lexical-overlap", "single:verifier-math"}
+    for label, rec in local.items():
+        assert remote[label].status == rec.status == "ok"
+        assert remote[label].metrics == rec.metrics and remote[label].rm_calls == rec.rm_calls
+        assert remote[label].extra["final_router_state"] == rec.extra["final_router_state"]
+    assert all(load_run(p).run_id for p in ray_paths)
