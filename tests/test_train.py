@@ -388,3 +388,38 @@ def test_ray_executor_gives_the_same_runs(tmp_path):
         assert remote[label].metrics == rec.metrics and remote[label].rm_calls == rec.rm_calls
         assert remote[label].extra["final_router_state"] == rec.extra["final_router_state"]
     assert all(load_run(p).run_id for p in ray_paths)
+
+
+def test_train_tiny_config_every_router(tmp_path):
+    """configs/train-tiny.yaml itself, with the trained CPU pool and the offline bundle swapped for cheap
+    RMs and hashed features (the pool takes minutes to train): every router entry trains and writes
+    an ok run; the calls each pays match its kind."""
+    from harness.config import load_config
+    from harness.runners import run_config
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "configs" / "train-tiny.yaml").read_text())
+    assert load_config(REPO / "configs" / "train-tiny.yaml").kind == "train"
+    data["reward_models"] = ["length", "lexical-overlap", "verifier-math"]
+    data["featurizer"] = {"name": "pair-encoder", "params": {"model": "hash:16"}}
+    for key in ("pool", "offline"):
+        data["settings"].pop(key)
+    for ref in data["routers"]:
+        if isinstance(ref, dict):
+            ref.get("params", {}).pop("prior_mean", None)  # the offline bundle's prior needs the trained pool
+    data["settings"].update(iterations=1, batch_prompts=2, samples_per_prompt=2, offline_pairs=20,
+                            score_cache=str(tmp_path / "scores"))
+    path = tmp_path / "train-tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    recs = _records(run_config(load_config(path), path, tmp_path / "out"))
+    singles = {"single:length", "single:lexical-overlap", "single:verifier-math"}
+    assert set(recs) == singles | {"random", "majority-vote", "mean-ensemble", "min-ensemble", "domain-best", "laser",
+                                   "laser-per-item", "bayesian", "bayesian-offline", "bayesian-online", "bayesian-adaptive"}
+    assert all(r.status == "ok" for r in recs.values()), {k: r.error for k, r in recs.items() if r.status != "ok"}
+    for label in ("majority-vote", "mean-ensemble", "min-ensemble"):
+        assert recs[label].metrics["calls_per_pair"] == 3.0  # every RM, every pair
+    for label in ("single:length", "random", "laser", "bayesian"):
+        assert 1.0 <= recs[label].metrics["calls_per_pair"] < 2.0  # one RM, plus fallbacks where it abstains
+    for label, rec in recs.items():  # each iteration's credited shares are a distribution over the RMs
+        shares = rec.extra["curves"]["credited_share"]
+        assert sum(v[0] for v in shares.values()) == pytest.approx(1.0), label
