@@ -18,15 +18,13 @@ complete checkpoint (the previous one, or the new one).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_text
+from harness.results import atomic_dir, atomic_write_text
 
 LATEST = "latest.json"
 
@@ -46,35 +44,19 @@ class Checkpoint:
         return self.folder / "optimizer.pt"
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
 def save_checkpoint(root: Path, iteration: int, model: Any, optimizer_state: dict[str, Any],
                     state: dict[str, Any]) -> Path:
     """Write checkpoint ``iteration`` (adapter of the PEFT ``model``, optimiser state, ``state``)."""
     import torch
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     name = f"iter-{iteration:05d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+    final = root / name
+    with atomic_dir(final) as tmp:
         model.save_pretrained(str(tmp / "adapter"))
         torch.save(optimizer_state, tmp / "optimizer.pt")
         with open(tmp / "state.pkl", "wb") as fh:
             pickle.dump({**state, "iteration": iteration}, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        _fsync_tree(tmp)
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     atomic_write_text(root / LATEST, json.dumps({"iteration": iteration, "folder": name}) + "\n")
     for old in root.glob("iter-*"):
         if old.name != name and old.is_dir():

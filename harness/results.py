@@ -5,6 +5,7 @@ Layout: ``<root>/runs/<suite>/<run_id>.json``. The leaderboard is rebuilt from t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata as md
 import json
@@ -12,12 +13,13 @@ import math
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -144,6 +146,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Build a folder atomically: yields a temporary folder beside ``final``; when the block ends,
+    its files are fsynced and it replaces ``final`` (an existing one is removed first). On any error
+    the temporary folder is removed and ``final`` is left as it was."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -28,10 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
-import shutil
-import tempfile
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -41,6 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.types import PreferencePair
+from harness.results import atomic_dir
 from suites import perturb
 from suites.sources import (PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec,
                             pypi_path, read_json_list, text_field)
@@ -572,8 +570,7 @@ def write_benchmark(seed: int = 0) -> Path:
     splits = build_benchmark(seed, stats=stats)
     target = benchmark_dir(seed)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".seed{seed}-", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         files = {}
         for split in SPLITS:
             data = _dump(splits[split])
@@ -588,12 +585,6 @@ def write_benchmark(seed: int = 0) -> Path:
             "arena_hard_good_model": ARENA_GOOD_MODEL,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
