@@ -42,7 +42,8 @@ def _meta_model(spec) -> tuple[Any | None, str]:
     try:
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=False,
+                                            local_files_only=True)  # a plan never downloads
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
         return model, f"config of {spec.model}"
