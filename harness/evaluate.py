@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 from harness.config import PluginRef, StrictModel
 from harness.errors import ConfigError
 from harness.policy import PolicySpec
+from harness.results import slug
 
 
 class PolicyEntry(StrictModel):
@@ -73,10 +74,6 @@ class PolicyPlan:
     train_run: str | None = None
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
     """The policy a train run produced: its base spec with the run's final LoRA adapter on top."""
     from harness.results import load_run
@@ -104,7 +101,7 @@ def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[Poli
     plans: list[PolicyPlan] = []
     for i, entry in enumerate(settings.policies):
         if entry.policy is not None:
-            plans.append(PolicyPlan(label=entry.label or _slug(Path(entry.policy.model).name or entry.policy.model),
+            plans.append(PolicyPlan(label=entry.label or slug(Path(entry.policy.model).name or entry.policy.model),
                                     spec=entry.policy))
         elif entry.train_run is not None:
             plans.append(policy_from_train_run(Path(entry.train_run), entry.label))
@@ -128,7 +125,7 @@ def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[Poli
 
 
 def run_id(policy_label: str, suite: str, seed: int, config_sha: str) -> str:
-    return f"{_slug(suite)}--{_slug(policy_label)}--seed{seed}--{config_sha[:10]}"
+    return f"{slug(suite)}--{slug(policy_label)}--seed{seed}--{config_sha[:10]}"
 
 
 def suite_sha(ref: PluginRef) -> str:

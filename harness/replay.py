@@ -322,8 +322,9 @@ def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
 
 
 def run_id(scenario: str, label: str, seed: int, config_sha: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    return f"{scenario}--{safe}--seed{seed}--{config_sha[:10]}"
+    from harness.results import slug
+
+    return f"{scenario}--{slug(label)}--seed{seed}--{config_sha[:10]}"
 
 
 def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any]]:

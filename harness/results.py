@@ -80,6 +80,11 @@ class RunRecord(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)  # curves, per-sample log paths, notes
 
 
+def slug(text: str) -> str:
+    """``text`` with every character other than letters, digits and ``-_.`` replaced by ``_`` (file names)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 def new_run_id(prefix: str = "") -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{prefix + '-' if prefix else ''}{stamp}-{secrets.token_hex(3)}"

@@ -294,8 +294,9 @@ def plan(cfg, config_path) -> str:
 
 # ---- the runner -------------------------------------------------------------------------------------
 def run_id(label: str, seed: int, config_sha: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    return f"train--{safe}--seed{seed}--{config_sha[:10]}"
+    from harness.results import slug
+
+    return f"train--{slug(label)}--seed{seed}--{config_sha[:10]}"
 
 
 def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, out_dir: Path, resume: bool,

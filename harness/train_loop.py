@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.train import Env, LoopState, Run, TrainingDiverged
+from harness.train import DEFAULT_LOSS_CHAIN, NEG_LOSS_ROUTERS, Env, LoopState, Run, TrainingDiverged
 
 
 # ---- building a run ---------------------------------------------------------------------------
@@ -44,19 +44,17 @@ def _dpo_config(s, out: Path, seed: int, batch: int):
     )
 
 
-class _LastLogs:
-    """A TrainerCallback that keeps the metrics of the last logged step."""
+def _last_logs_callback(sink: dict):
+    """A TrainerCallback that keeps the metrics of the last logged step in ``sink``."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, sink: dict):
-        from transformers import TrainerCallback
+    class LastLogs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                sink.clear()
+                sink.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
 
-        class Cb(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kw):
-                if logs and "loss" in logs:
-                    sink.clear()
-                    sink.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
-
-        return Cb()
+    return LastLogs()
 
 
 def make_trainer(policy, s, out: Path, seed: int, sink: dict):
@@ -70,7 +68,7 @@ def make_trainer(policy, s, out: Path, seed: int, sink: dict):
     placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
     batch = s.batch_prompts * (s.pairs_per_prompt or s.samples_per_prompt * (s.samples_per_prompt - 1) // 2)
     trainer = DPOTrainer(model=policy.model, args=_dpo_config(s, out, seed, batch), train_dataset=placeholder,
-                         processing_class=policy.tokenizer, peft_config=_lora_config(s), callbacks=[_LastLogs(sink)])
+                         processing_class=policy.tokenizer, peft_config=_lora_config(s), callbacks=[_last_logs_callback(sink)])
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for cb in (PrinterCallback, ProgressCallback):  # the loop logs each iteration itself
@@ -105,24 +103,12 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
     generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
     router = build_router(env, spec, seed)
-    neg = spec.name in _neg_loss_names()
-    default = _neg_loss_names().get(spec.name, _default_chain())
+    neg = spec.name in NEG_LOSS_ROUTERS
+    default = NEG_LOSS_ROUTERS.get(spec.name, DEFAULT_LOSS_CHAIN)
     chain = build_chain(list(cfg.normalizers) or list(default), on_bad_feedback=s.on_bad_feedback)
     state = LoopState(rng=np.random.default_rng([seed, 7]))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
                router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
-
-
-def _neg_loss_names():
-    from harness.train import NEG_LOSS_ROUTERS
-
-    return NEG_LOSS_ROUTERS
-
-
-def _default_chain():
-    from harness.train import DEFAULT_LOSS_CHAIN
-
-    return DEFAULT_LOSS_CHAIN
 
 
 # ---- checkpoint state -------------------------------------------------------------------------
