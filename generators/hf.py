@@ -105,14 +105,15 @@ class TransformersGenerator:
         self.stats: dict[str, float] = {"tokens": 0, "seconds": 0.0, "calls": 0}
 
     # ---- Generator protocol ----------------------------------------------------------------
-    def generate(self, prompts: Sequence[str], n: int, seed: int) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], n: int, seed: int,
+                 max_new_tokens: int | None = None) -> list[list[str]]:
         prompts = check_prompts(self.name, prompts, n)
         rows = [p for p in prompts for _ in range(n)]
         texts: list[str] = []
         bs = self.params.batch_size
         with self._eval_mode(), self._forked_rng():
             for c, start in enumerate(range(0, len(rows), bs)):
-                texts.extend(self._generate_chunk(rows[start:start + bs], seed + c))
+                texts.extend(self._generate_chunk(rows[start:start + bs], seed + c, max_new_tokens))
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def sync(self, model: Any) -> None:
@@ -171,9 +172,9 @@ class TransformersGenerator:
         finally:
             tok.padding_side = old_side
 
-    def _generation_kwargs(self) -> dict[str, Any]:
+    def _generation_kwargs(self, max_new_tokens: int | None = None) -> dict[str, Any]:
         p = self.params
-        kw: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        kw: dict[str, Any] = {"max_new_tokens": max_new_tokens or p.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if p.temperature == 0:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -200,7 +201,7 @@ class TransformersGenerator:
         counted = before & (is_eos | (new_ids != self.tokenizer.pad_token_id))
         return int(counted.sum())
 
-    def _generate_chunk(self, rows: list[str], seed: int) -> list[str]:
+    def _generate_chunk(self, rows: list[str], seed: int, max_new_tokens: int | None) -> list[str]:
         import torch
 
         batch = self._encode(rows).to(self._device())
@@ -208,7 +209,7 @@ class TransformersGenerator:
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self._generation_kwargs()
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self._generation_kwargs(max_new_tokens)
             )
         self.stats["seconds"] += time.perf_counter() - t0
         new_ids = out[:, batch["input_ids"].shape[1]:]

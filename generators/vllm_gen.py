@@ -150,14 +150,15 @@ class VllmGenerator:
         if previous is not None:
             shutil.rmtree(self._tmp / f"adapter-{self._lora_id - 1}", ignore_errors=True)
 
-    def generate(self, prompts: Sequence[str], n: int, seed: int) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], n: int, seed: int,
+                 max_new_tokens: int | None = None) -> list[list[str]]:
         prompts = check_prompts(self.name, prompts, n)
         if not prompts:
             return []
         # greedy decoding gives one distinct completion: send n copies of the prompt with n=1
         # (older vLLM rejects n > 1 with temperature 0)
         copies = n if self.params.temperature == 0 else 1
-        sampling = self._sampling_params(n // copies, seed)
+        sampling = self._sampling_params(n // copies, seed, max_new_tokens)
         requests = [{"prompt_token_ids": self._encode(p)} for p in prompts for _ in range(copies)]
         kwargs: dict[str, Any] = {"use_tqdm": False}
         if self.lora_request is not None:
@@ -193,9 +194,9 @@ class VllmGenerator:
             add = not (bos and text.startswith(bos))
         return list(self.tokenizer(text, add_special_tokens=add)["input_ids"])
 
-    def _sampling_params(self, n: int, seed: int) -> Any:
+    def _sampling_params(self, n: int, seed: int, max_new_tokens: int | None = None) -> Any:
         p = self.params
-        kw: dict[str, Any] = dict(n=n, max_tokens=p.max_new_tokens, seed=int(seed), skip_special_tokens=True)
+        kw: dict[str, Any] = dict(n=n, max_tokens=max_new_tokens or p.max_new_tokens, seed=int(seed), skip_special_tokens=True)
         if p.temperature == 0:
             kw["temperature"] = 0.0
         else:

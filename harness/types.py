@@ -145,9 +145,11 @@ class Generator(Protocol):
 
     ``prompts`` are fully formatted prompt texts (chat template already applied by the caller);
     the result holds ``n`` completions (response text only) per prompt, in prompt order.
+    ``max_new_tokens`` overrides the generator's own length limit for this call only.
     """
 
-    def generate(self, prompts: Sequence[str], n: int, seed: int) -> list[list[str]]: ...
+    def generate(self, prompts: Sequence[str], n: int, seed: int,
+                 max_new_tokens: int | None = None) -> list[list[str]]: ...
 
     def sync(self, model: Any) -> None:
         """Called after every policy update; in-process generators share the model and do nothing."""

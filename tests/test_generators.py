@@ -277,6 +277,8 @@ def test_vllm_engine_and_sampling_params(fake_vllm, policy, prompts, tmp_path):
     want_ids = [policy.tokenizer(p)["input_ids"] for p in prompts[:2]]
     assert [r["prompt_token_ids"] for r in call["requests"]] == want_ids
     assert gen.stats["tokens"] == 2 * (1 + 2 + 3)
+    gen.generate(prompts[:1], n=1, seed=11, max_new_tokens=4)  # a per-call limit reaches SamplingParams
+    assert fake_vllm.calls[-1]["sampling"]["max_tokens"] == 4
 
 
 def test_vllm_greedy_sends_n_copies(fake_vllm, policy, prompts, tmp_path):
@@ -341,8 +343,12 @@ def test_vllm_model_path_required(fake_vllm, policy, tmp_path):
         VllmGenerator(policy.model, policy.tokenizer, model_path=str(tmp_path / "missing"))
 
 
-def test_params_max_new_tokens_can_be_changed_between_calls(policy, prompts):
-    # the evaluation suites lower ``generator.params.max_new_tokens`` for a call and restore it
+def test_max_new_tokens_per_call_and_between_calls(policy, prompts):
+    # the evaluation suites pass ``max_new_tokens`` per call; the generator's own limit stays
     gen = make(policy, temperature=0, max_new_tokens=8)
-    gen.params.max_new_tokens = 3
-    assert gen.generate(prompts[:1], n=1, seed=0) == [[manual_greedy(policy.model, policy.tokenizer, prompts[0], 3)[0]]]
+    want3 = [[manual_greedy(policy.model, policy.tokenizer, prompts[0], 3)[0]]]
+    assert gen.generate(prompts[:1], n=1, seed=0, max_new_tokens=3) == want3
+    assert gen.params.max_new_tokens == 8
+    assert gen.generate(prompts[:1], n=1, seed=0) == [[manual_greedy(policy.model, policy.tokenizer, prompts[0], 8)[0]]]
+    gen.params.max_new_tokens = 3  # and the params can still be changed between calls
+    assert gen.generate(prompts[:1], n=1, seed=0) == want3

@@ -22,7 +22,7 @@ class EchoGenerator:
         self.suffix = suffix
         self.calls = 0
 
-    def generate(self, prompts, n, seed):
+    def generate(self, prompts, n, seed, max_new_tokens=None):
         self.calls += 1
         return [[p[-3:][::-1] + self.suffix] * n for p in prompts]
 
