@@ -117,28 +117,26 @@ def group_prompts(prompts: Sequence[Any]) -> list[list[int]]:
 
 
 # ---- the router's fallback order -------------------------------------------------------------
-def fallback_order(router: Any, context: np.ndarray, first: int) -> list[int]:
-    """Arms to try after ``first`` abstains, best first.
+def arm_ranking(router: Any, contexts: np.ndarray) -> np.ndarray | None:
+    """(B, K) arms best-first by the router's exploit-only value: the posterior mean μ_kᵀx
+    (``predictive``) where the router has one, else ``ucb``; ties go to the lower index. None for
+    routers with neither (their fallback is the next index). Shared with the training loop."""
+    for attr in ("predictive", "ucb"):
+        fn = getattr(router, attr, None)
+        if callable(fn):
+            out = fn(contexts)
+            value = out[0] if isinstance(out, tuple) else out
+            return np.argsort(-np.asarray(value), axis=1, kind="stable")
+    return None
 
-    A router's own ``fallback_order(context, first)`` wins when it has one; otherwise routers with
-    a linear posterior rank by exploit-only value (``ucb`` with its α for LinUCB, else the posterior
-    mean μ_kᵀx); any other router tries the remaining arms in index order after ``first``
-    (wrapping around).
-    """
+
+def fallback_order(router: Any, context: np.ndarray, first: int) -> list[int]:
+    """Arms to try after ``first`` abstains on one context, best first (:func:`arm_ranking`; without a
+    ranking, the remaining arms in index order after ``first``, wrapping around)."""
     K = int(router.n_arms)
-    own = getattr(router, "fallback_order", None)
-    if callable(own):
-        return [int(a) for a in own(context, first) if int(a) != first]
-    x = np.asarray(context, dtype=np.float64).reshape(1, -1)
-    value = None
-    if callable(getattr(router, "ucb", None)):
-        value = np.asarray(router.ucb(x))[0]
-    elif getattr(router, "posterior", None) is not None and callable(getattr(router.posterior, "predict", None)):
-        value = np.asarray(router.posterior.predict(x)[0])[0]
-    if value is not None:
-        order = sorted(range(K), key=lambda k: (-value[k], k))  # stable: ties to the lower index
-        return [k for k in order if k != first]
-    return [(first + j) % K for j in range(1, K)]
+    ranked = arm_ranking(router, np.asarray(context, dtype=np.float64).reshape(1, -1))
+    order = ranked[0].tolist() if ranked is not None else [(first + j) % K for j in range(K)]
+    return [int(k) for k in order if int(k) != first]
 
 
 # ---- RoutedReward ------------------------------------------------------------------------------

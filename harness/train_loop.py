@@ -6,8 +6,8 @@ Conventions used here:
   and B = r_j; ``margin_k = score_k(A) − score_k(B)``; a decided margin d > tie_eps keeps A as chosen,
   d < −tie_eps keeps B;
 * RM calls: one call = one (pair, RM) cell, which scores both responses (as in replay);
-* fallback ranking: routers with ``predictive`` (posterior means) or ``ucb`` rank arms by it; others
-  try the following indices (k+1, k+2, ... mod K);
+* fallback ranking: :func:`harness.routed_reward.arm_ranking` (posterior mean, else UCB); routers
+  without one try the following indices (k+1, k+2, ... mod K);
 * shares: ``calls_per_rm`` counts calls; ``credited_share`` is the share of pairs credited to each RM.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.routed_reward import arm_ranking
 from harness.train import DEFAULT_LOSS_CHAIN, NEG_LOSS_ROUTERS, Env, LoopState, Run, TrainingDiverged
 
 
@@ -169,17 +170,6 @@ def candidate_pairs(n: int, per_prompt: int | None, rng: np.random.Generator) ->
     return [allp[k] for k in sorted(rng.choice(len(allp), per_prompt, replace=False))]
 
 
-def _fallback_order(router, X: np.ndarray) -> np.ndarray | None:
-    """(B, K) arms best-first where the router can rank them, else None."""
-    for attr in ("predictive", "ucb"):
-        fn = getattr(router, attr, None)
-        if callable(fn):
-            out = fn(X)
-            means = out[0] if isinstance(out, tuple) else out
-            return np.argsort(-np.asarray(means), axis=1, kind="stable")
-    return None
-
-
 def score_cells(env: Env, prompts: list[str], a: list[str], b: list[str], cells: np.ndarray, margins: np.ndarray) -> None:
     """Fill ``margins[i, k]`` for every True ``cells[i, k]`` (score_k(a_i) − score_k(b_i), NaN = abstained)."""
     for k, rm in enumerate(env.rms):
@@ -212,7 +202,7 @@ def route_and_score(env: Env, run: Run, X, items, prompts, a, b):
             break
         t0 = time.perf_counter()
         if order is None:
-            ranked = _fallback_order(run.router, X)
+            ranked = arm_ranking(run.router, X)
             order = ranked if ranked is not None else (arms[:, None] + np.arange(1, K + 1)[None, :]) % K
         new = np.zeros_like(calls)
         for i in dead:
@@ -295,6 +285,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         tr.train_dataset = tr._prepare_dataset(ds, run.policy.tokenizer, tr.args, "train")
         run.last_logs.clear()
         tr.train()
+        run.generator.sync(run.model)  # in-process generators share the model; vLLM reloads the adapter
         dpo_loss = float(run.last_logs.get("loss", float("nan")))
         _check_finite(dpo_loss, "the DPO training loss", it, batch_ids)
     t_train = time.perf_counter() - t0
