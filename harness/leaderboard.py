@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from harness.results import RunRecord, atomic_write_text, load_runs, run_path
+from harness.results import RunRecord, atomic_write_text, load_runs, newest, run_path
 
 LEVEL = 0.95
 EXACT_BOOTSTRAP_MAX_SEEDS = 8
@@ -434,10 +434,7 @@ def collect(root: str | Path = "results") -> Board:
     groups = []
     for (suite, sha), members in sorted(grouped.items()):
         # one run per (scenario, router, seed): the newest wins (a resumed or repeated run)
-        latest: dict[tuple[str, str, int], RunRecord] = {}
-        for run in sorted(members, key=lambda r: (r.created, r.run_id)):
-            latest[(run.scenario, router_label(run), run.seed)] = run
-        kept = list(latest.values())
+        kept = list(newest(members, lambda r: (r.scenario, router_label(r), r.seed)).values())
         by_scenario: dict[str, list[RunRef]] = defaultdict(list)
         failed = []
         for run in kept:

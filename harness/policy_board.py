@@ -16,7 +16,7 @@ from html import escape
 from typing import Any, Callable
 from urllib.parse import quote
 
-from harness.results import RunRecord
+from harness.results import RunRecord, newest
 
 #: flags (``extra.flags`` keys) shown as a footnote marker in a cell, and what they mean
 FLAG_NOTES: dict[str, tuple[str, str]] = {
@@ -69,27 +69,25 @@ def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
     """``refs``: (evaluate run, its path relative to results/). None when there is no evaluate run."""
     from harness.leaderboard import Stat
 
-    ok = [(r, rel) for r, rel in refs if r.kind == "evaluate" and r.status == "ok"]
-    failed = [(r, rel) for r, rel in refs if r.kind == "evaluate" and r.status != "ok"]
-    if not ok and not failed:
+    refs = [(r, rel) for r, rel in refs if r.kind == "evaluate"]
+    if not refs:
         return None
-    # the newest run per (policy, suite, seed) counts
-    latest: dict[tuple[str, str, int], tuple[RunRecord, str]] = {}
-    for r, rel in sorted(ok, key=lambda x: (x[0].created, x[0].run_id)):
-        latest[(_label(r), _suite(r), r.seed)] = (r, rel)
+    # the newest run per (policy, suite, seed) counts, whether it failed or not
+    latest = newest(refs, lambda x: (_label(x[0]), _suite(x[0]), x[0].seed), run=lambda x: x[0])
+    ok = {k: v for k, v in latest.items() if v[0].status == "ok"}
+    failed = [v for v in latest.values() if v[0].status != "ok"]
     grouped: dict[tuple[str, str], list[tuple[RunRecord, str]]] = defaultdict(list)
     columns: list[tuple[str, str]] = []
     routers: dict[str, str] = {}
     flags: set[str] = set()
-    for (label, suite, _), (r, rel) in sorted(latest.items()):
+    for (label, suite, _), (r, rel) in sorted(ok.items()):
         routers[label] = r.router.name
+        grouped[(label, suite)].append((r, rel))
         for key in r.extra.get("headline") or sorted(r.metrics):
             if key in r.metrics and (suite, key) not in columns:
                 columns.append((suite, key))
-            grouped[(label, suite)].append((r, rel))
     rows: dict[str, dict[tuple[str, str], Cell]] = defaultdict(dict)
     for (label, suite), members in grouped.items():
-        members = sorted({r.run_id: (r, rel) for r, rel in members}.values(), key=lambda x: x[0].seed)
         for col in [c for c in columns if c[0] == suite]:
             values = [r.metrics.get(col[1]) for r, _ in members]
             stat = Stat.of(values)
@@ -111,7 +109,7 @@ def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
     columns.sort(key=lambda c: (_SUITE_ORDER.get(c[0], 99), c[0]))
     for label in list(routers):
         rows.setdefault(label, {})
-    sources = {r.suite: str(r.config.get("description") or "") for r, _ in ok + failed}
+    sources = {r.suite: str(r.config.get("description") or "") for r, _ in refs}
     return PolicyTable(columns, dict(rows), routers, failed, flags, dict(sorted(sources.items())))
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -225,6 +225,15 @@ def finished_ok(path: Path) -> bool:
         return load_run(path).status == "ok"
     except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
         return False
+
+
+def newest(items: list[Any], key: Callable[[Any], Any], run: Callable[[Any], RunRecord] = lambda x: x) -> dict[Any, Any]:
+    """``key(item) -> item`` keeping, per key, the item whose run finished last (``created``, then
+    ``run_id``): a resumed or repeated run supersedes the older one, whatever either's status."""
+    out: dict[Any, Any] = {}
+    for item in sorted(items, key=lambda x: (run(x).created, run(x).run_id)):
+        out[key(item)] = item
+    return out
 
 
 def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:

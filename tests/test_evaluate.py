@@ -4,6 +4,7 @@ the policy leaderboard and --dry-run. The real suites end to end are in tests/te
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,14 @@ def test_a_judged_suite_without_a_judge_fails_alone(setup):
     recs = {r["extra"]["eval_suite"]: r for r in _records(out).values()}
     assert recs["fixture-count"]["status"] == "ok"
     assert recs["fixture-judged"]["status"] == "failed" and "needs a judge" in recs["fixture-judged"]["error"]
+    # run again with a judge: the newer ok run supersedes the failure on the policy table
+    board = out / "LEADERBOARD.md"
+    assert main(["leaderboard", str(out)]) == 0 and "needs a judge" in board.read_text()
+    cfg.write_text(CONFIG.replace("seeds: [0, 1]", "seeds: [0]").replace("    - fixture-fail\n", ""))
+    time.sleep(1.1)  # `created` has one-second resolution: the rerun must be newer
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    text = board.read_text()  # fixture-fail (first config only) is still the newest of its kind
+    assert "needs a judge" not in text and "Failed evaluation runs (1)" in text and "fixture-fail/1" in text
 
 
 def test_a_benchmark_suite_is_refused_by_name(setup, capsys):
