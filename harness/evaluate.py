@@ -57,7 +57,7 @@ class EvaluateSettings(StrictModel):
     generator: PluginRef = Field(default_factory=lambda: PluginRef(
         name="transformers", params={"temperature": 0.0, "max_new_tokens": 256}))
     judge: PluginRef | None = None
-    device: str = Field("auto", description="where every policy runs: auto (cuda when present), cpu, cuda:N")
+    device: str | None = Field(None, description="where every policy runs (auto, cpu, cuda:N); default: each policy's own `device`")
 
 
 SETTINGS = EvaluateSettings
@@ -147,18 +147,6 @@ def plan(cfg, config_path) -> str:
     return "\n".join(lines)
 
 
-def _judge(settings: EvaluateSettings, cache: dict[str, Any]):
-    """The run's judge, built once on first need (None when the config names none)."""
-    if "judge" not in cache:
-        if settings.judge is None:
-            cache["judge"] = None
-        else:
-            from harness.plugins import create
-
-            cache["judge"] = create("judge", settings.judge.name, **settings.judge.params)
-    return cache["judge"]
-
-
 def _flags(ref: PluginRef, result: Any) -> dict[str, Any]:
     """The suite's flags, plus ``limit`` whenever the config evaluates a subset (shown on the board)."""
     flags = dict(result.flags) if result is not None else {}
@@ -188,8 +176,8 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     from harness.config import config_sha256
     from harness.plugins import create, get_registry
     from harness.policy import load_policy
-    from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
-                                 package_versions, write_run)
+    from harness.results import (KEY_PACKAGES, DataInfo, RouterInfo, RunRecord, code_version, finished_ok,
+                                 now_iso, package_versions, write_run)
 
     config_path, out_dir = Path(config_path), Path(out_dir)
     settings = EvaluateSettings.model_validate(cfg.settings)
@@ -205,27 +193,27 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
     plans = resolve_policies(settings, config_path)
     sha = config_sha256(cfg)
-    code, packages = code_version(), package_versions(("rmroute", "numpy", "torch", "transformers", "lm_eval", "alpaca_eval"))
-    suites = [(ref, create("suite", ref.name, **ref.params)) for ref in settings.suites]
-    judge_cache: dict[str, Any] = {}
+    code, packages = code_version(), package_versions(KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
+    suites = [(key, ref, create("suite", ref.name, **ref.params)) for key, ref in zip(keys, settings.suites)]
     written: list[Path] = []
     todo = []
-    for seed in cfg.seeds:
-        for p in plans:
-            for ref, suite in suites:
-                if only and (p.label, ref.label or ref.name, seed) != (only["label"], only["scenario"], only["seed"]):
+    for p in plans:  # policy-major: each policy is loaded once
+        for seed in cfg.seeds:
+            for key, ref, suite in suites:
+                if only and (p.label, key, seed) != (only["label"], only["scenario"], only["seed"]):
                     continue
-                rid = run_id(p.label, ref.label or ref.name, seed, sha)
+                rid = run_id(p.label, key, seed, sha)
                 path = out_dir / "runs" / cfg.suite / f"{rid}.json"
                 if resume and finished_ok(path):
                     written.append(path)
                     continue
-                todo.append((seed, p, ref, suite, rid))
+                todo.append((seed, p, key, ref, suite, rid))
     loaded: dict[str, tuple[Any, Any]] = {}
+    judge = None  # built on first need, shared by every suite and policy
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("evaluate", total=len(todo))
-        for seed, p, ref, suite, rid in todo:
-            progress.update(task, description=f"evaluate {p.label} on {ref.name} (seed {seed})")
+        for seed, p, key, ref, suite, rid in todo:
+            progress.update(task, description=f"evaluate {p.label} on {key} (seed {seed})")
             samples_dir = out_dir / "runs" / cfg.suite / f"{rid}.samples"
             t0 = time.perf_counter()
             status, error, result, before = "ok", None, None, {}
@@ -237,12 +225,14 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                                  tokenizer=policy.tokenizer, **settings.generator.params)
                     loaded[p.label] = (policy, gen)
                 policy, gen = loaded[p.label]
-                judge = _judge(settings, judge_cache) if suite.needs_judge else None
-                if suite.needs_judge and judge is None:
+                if suite.needs_judge and settings.judge is None:
                     raise ConfigError(f"{config_path}: suite {ref.name!r} needs a judge: set settings.judge")
+                if suite.needs_judge and judge is None:
+                    judge = create("judge", settings.judge.name, **settings.judge.params)
                 samples_dir.mkdir(parents=True, exist_ok=True)
                 before = _stats(judge)
-                result = suite.evaluate(policy, gen, judge, samples_dir, np.random.default_rng(seed))
+                result = suite.evaluate(policy, gen, judge if suite.needs_judge else None, samples_dir,
+                                        np.random.default_rng(seed))
             except Exception as exc:  # noqa: BLE001 - one suite's failure must not lose the others
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
             wall = time.perf_counter() - t0
@@ -252,9 +242,9 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                     samples = Path(result.samples).resolve().relative_to((out_dir / "runs" / cfg.suite).resolve()).as_posix()
                 except ValueError:
                     samples = str(result.samples)
-            judge_obj = judge_cache.get("judge") if suite.needs_judge else None
+            judge_obj = judge if suite.needs_judge else None
             record = RunRecord(
-                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=ref.label or ref.name, status=status, error=error,
+                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=key, status=status, error=error,
                 router=RouterInfo(name=p.router, params={}, label=p.label),
                 reward_models=list(p.reward_models),
                 data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
@@ -262,7 +252,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                 config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
                 command=f"rmroute run {config_path}", created=now_iso(),
                 extra={
-                    "eval_suite": ref.label or ref.name, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
+                    "eval_suite": key, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
                     "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
                     "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
                     "flags": _flags(ref, result), "samples": samples,
