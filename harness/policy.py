@@ -16,8 +16,6 @@ The tokenizer always pads on the left (decoder-only batched generation) and has 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -104,7 +102,6 @@ class Policy:
     model: Any
     tokenizer: Any
     device: str
-    identity: str
 
     @property
     def uses_chat_template(self) -> bool:
@@ -135,10 +132,6 @@ def _drop_gguf_marker(model: Any) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-
-
-def spec_identity(spec: PolicySpec) -> str:
-    return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_policy(spec: PolicySpec | dict[str, Any], device: str | None = None) -> Policy:
@@ -180,4 +173,4 @@ def load_policy(spec: PolicySpec | dict[str, Any], device: str | None = None) ->
             raise ConfigError(f"policy.adapter {spec.adapter!r}: no adapter_config.json there (expected a LoRA adapter folder)")
         model = PeftModel.from_pretrained(model, spec.adapter)
     model = model.to(device)
-    return Policy(spec=spec, model=model, tokenizer=tok, device=device, identity=spec_identity(spec))
+    return Policy(spec=spec, model=model, tokenizer=tok, device=device)

@@ -128,11 +128,9 @@ def _head(col: tuple[str, str]) -> str:
     return f"{col[0]} {col[1]}"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(table: PolicyTable) -> list[str]:
+    from harness.leaderboard import _first_line, _md
+
     out = ["## Policies", "",
            "One row per evaluated policy (the router that trained it), one column per suite metric; "
            "mean over seeds with a 95% interval (bootstrap over seeds, or the suite's own interval for "
@@ -154,8 +152,7 @@ def render_markdown(table: PolicyTable) -> list[str]:
         out += [f"### Failed evaluation runs ({len(table.failed)})", "", "| policy | suite | seed | error | run |",
                 "|---|---|---|---|---|"]
         for r, rel in table.failed:
-            err = (r.error or "").strip().splitlines()[0][:300] if (r.error or "").strip() else "(no error recorded)"
-            out.append(f"| {_md(_label(r))} | {_md(_suite(r))} | {r.seed} | {_md(err)} | [json]({rel}) |")
+            out.append(f"| {_md(_label(r))} | {_md(_suite(r))} | {r.seed} | {_md(_first_line(r.error))} | [json]({rel}) |")
         out.append("")
     return out
 
@@ -165,6 +162,7 @@ def _first_key(table: PolicyTable, suite: str) -> str:
 
 
 def render_html(table: PolicyTable) -> list[str]:
+    from harness.leaderboard import _first_line
     from harness.leaderboard_html import _td
 
     out = ['<h2 id="policies">Policies</h2>',
@@ -191,7 +189,7 @@ def render_html(table: PolicyTable) -> list[str]:
     if table.failed:
         out.append(f"<h3>Failed evaluation runs ({len(table.failed)})</h3><ul>")
         out += [f'<li>{escape(_label(r))} · {escape(_suite(r))} · seed {r.seed}: <span class="err">'
-                f'{escape((r.error or "").strip()[:300])}</span> (<a href="{escape(quote(rel))}">json</a>)</li>'
+                f'{escape(_first_line(r.error))}</span> (<a href="{escape(quote(rel))}">json</a>)</li>'
                 for r, rel in table.failed]
         out.append("</ul>")
     return out

@@ -70,7 +70,7 @@ def byte_tok():
 
 def fake_judge(tok, rule, **kw) -> HFLocalJudge:
     model = FixedLogitLM(len(tok), rule)
-    policy = Policy(spec=PolicySpec(model="fixed-logits"), model=model, tokenizer=tok, device="cpu", identity="fake")
+    policy = Policy(spec=PolicySpec(model="fixed-logits"), model=model, tokenizer=tok, device="cpu")
     return HFLocalJudge.from_policy(policy, **kw)
 
 
