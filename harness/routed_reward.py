@@ -60,7 +60,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -203,7 +203,6 @@ class RoutedReward:
         self.abstained = 0  # completions that got 0.0 because no RM answered
         self.fallbacks = 0  # groups re-scored by a fallback arm
         self.errors: list[str] = []  # first few RM errors, for the log
-        self.last_step: Step | None = None
         if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
             raise ValueError(f"RoutedReward: history_size must be an int >= 1, got {history_size!r}")
         self.history_size = history_size
@@ -286,7 +285,6 @@ class RoutedReward:
             else:
                 rewards[idx] = self._combined(g, selection, calls[g], ps, cs)
             self.routed[arms[g]] += 1
-        self.last_step = step
         self.history = (self.history + [step])[-self.history_size:]
         self._pending_X.append(X)
         self._pending_arms.append(arms)
@@ -341,8 +339,10 @@ class RoutedReward:
             "errors": list(self.errors),
         }
 
-    def reset_history(self) -> None:
-        self.history = []
+    @property
+    def last_step(self) -> Step | None:
+        """The routing of the latest call (``history[-1]``)."""
+        return self.history[-1] if self.history else None
 
     # ---- internals ---------------------------------------------------------------------------
     def _contexts(self, groups: list[list[int]], p_texts: list[str], c_texts: list[str]) -> np.ndarray:
@@ -457,6 +457,3 @@ def make_loss_callback(routed: RoutedReward, sign: float = -1.0) -> Any:
 
     return RoutedLossFeedback()
 
-
-#: the type of a TRL reward function, for annotations in user scripts
-RewardFunc = Callable[..., list[float]]

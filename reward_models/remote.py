@@ -59,7 +59,7 @@ class RemoteRMUnavailableError(RemoteRMError, ConnectionError):
     """Every try failed with a connection error, a timeout, a 5xx or a 429."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
+class NoRedirect(urllib.request.HTTPRedirectHandler):
     """Refuse redirects: they would turn a POST into a GET and could carry the token elsewhere."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
@@ -178,7 +178,7 @@ class RemoteRM:
         self.__token = token  # name-mangled, never in repr, identity or errors
         self._identity: str | None = None
         proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
-        self._opener = urllib.request.build_opener(proxies, _NoRedirect())
+        self._opener = urllib.request.build_opener(proxies, NoRedirect())
 
     def __repr__(self) -> str:
         auth = f", token_env={self.token_env!r}" if self.token_env else (", token=***" if self.__token else "")

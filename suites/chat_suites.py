@@ -47,6 +47,7 @@ Metrics (P_i = the judge's P(policy answer better than the other answer) for ite
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -265,7 +266,8 @@ class ChatItem:
     category: str
 
 
-def load_alpaca_eval() -> list[ChatItem]:
+@functools.lru_cache(maxsize=None)  # the files are pinned: read them once per process
+def load_alpaca_eval() -> tuple[ChatItem, ...]:
     path = pypi_path(SOURCES["alpaca-eval"])
     items = []
     for n, rec in enumerate(read_json_list(path)):
@@ -276,10 +278,11 @@ def load_alpaca_eval() -> list[ChatItem]:
                               other=text_field(where, rec, "output"),
                               other_model=str(rec.get("generator", ALPACA_REFERENCE_GENERATOR)),
                               category=str(rec.get("dataset", ""))))
-    return items
+    return tuple(items)
 
 
-def load_arena_hard() -> tuple[list[ChatItem], int]:
+@functools.lru_cache(maxsize=None)
+def load_arena_hard() -> tuple[tuple[ChatItem, ...], int]:
     """Arena-Hard v2.0 prompts with their category's baseline answer; also how many lack one."""
     answers: dict[str, dict[str, str]] = {}
     for model in sorted(set(ARENA_BASELINE.values())):
@@ -296,7 +299,7 @@ def load_arena_hard() -> tuple[list[ChatItem], int]:
             continue
         items.append(ChatItem(id=uid, prompt=text_field(where, rec, "prompt"), other=answers[model][uid],
                               other_model=model, category=category))
-    return items, missing
+    return tuple(items), missing
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,8 @@ class MTBenchQuestion:
     references: tuple[str, str] | None  # only for MT_BENCH_REFERENCE_CATEGORIES
 
 
-def load_mt_bench(reference_model: str = "gpt-4") -> list[MTBenchQuestion]:
+@functools.lru_cache(maxsize=None)
+def load_mt_bench(reference_model: str = "gpt-4") -> tuple[MTBenchQuestion, ...]:
     refs: dict[int, tuple[str, str]] = {}
     for where, rec in iter_jsonl(pypi_path(SOURCES[f"mt-bench:{reference_model}"])):
         try:
@@ -332,7 +336,7 @@ def load_mt_bench(reference_model: str = "gpt-4") -> list[MTBenchQuestion]:
                 raise DataError(f"{where}: question {qid} ({category}) has no {reference_model} reference answer")
             ref = refs[qid]
         questions.append(MTBenchQuestion(id=qid, category=category, turns=(turns[0], turns[1]), references=ref))
-    return questions
+    return tuple(questions)
 
 
 def select(n_total: int, limit: int | None, subset: str, seed: int) -> list[int]:
@@ -477,7 +481,7 @@ class _PairwiseSuite:
     def __init__(self, **params: Any) -> None:
         self.params: ChatSuiteParams = _params(ChatSuiteParams, self.name, params)
 
-    def items(self) -> tuple[list[ChatItem], dict[str, Any]]:
+    def items(self) -> tuple[Sequence[ChatItem], dict[str, Any]]:
         raise NotImplementedError
 
     def _judged(self, policy: Any, generator: Any, judge: Any, rng: np.random.Generator
@@ -511,7 +515,7 @@ class AlpacaEvalSuite(_PairwiseSuite):
     name = "alpaca-eval"
     headline = ("lc_win_rate", "win_rate")
 
-    def items(self) -> tuple[list[ChatItem], dict[str, Any]]:
+    def items(self) -> tuple[Sequence[ChatItem], dict[str, Any]]:
         return load_alpaca_eval(), {}
 
     def evaluate(self, policy: Any, generator: Any, judge: Any, out_dir: Any, rng: np.random.Generator) -> SuiteResult:
@@ -553,7 +557,7 @@ class ArenaHardSuite(_PairwiseSuite):
     name = "arena-hard"
     headline = ("score",)
 
-    def items(self) -> tuple[list[ChatItem], dict[str, Any]]:
+    def items(self) -> tuple[Sequence[ChatItem], dict[str, Any]]:
         items, missing = load_arena_hard()
         return items, {"skipped_no_baseline_answer": missing, "baselines": dict(ARENA_BASELINE)}
 

@@ -308,13 +308,6 @@ class HFLocalJudge:
 
 
 # ============================================================================= openai-compatible ==
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: they would turn the POST into a GET and could carry the key elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 _RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 _RATING_LOOSE = re.compile(r"Rating:\s*\[?\s*(\d+(?:\.\d+)?)")
@@ -391,10 +384,10 @@ class OpenAICompatibleJudge:
         self.stats: dict[str, int] = {"items": 0, "no_verdict": 0, "requests": 0, "retries": 0}
         self._lock = threading.Lock()
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        from reward_models.remote import is_loopback
+        from reward_models.remote import NoRedirect, is_loopback
 
         proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
-        self._opener = urllib.request.build_opener(proxies, _NoRedirect())
+        self._opener = urllib.request.build_opener(proxies, NoRedirect())
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleJudge(base_url={self.base_url!r}, model={self.model!r}, "
