@@ -14,11 +14,18 @@ out. ``labels`` is optional; when present it must have one entry per item (the s
 read it). Unknown top-level fields are ignored. A reward that is NaN or infinite is sent as
 ``null`` (abstain).
 
-Errors: 400 malformed JSON / missing or mistyped fields / length mismatch / query not starting with
-its prompt; 401 missing or wrong bearer token (``WWW-Authenticate: Bearer``); 404 unknown path;
-405 wrong method; 408 body not received in time; 411 no Content-Length; 413 Content-Length above
-``max_request_bytes``; 500 the reward model raised or returned the wrong shape. Each is
-``{"error": "..."}`` and the server keeps serving.
+Errors: 400 malformed JSON / JSON nested deeper than ``max_json_depth`` / missing or mistyped
+fields / length mismatch / query not starting with its prompt; 401 missing or wrong bearer token
+(``WWW-Authenticate: Bearer``); 404 unknown path; 405 wrong method; 408 body not received in time;
+411 no Content-Length; 413 Content-Length above ``max_request_bytes``; 500 the reward model raised
+or returned the wrong shape; 503 (with ``Retry-After``) ``max_bodies_in_flight`` request bodies
+were already being handled for all of ``request_timeout``. Each is ``{"error": "..."}`` and the
+server keeps serving.
+
+Resources: every connection gets its own thread; the listen queue holds ``listen_backlog``
+connections not yet accepted; at most ``max_bodies_in_flight`` /get_reward bodies are read,
+decoded and scored at once (a request beyond that waits, its body unread, for a free slot), and
+at most ``concurrency`` of them are in ``rm.score`` at once.
 
 Bound to 127.0.0.1 unless told otherwise. One log line per request (client, method, path, status,
 number of items, milliseconds) on the ``reward_models.server`` logger; the token is never logged.
@@ -31,6 +38,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -44,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from harness.config import PluginRef, StrictModel, _line_of, format_loc, read_yaml_mapping, validate_model
 from reward_models.remote import is_loopback
@@ -53,6 +61,19 @@ from harness.errors import ConfigError, PluginError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+#: JSON arrays/objects nested deeper than this are a 400 (the decoder recurses once per level)
+DEFAULT_MAX_JSON_DEPTH = 400
+#: the most ``max_json_depth`` may be: the json decoder recurses once per level, and Python's
+#: default recursion limit (1000) also counts the frames of the server under it
+MAX_JSON_DEPTH_CEILING = 900
+#: connections the kernel queues until accept(); each is accepted at once into its own thread, so
+#: this only has to absorb bursts of new connections (e.g. many clients connecting per request)
+DEFAULT_LISTEN_BACKLOG = 128
+#: /get_reward bodies read, decoded and scored at once; a body of B bytes holds about 3.2 B of
+#: memory while it is handled (bytes, str, Python objects: 44 MiB for a 13.7 MiB body)
+DEFAULT_MAX_BODIES_IN_FLIGHT = 8
+#: the Retry-After (seconds) of a 503 when no body slot came free in time
+_RETRY_AFTER_S = 1
 #: after an early error answer, read and discard at most this much of the unread body so the
 #: client sees the answer instead of a connection reset
 _LINGER_BYTES = 64 * 1024 * 1024
@@ -63,6 +84,38 @@ _DRAIN_S = 10.0
 
 class BadRequest(ValueError):
     """A /get_reward request body that does not follow the protocol (answered 400)."""
+
+
+#: a JSON string: quote, then characters or backslash escapes, then the closing quote (or the end
+#: of the text, so that an unterminated string is consumed once instead of rescanned per quote)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+#: +1 for an opening bracket, -1 for a closing one, indexed by byte value
+_BRACKET_STEP = np.zeros(256, dtype=np.int32)
+_BRACKET_STEP[list(b"[{")] = 1
+_BRACKET_STEP[list(b"]}")] = -1
+_DEPTH_CHUNK = 1 << 20
+
+
+def json_too_deep(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels deep.
+
+    Exact for valid JSON; for invalid JSON never below the depth the decoder reaches before its
+    error, so a body this accepts cannot make ``json.loads`` recurse deeper than ``limit``. Cost:
+    two counts when the body holds at most ``limit`` brackets (nearly every request); otherwise
+    strings are cut out with one regex pass and the running depth is summed in 1 MiB chunks.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for start in range(0, len(brackets), _DEPTH_CHUNK):
+        chunk = np.frombuffer(brackets[start:start + _DEPTH_CHUNK], dtype=np.uint8)
+        running = np.cumsum(_BRACKET_STEP[chunk], dtype=np.int64) + depth
+        if int(running.max()) > limit:
+            return True
+        depth = int(running[-1])
+    return False
 
 
 def _string_list(data: dict[str, Any], key: str) -> list[str]:
@@ -124,7 +177,9 @@ def rm_identity(rm: Any) -> str:
 
 
 class RMServer(ThreadingHTTPServer):
-    """A threaded HTTP server for one reward model. ``stats`` counts (method, path, status)."""
+    """A threaded HTTP server for one reward model. ``stats`` counts (method, path, status);
+    ``request_queue_size`` is the listen backlog; ``bodies_waiting`` counts requests waiting for
+    one of the ``max_bodies_in_flight`` body slots."""
 
     daemon_threads = True
 
@@ -136,12 +191,20 @@ class RMServer(ThreadingHTTPServer):
         max_request_bytes: int,
         concurrency: int,
         request_timeout: float,
+        max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+        listen_backlog: int = DEFAULT_LISTEN_BACKLOG,
+        max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT,
     ) -> None:
         self.rm = rm
         self.identity = rm_identity(rm)
         self._token = token.encode("utf-8") if token is not None else None
         self.max_request_bytes = max_request_bytes
         self.request_timeout = request_timeout
+        self.max_json_depth = max_json_depth
+        self.request_queue_size = listen_backlog  # socketserver passes it to listen()
+        self.max_bodies_in_flight = max_bodies_in_flight
+        self.body_slots = threading.BoundedSemaphore(max_bodies_in_flight)
+        self.bodies_waiting = 0
         self.slots = threading.BoundedSemaphore(concurrency)
         self.stats: Counter[tuple[str, str, int]] = Counter()
         self._stats_lock = threading.Lock()
@@ -168,6 +231,19 @@ class RMServer(ThreadingHTTPServer):
         with self._stats_lock:
             self.stats[(method, path, status)] += 1
 
+    def acquire_body_slot(self) -> bool:
+        """Take one of the ``max_bodies_in_flight`` slots, waiting up to ``request_timeout``;
+        False when none came free. The caller releases it with ``body_slots.release()``."""
+        if self.body_slots.acquire(blocking=False):
+            return True
+        with self._stats_lock:
+            self.bodies_waiting += 1
+        try:
+            return self.body_slots.acquire(timeout=self.request_timeout)
+        finally:
+            with self._stats_lock:
+                self.bodies_waiting -= 1
+
     def enter(self) -> None:
         with self._idle:
             self._active += 1
@@ -191,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: RMServer
     server_version = "rmroute-serve-rm"
     protocol_version = "HTTP/1.1"  # keep-alive and `Expect: 100-continue` (curl) work
+    #: TCP_NODELAY: headers and body are two writes; with Nagle's algorithm the body waits for the
+    #: client's delayed ACK of the headers (~40 ms per answer on a kept-alive connection)
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:  # no Python version in the Server header
         return self.server_version
@@ -359,6 +438,21 @@ class _Handler(BaseHTTPRequestHandler):
         if size > limit:
             self._fail(413, f"request body of {size} bytes exceeds max_request_bytes={limit}; send smaller batches")
             return
+        if not self.server.acquire_body_slot():
+            self._fail(
+                503,
+                f"the server is busy: {self.server.max_bodies_in_flight} request bodies "
+                f"(max_bodies_in_flight) were in flight for {self.server.request_timeout:g} s; retry later",
+                {"Retry-After": str(_RETRY_AFTER_S)},
+            )
+            return
+        try:
+            self._read_and_score(size)
+        finally:
+            self.server.body_slots.release()
+
+    def _read_and_score(self, size: int) -> None:
+        """Read ``size`` body bytes, decode, score and answer (holding one body slot)."""
         try:
             raw = self.rfile.read(size)
         except (TimeoutError, OSError):
@@ -371,10 +465,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._fail(400, f"the request body ended after {len(raw)} of {size} bytes")
             return
+        depth = self.server.max_json_depth
+        too_deep = f"the request body nests JSON arrays/objects more than max_json_depth={depth} levels deep"
+        if json_too_deep(raw, depth):
+            self._fail(400, too_deep)
+            return
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             self._fail(400, f"the request body is not valid UTF-8 JSON: {exc}")
+            return
+        except RecursionError:  # only where the interpreter's recursion limit was lowered below it
+            self._fail(400, too_deep)
             return
         try:
             prompts, responses = parse_reward_request(data)
@@ -413,25 +515,42 @@ def make_server(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     concurrency: int = 1,
     request_timeout: float = 60.0,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    listen_backlog: int = DEFAULT_LISTEN_BACKLOG,
+    max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT,
 ) -> RMServer:
     """Bind (not yet serve) a server for ``rm``. ``port=0`` picks a free port: read
     ``server.server_address[1]`` or ``server.url``. Run it with ``server.serve_forever()`` (in a
     thread if you like); stop it with ``server.shutdown()`` then ``server.server_close()``.
 
     ``concurrency`` is how many ``rm.score`` calls may run at once (1: one at a time, the safe
-    choice for a model on one device); ``request_timeout`` bounds each socket read and write.
+    choice for a model on one device); ``request_timeout`` bounds each socket read and write, and
+    how long a request waits for a body slot. ``max_json_depth`` bounds the nesting of request
+    bodies (deeper is a 400); ``listen_backlog`` is the listen queue's length;
+    ``max_bodies_in_flight`` (at least ``concurrency``) is how many /get_reward bodies are read,
+    decoded and scored at once.
     """
     if not callable(getattr(rm, "score", None)) or not isinstance(getattr(rm, "name", None), str):
         raise TypeError(f"make_server needs a reward model with `name` and `score`, got {rm!r}")
     if token is not None and (not isinstance(token, str) or not token):
         raise ValueError("make_server: token must be a non-empty string or None")
-    if isinstance(max_request_bytes, bool) or not isinstance(max_request_bytes, int) or max_request_bytes < 1:
-        raise ValueError(f"make_server: max_request_bytes must be an integer >= 1, got {max_request_bytes!r}")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"make_server: concurrency must be an integer >= 1, got {concurrency!r}")
+
+    def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise ValueError(f"make_server: {name} must be an integer {bounds}, got {value!r}")
+
+    check_int("max_request_bytes", max_request_bytes, 1)
+    check_int("concurrency", concurrency, 1)
+    check_int("max_json_depth", max_json_depth, 1, MAX_JSON_DEPTH_CEILING)
+    check_int("listen_backlog", listen_backlog, 1, 65535)
+    check_int("max_bodies_in_flight (at least concurrency)", max_bodies_in_flight, concurrency)
     if not (isinstance(request_timeout, (int, float)) and request_timeout > 0):
         raise ValueError(f"make_server: request_timeout must be a number of seconds > 0, got {request_timeout!r}")
-    server = RMServer((host, port), rm, token, max_request_bytes, concurrency, float(request_timeout))
+    server = RMServer(
+        (host, port), rm, token, max_request_bytes, concurrency, float(request_timeout),
+        max_json_depth=max_json_depth, listen_backlog=listen_backlog, max_bodies_in_flight=max_bodies_in_flight,
+    )
     if token is None and not is_loopback(host):
         log.warning(
             "serve-rm: listening on %s without a bearer token; anyone who can reach it can use it "
@@ -446,11 +565,25 @@ class ServeConfig(StrictModel):
 
     reward_model: PluginRef
     host: str = "127.0.0.1"
-    port: int = Field(default=5000, ge=0, le=65535, description="0 picks a free port")
+    port: StrictInt = Field(default=5000, ge=0, le=65535, description="0 picks a free port")
     token_env: str | None = Field(default=None, description="environment variable holding the bearer token")
-    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
-    concurrency: int = Field(default=1, ge=1, description="rm.score calls at once")
-    request_timeout: float = Field(default=60.0, gt=0, description="seconds per socket read/write")
+    max_request_bytes: StrictInt = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
+    concurrency: StrictInt = Field(default=1, ge=1, description="rm.score calls at once")
+    request_timeout: StrictFloat = Field(
+        default=60.0, gt=0, description="seconds per socket read/write, and the longest wait for a body slot",
+    )
+    max_json_depth: StrictInt = Field(
+        default=DEFAULT_MAX_JSON_DEPTH, ge=1, le=MAX_JSON_DEPTH_CEILING,
+        description="request bodies nesting arrays/objects deeper than this get 400",
+    )
+    listen_backlog: StrictInt = Field(
+        default=DEFAULT_LISTEN_BACKLOG, ge=1, le=65535,
+        description="connections queued until accepted (the kernel caps it at net.core.somaxconn)",
+    )
+    max_bodies_in_flight: StrictInt = Field(
+        default=DEFAULT_MAX_BODIES_IN_FLIGHT, ge=1,
+        description="/get_reward bodies read, decoded and scored at once (at least concurrency)",
+    )
 
 
 def load_serve_config(config_path: str | Path) -> ServeConfig:
@@ -472,6 +605,13 @@ def load_serve_config(config_path: str | Path) -> ServeConfig:
         check_params(entry, cfg.reward_model.params)
     except PluginError as exc:
         raise ConfigError(f"{where('reward_model', 'params')}: {exc}") from None
+    if cfg.max_bodies_in_flight < cfg.concurrency:  # the body cap would also cap scoring
+        key = "max_bodies_in_flight" if "max_bodies_in_flight" in data else "concurrency"
+        raise ConfigError(
+            f"{where(key)}: max_bodies_in_flight ({cfg.max_bodies_in_flight}"
+            f"{'' if key == 'max_bodies_in_flight' else ', the default'}) is below concurrency "
+            f"({cfg.concurrency}); set max_bodies_in_flight to at least {cfg.concurrency}"
+        )
     if cfg.token_env is not None and not os.environ.get(cfg.token_env):
         raise ConfigError(
             f"{where('token_env')}: the environment variable {cfg.token_env!r} is not set (or empty); "
@@ -510,6 +650,9 @@ def serve_from_config(config_path: str | Path, host: str | None = None, port: in
         max_request_bytes=cfg.max_request_bytes,
         concurrency=cfg.concurrency,
         request_timeout=cfg.request_timeout,
+        max_json_depth=cfg.max_json_depth,
+        listen_backlog=cfg.listen_backlog,
+        max_bodies_in_flight=cfg.max_bodies_in_flight,
     )
     previous = None
     if threading.current_thread() is threading.main_thread():
