@@ -34,6 +34,14 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def compute_tag(device_request: str) -> str:
+    """What a CPU computation's bits depend on besides the model (harness.determinism), for cache keys;
+    empty on a GPU (outside that guarantee)."""
+    from harness.determinism import THREADS, profile
+
+    return f":cpu={profile()}-t{THREADS}" if pick_device(device_request) == "cpu" else ""
+
+
 def pick_dtype(dtype: str, device: str):
     import torch
 
@@ -117,7 +125,8 @@ class _HFBase:
 
     # -- identity for the score cache --
     def identity(self) -> str:
-        return f"{self.kind}:{self.model_id}@{model_revision(self.model_id, self.revision)}:max{self.max_length}:{self.truncation_side}"
+        return (f"{self.kind}:{self.model_id}@{model_revision(self.model_id, self.revision)}:max{self.max_length}"
+                f":{self.truncation_side}{compute_tag(self.device_request)}")
 
     def _load_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}

@@ -50,6 +50,7 @@ from harness.config import (
     read_yaml_mapping,
     validate_model,
 )
+from harness.determinism import fixed_threads
 from harness.errors import ConfigError
 from harness.types import PreferencePair
 
@@ -362,19 +363,6 @@ def read_train_record(output_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[int]:
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -753,7 +741,7 @@ def train_reward_model(cfg: RMTrainConfig, pairs: Sequence[PreferencePair], *, r
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import RewardConfig, RewardTrainer
 
-    with _torch_threads(cfg.threads) as threads, _quiet_libraries(cfg.progress):
+    with fixed_threads(cfg.threads) as threads, _quiet_libraries(cfg.progress):
         try:
             tokenizer = AutoTokenizer.from_pretrained(base)
             model_config = AutoConfig.from_pretrained(base)

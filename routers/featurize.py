@@ -157,12 +157,12 @@ class HFTextEncoder:
 
     def identity(self) -> str:
         if self._identity is None:
-            from reward_models.hf import model_revision
+            from reward_models.hf import compute_tag, model_revision
 
             rev = model_revision(self.path, self.revision)
             self._identity = (
                 f"hf-encoder:{self.spec}@{rev}:pool={self.pooling}:norm={int(self.normalize)}"
-                f":max{self.max_length}:{self.truncation_side}"
+                f":max{self.max_length}:{self.truncation_side}{compute_tag(self.device_request)}"
             )
         return self._identity
 
@@ -206,6 +206,8 @@ class HFTextEncoder:
         """(N, h) float32 pooled (and, if ``normalize``, unit-length) embeddings."""
         import torch
 
+        from harness.determinism import fixed_threads
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
@@ -213,7 +215,7 @@ class HFTextEncoder:
         ids = self._tokenize(texts)
         order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")  # similar lengths batch together
         pad = self._tokenizer.pad_token_id
-        with torch.inference_mode():
+        with torch.inference_mode(), fixed_threads():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 width = max(len(ids[i]) for i in batch)

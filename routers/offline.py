@@ -320,16 +320,11 @@ def train_offline_router(
     The matrices are small, so one CPU thread is fastest (several threads mostly fight each other and
     any other process on the machine); ``settings.threads`` sets it for the duration of the call.
     """
-    import torch
+    from harness.determinism import fixed_threads
 
     s = settings or TrainSettings()
-    before = torch.get_num_threads()
-    if s.threads > 0:
-        torch.set_num_threads(int(s.threads))
-    try:
+    with fixed_threads(s.threads or None):
         return _train(features, margins, gold, s, seed, strata, log)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train(features, margins, gold, s: TrainSettings, seed: int, strata, log) -> TrainResult:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import harness  # noqa: F401  - pins one CPU code path (harness.determinism) before numpy or torch loads
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

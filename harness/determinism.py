@@ -1,0 +1,125 @@
+"""Bit-identical numbers on any x86-64 machine: one CPU code path and fixed thread counts.
+
+Why: the same float computation gives different bits on different CPUs, because the libraries pick
+their kernels at run time from the CPU's instruction sets (AVX2, AVX-512, AMX) and split reductions by
+thread count. On the machines rmroute is measured on (2-core Xeons of several generations) this moved
+the offline router's features and bundle, and through them every learning router's metrics, from one
+machine to the next. Measured on one machine (benchmarks/cpu_determinism.py): a MiniLM-sized linear +
+GELU + LayerNorm in torch, torch's attention kernel and a float64 numpy matmul each give other bits
+when the AVX-512 path is swapped for the AVX2 one, and numpy's matmul also when OpenBLAS uses 1 thread
+instead of 2.
+
+What: before numpy or torch is imported, :func:`pin_environment` (run when ``harness`` is imported)
+sets each library's switch to the AVX2 code path, which every x86-64 CPU of the last decade has:
+
+========================== ============================= =================================
+library                    variable                      effect
+========================== ============================= =================================
+torch (ATen kernels)       ``ATEN_CPU_CAPABILITY=avx2``  vectorised ops, attention
+torch (MKL BLAS)           ``MKL_CBWR=AVX2``             matmuls (conditional reproducibility)
+torch (oneDNN)             ``ONEDNN_MAX_CPU_ISA=AVX2``   oneDNN primitives
+numpy (OpenBLAS)           ``OPENBLAS_CORETYPE=Haswell`` matmuls; ``OPENBLAS_NUM_THREADS=1``
+numpy (own SIMD loops)     ``NPY_DISABLE_CPU_FEATURES``  AVX-512 loops off (ufuncs, sums)
+========================== ============================= =================================
+
+and code that computes published inputs (text embeddings, RM scores, the offline router) runs under
+:func:`fixed_threads` with a fixed torch thread count (:data:`THREADS`, not the machine's core count).
+The cost is speed on CPUs with AVX-512 (measured in docs/performance.md). ``RMROUTE_NATIVE_CPU=1``
+turns the pin off (native kernels, faster, not reproducible across machines). Values a user set
+explicitly are kept. GPU computation is outside this guarantee.
+
+:func:`profile` says what is in effect; run files record it, and caches key their entries by it, so
+numbers computed under different code paths never mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any, Iterator
+
+#: torch threads for computations whose outputs are published (embeddings, scores, offline router)
+THREADS = 2
+
+PINS: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL",
+}
+
+_STATE: dict[str, Any] = {}
+
+
+def native() -> bool:
+    return os.environ.get("RMROUTE_NATIVE_CPU", "").strip() not in ("", "0", "false", "no")
+
+
+def pin_environment() -> None:
+    """Set the variables in :data:`PINS` (unless set already or ``RMROUTE_NATIVE_CPU=1``).
+
+    They take effect only for libraries not yet imported; :func:`profile` reports which did."""
+    if _STATE:
+        return
+    _STATE["late"] = sorted(m for m in ("numpy", "torch") if m in sys.modules)
+    if native():
+        _STATE["pinned"] = False
+        return
+    for key, value in PINS.items():
+        os.environ.setdefault(key, value)
+    _STATE["pinned"] = True
+
+
+def profile() -> str:
+    """A short name of the CPU code path in effect: ``avx2`` when pinned and in effect, else
+    ``native-<torch capability>`` (or ``native`` when torch is not loaded)."""
+    pin_environment()
+    if _STATE.get("pinned") and not _STATE["late"] and all(os.environ.get(k) == v for k, v in PINS.items()):
+        return "avx2"
+    if "torch" in sys.modules:
+        import torch
+
+        return f"native-{torch.backends.cpu.get_cpu_capability().lower()}"
+    return "native"
+
+
+def describe() -> dict[str, Any]:
+    """What a run file records: the profile, the pins as set, and libraries imported before them."""
+    return {"profile": profile(), "threads": THREADS,
+            "env": {k: os.environ.get(k) for k in PINS}, "imported_before_pin": list(_STATE.get("late", []))}
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int | None = THREADS) -> Iterator[int]:
+    """torch's intra-op thread count set to ``n`` for the block (``None``: leave it), then restored.
+
+    A parallel reduction is split by thread count, so a fixed count gives the same bits on machines
+    with more or fewer cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None and n > 0:
+        torch.set_num_threads(int(n))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def arrays_sha256(*arrays: Any) -> str:
+    """sha256 of float64 arrays' shapes and bytes (every NaN written the same way): what run files
+    record per input, so two machines can tell which input differed."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        a = np.where(np.isnan(a), np.nan, a)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
