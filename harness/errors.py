@@ -24,3 +24,7 @@ class NotBuiltError(RmrouteError):
 
 class ResultsError(RmrouteError):
     """A results file is corrupt, foreign or of an unknown schema version."""
+
+
+class ScoreError(RmrouteError):
+    """Scores cannot be trusted: an RM, its transport or the score cache is broken (not a per-item abstention)."""

@@ -99,6 +99,35 @@ class Pool:
     def kinds(self, split: str) -> list[str]:
         return [f"{p.domain}/{p.metadata.get('kind', '-')}" for p in self.splits[split]]
 
+    def abstention_rates(self) -> dict[str, dict[str, float]]:
+        """Per RM and scored split: the share of pairs whose margin is NaN (either response abstained)."""
+        return {name: {s: float(np.isnan(m[:, k]).mean()) if m.shape[0] else 0.0 for s, m in self.margins.items()}
+                for k, name in enumerate(self.names)}
+
+
+def check_abstention(rates: dict[str, dict[str, float]], max_share: float | None = None,
+                     margin: float = 0.1, reference: str = "offline") -> list[str]:
+    """Problems (empty when none): an RM whose NaN share on a split exceeds ``max_share`` or, when that
+    is None, exceeds its share on the ``reference`` split + ``margin``, or covers every pair.
+
+    A per-item abstention is normal (a math verifier on a chat pair); an RM that abstains on far more
+    of the stream than of the offline split, or on everything, is broken, and its routers' numbers
+    would be wrong while looking right."""
+    problems = []
+    for name, by_split in rates.items():
+        ref = by_split.get(reference)
+        for split, rate in by_split.items():
+            if max_share is not None:
+                bad, why = rate > max_share, f"more than max_abstention {max_share:.2f}"
+            elif rate >= 1.0:
+                bad, why = True, "every pair"
+            else:
+                bad = ref is not None and rate > ref + margin
+                why = f"more than its {reference} share {ref:.1%} + margin {margin:.2f}" if ref is not None else ""
+            if bad:
+                problems.append(f"RM {name!r} abstains on {rate:.1%} of the {split} split ({why})")
+    return problems
+
 
 def trained_dir(cfg: PoolConfig, name: str, data_sha: str) -> Path:
     from suites.sources import cache_root

@@ -38,7 +38,7 @@ def build_pool(cfg: RunConfig) -> tuple[list[Any], list[tuple[str, str]]]:
         try:
             rms.append(create("reward_model", ref.name, **ref.params))
         except Exception as exc:  # noqa: BLE001
-            failed.append((ref.label or ref.name, f"{type(exc).__name__}: {exc}"))
+            failed.append((ref.label or ref.name, f"could not be built: {type(exc).__name__}: {exc}"))
     return rms, failed
 
 
@@ -54,7 +54,8 @@ def run_score(cfg: RunConfig, cache_dir: Path | None = None, show_progress: bool
     splits = config_pairs(cfg)
     pairs = [p for ps in splits.values() for p in ps]
     rms, failed = build_pool(cfg)
-    a, b, reports = score_pairs(ScoreCache(cache_dir), rms, pairs, show_progress=show_progress)
+    a, b, reports = score_pairs(ScoreCache(cache_dir), rms, pairs, show_progress=show_progress, raise_on_failure=False)
+    failed += [(r.rm, r.failed) for r in reports if r.failed]
     gold = np.array([p.gold_sign for p in pairs])
     labelled = gold != 0
     accuracy: dict[str, float | None] = {}

@@ -12,7 +12,10 @@ import time
 import numpy as np
 
 from harness.cli import main
-from harness.score_cache import ScoreCache, score_key, score_pairs
+import pytest
+
+from harness.errors import ScoreError
+from harness.score_cache import CacheWarning, ScoreCache, score_key, score_pairs
 from harness.types import PreferencePair
 from tests.conftest import REPO
 
@@ -73,16 +76,80 @@ def test_failures_are_isolated_and_recorded(tmp_path):
     assert cache.get(score_key(bad.identity(), "prompt 2", "aaa"))[1].startswith("RuntimeError")
 
 
-def test_rm_that_cannot_load_is_reported_and_others_go_on(tmp_path):
+def test_rm_that_cannot_load_fails_loudly_after_the_others_are_scored(tmp_path):
     class Broken(CountingRM):
         def load(self):
             raise OSError("weights missing")
 
     broken, good = Broken(name="broken"), CountingRM(name="good")
-    a, b, reports = score_pairs(ScoreCache(tmp_path), [broken, good], pairs(3), show_progress=False)
+    with pytest.raises(ScoreError, match=r"RM 'broken' cannot load: OSError: weights missing"):
+        score_pairs(ScoreCache(tmp_path), [broken, good], pairs(3), show_progress=False)
+    assert broken.calls == 0 and good.calls == 6
+    assert len(ScoreCache(tmp_path)) == 6  # the good RM's scores are kept; nothing cached for the broken one
+    # `rmroute score` asks for a report instead of an exception
+    a, _, reports = score_pairs(ScoreCache(tmp_path), [broken, good], pairs(3), show_progress=False,
+                                raise_on_failure=False)
     assert np.isnan(a[:, 0]).all() and np.isfinite(a[:, 1]).all()
-    assert reports[0].errors == ["OSError: weights missing"] and broken.calls == 0
-    assert len(ScoreCache(tmp_path)) == 6  # nothing cached for the RM that never ran
+    assert "weights missing" in reports[0].failed and reports[0].abstention_rate == 1.0
+
+
+def test_corrupt_part_is_set_aside_and_rescored_not_read_as_abstentions(tmp_path):
+    """A 0-byte part used to raise inside score(), and score_pairs turned that into 'every RM abstains'."""
+    rm = CountingRM()
+    a, b, _ = score_pairs(ScoreCache(tmp_path), [rm], pairs(8), chunk_size=4, show_progress=False)
+    parts = sorted(tmp_path.glob("part-*.parquet"))
+    assert len(parts) == 4 and all((tmp_path / (p.name + ".sha256")).is_file() for p in parts)
+    parts[0].write_bytes(b"")  # truncated to nothing
+    with open(parts[1], "r+b") as fh:  # same size, one byte flipped: only the checksum can tell
+        fh.seek(40)
+        byte = fh.read(1)
+        fh.seek(40)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    again = CountingRM()
+    with pytest.warns(CacheWarning, match=r"part-.*\.parquet is corrupt"):
+        a2, b2, reports = score_pairs(ScoreCache(tmp_path), [again], pairs(8), chunk_size=4, show_progress=False)
+    np.testing.assert_array_equal(a2, a)
+    np.testing.assert_array_equal(b2, b)
+    assert again.calls == 8 and reports[0].abstained == 0  # two parts of 4 items rescored
+    assert sorted(p.name for p in (tmp_path / "corrupt").glob("part-*.parquet")) == sorted(p.name for p in parts[:2])
+
+
+def test_unreachable_transport_fails_the_rm_and_caches_nothing(tmp_path):
+    class Down(CountingRM):
+        def score(self, prompts, responses):
+            self.calls += len(prompts)
+            raise ConnectionRefusedError("[Errno 111] Connection refused: http://127.0.0.1:9/get_reward")
+
+    down = Down(name="remote")
+    with pytest.raises(ScoreError, match=r"RM 'remote' is broken: ConnectionRefusedError: .*127\.0\.0\.1:9"):
+        ScoreCache(tmp_path).score(down, ["p", "q"], ["x", "y"])
+    assert len(ScoreCache(tmp_path)) == 0  # a later run with the server up scores them
+
+
+def test_an_rm_raising_on_every_item_is_broken_not_abstaining(tmp_path):
+    class Raises(CountingRM):
+        def score(self, prompts, responses):
+            raise RuntimeError("CUDA error: device-side assert")
+
+    with pytest.raises(ScoreError, match=r"raised on every one of 4 items"):
+        ScoreCache(tmp_path).score(Raises(name="r"), ["p"] * 4, ["a", "bb", "ccc", "dddd"])
+    assert len(ScoreCache(tmp_path)) == 0
+
+
+def test_a_lone_surrogate_is_one_abstention_not_a_whole_file(tmp_path):
+    class Utf8RM(CountingRM):  # like a tokenizer: cannot encode a lone surrogate
+        def score(self, prompts, responses):
+            for r in responses:
+                r.encode("utf-8")
+            return super().score(prompts, responses)
+
+    ps = pairs(5)
+    ps[2] = PreferencePair(id="p2", domain="d", prompt="prompt 2", response_a="bad \ud800 text",
+                           response_b="b", label="a")
+    a, b, reports = score_pairs(ScoreCache(tmp_path), [Utf8RM()], ps, show_progress=False)
+    assert np.isnan(a[2, 0]) and np.isfinite(np.delete(a[:, 0], 2)).all() and np.isfinite(b[:, 0]).all()
+    assert reports[0].abstained == 1 and reports[0].nan == 1
+    assert "UnicodeEncodeError" in reports[0].errors[0]
 
 
 def test_changed_revision_invalidates_only_that_rm(tmp_path):
