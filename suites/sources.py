@@ -11,16 +11,21 @@ Spec strings:
 The cache lives in $RMROUTE_CACHE (default ~/.cache/rmroute).
 
 Layouts a record may have (checked in this order):
-  {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null
+  {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null (unlabelled); nothing
+                                              else (not true/false, not 1.0, not "A")
   {prompt, chosen, rejected}                 response_a = chosen (gold), response_b = rejected
   {chosen, rejected}                          Anthropic HH transcripts ("\\n\\nHuman: ... \\n\\nAssistant: ...");
                                               the shared conversation up to the last Assistant turn is the prompt
 Optional in every layout: id (default <file>:<line>), domain (default "default"), metadata (mapping),
 reference (kept as metadata["reference"]).
+A field outside its layout's and these (e.g. a typo such as "lable") is an error naming the file, the
+record (line or index) and the field, with the closest allowed field; so is a data file without
+records. Records of hf: datasets may have other columns (ignored).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -98,28 +103,58 @@ def split_hh(where: str, chosen: str, rejected: str) -> tuple[str, str, str]:
     return prompt, chosen[len(prompt):], rejected[len(prompt):]
 
 
-_LABELS = {"a": "a", "b": "b", 0: "a", 1: "b", "A": "a", "B": "b", None: None}
+_LABELS = {"a": "a", "b": "b", 0: "a", 1: "b", None: None}
+#: the fields of each layout (see the module docstring), and those every layout may have
+_PAIR, _CHOSEN, _HH = ("prompt", "response_a", "response_b", "label"), ("prompt", "chosen", "rejected"), ("chosen", "rejected")
+_OPTIONAL = ("id", "domain", "metadata", "reference")
 
 
-def record_to_pair(where: str, rec: Any, default_id: str) -> PreferencePair:
+def _label(where: str, raw: Any) -> str | None:
+    """'a' / 'b' / None from a record's ``label``; only "a", "b", 0, 1 and null are labels
+    (checked by type too: True == 1 and 1.0 == 1 in Python, but neither is a label)."""
+    if (raw is not None and type(raw) not in (str, int)) or raw not in _LABELS:
+        raise DataError(f"{where}: field 'label' must be 'a', 'b', 0, 1 or null, got {raw!r}")
+    return _LABELS[raw]
+
+
+def _check_fields(where: str, rec: dict, layout: str, fields: tuple[str, ...]) -> None:
+    """No field outside the layout's own and the optional ones (a typo such as 'lable' would
+    otherwise be ignored silently); the error suggests the closest allowed field."""
+    allowed = fields + _OPTIONAL
+    unknown = [k for k in rec if k not in allowed]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"{where}: unknown field {unknown[0]!r}{hint} (the {layout} layout allows "
+                        f"{', '.join(allowed)})")
+
+
+def record_to_pair(where: str, rec: Any, default_id: str, strict: bool = True) -> PreferencePair:
+    """One record in any layout of the module docstring as a pair; ``strict``: a field no layout
+    knows is an error (off for hub datasets, whose extra columns are theirs, not typos)."""
     if not isinstance(rec, dict):
         raise DataError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
     if "response_a" in rec or "response_b" in rec:
-        prompt, a, b = _text(where, rec, "prompt"), _text(where, rec, "response_a"), _text(where, rec, "response_b")
-        raw = rec.get("label")
-        if raw not in _LABELS or isinstance(raw, bool):
-            raise DataError(f"{where}: field 'label' must be 'a', 'b', 0, 1 or null, got {raw!r}")
-        label = _LABELS[raw]
+        layout, fields = "prompt/response_a/response_b[/label]", _PAIR
     elif "chosen" in rec and "prompt" in rec:
-        prompt, a, b, label = _text(where, rec, "prompt"), _text(where, rec, "chosen"), _text(where, rec, "rejected"), "a"
+        layout, fields = "prompt/chosen/rejected", _CHOSEN
     elif "chosen" in rec:
-        prompt, a, b = split_hh(where, _text(where, rec, "chosen"), _text(where, rec, "rejected"))
-        label = "a"
+        layout, fields = "chosen/rejected (Anthropic HH)", _HH
     else:
         raise DataError(
-            f"{where}: unknown record layout with fields {sorted(rec)}; expected prompt/response_a/response_b[/label], "
-            "prompt/chosen/rejected, or chosen/rejected (Anthropic HH)"
+            f"{where}: unknown record layout with fields {sorted(rec)}; expected "
+            "prompt/response_a/response_b[/label], prompt/chosen/rejected, or chosen/rejected (Anthropic HH)"
         )
+    if strict:
+        _check_fields(where, rec, layout, fields)
+    if fields is _PAIR:
+        prompt, a, b = _text(where, rec, "prompt"), _text(where, rec, "response_a"), _text(where, rec, "response_b")
+        label = _label(where, rec.get("label"))
+    elif fields is _CHOSEN:
+        prompt, a, b, label = _text(where, rec, "prompt"), _text(where, rec, "chosen"), _text(where, rec, "rejected"), "a"
+    else:
+        prompt, a, b = split_hh(where, _text(where, rec, "chosen"), _text(where, rec, "rejected"))
+        label = "a"
     meta = rec.get("metadata") or {}
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'metadata' must be an object, got {type(meta).__name__}")
@@ -143,6 +178,9 @@ def load_file(path: str | Path) -> list[PreferencePair]:
             raise DataError(f"{where}: duplicate id {pair.id!r} (first at {seen[pair.id]})")
         seen[pair.id] = where
         pairs.append(pair)
+    if not pairs:
+        raise DataError(f"{path}: no records (the data file is empty); expected one record per line (.jsonl), "
+                        "a list of records (.json) or rows (.parquet)")
     return pairs
 
 
@@ -276,7 +314,8 @@ def load_hf(spec: str) -> list[PreferencePair]:
         rows = datasets.load_dataset(repo, config, split=split)
     except Exception as exc:  # noqa: BLE001 - network, auth or missing dataset: one clear line
         raise DataError(f"{spec}: could not load from the hub: {type(exc).__name__}: {exc}") from None
-    return [record_to_pair(f"{spec}[{i}]", dict(rec), default_id=f"{repo}:{split}:{i}") for i, rec in enumerate(rows)]
+    return [record_to_pair(f"{spec}[{i}]", dict(rec), default_id=f"{repo}:{split}:{i}", strict=False)
+            for i, rec in enumerate(rows)]
 
 
 def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
