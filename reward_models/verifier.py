@@ -1,8 +1,8 @@
 """A rule-based verifier for math word problems (GSM8K style).
 
 It extracts the final number of a response and compares it with the item's reference answer:
-score 1.0 when they match, 0.0 when they do not, NaN (abstain) when the item has no reference or
-the response has no number. References come from the items (``metadata["reference"]``) through
+score 1.0 when they match, 0.0 when they do not, NaN (abstain) when the item has no usable reference
+(missing, NaN/inf, not a number nor a string holding one) or the response has no number. References come from the items (``metadata["reference"]``) through
 :meth:`prepare`, or from the ``references`` mapping (prompt -> answer) given at construction.
 """
 
@@ -48,6 +48,20 @@ def final_number(response: str) -> float | None:
     return parse_number(numbers[-1]) if numbers else None
 
 
+def reference_value(answer: Any) -> float | None:
+    """A reference answer as a finite number: an int or float, or the final number of a string;
+    None when it is not usable (NaN, inf, a boolean, another type, a string without a number)."""
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, (int, float)):
+        value: float | None = float(answer)
+    elif isinstance(answer, str):
+        value = final_number(answer)
+    else:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
 class MathVerifierRM:
     """Exact-answer verifier: 1.0 right, 0.0 wrong, NaN without a reference or a number."""
 
@@ -57,21 +71,26 @@ class MathVerifierRM:
         self.rel_tol = float(rel_tol)
         self.references: dict[str, float] = {}
         for prompt, answer in (references or {}).items():
-            self._add(prompt, answer)
-
-    def _add(self, prompt: str, answer: Any) -> None:
-        value = answer if isinstance(answer, (int, float)) else final_number(str(answer))
-        if value is None:
-            raise ValueError(f"verifier-math: reference answer {answer!r} for prompt {prompt[:60]!r} has no number")
-        self.references[prompt] = float(value)
+            value = reference_value(answer)
+            if value is None:
+                raise ValueError(f"verifier-math: reference answer {answer!r} for prompt {prompt[:60]!r} has no number "
+                                 "(expected a finite number or a string holding one)")
+            self.references[prompt] = value
 
     def prepare(self, items: Sequence[Any]) -> None:
-        """Take reference answers from items (PreferencePair or dicts) carrying ``metadata['reference']``."""
+        """Take reference answers from items (PreferencePair or dicts) carrying ``metadata['reference']``.
+
+        An item whose reference is missing or unusable (NaN, inf, a boolean, a string without a
+        number, a list...) has none: the verifier abstains on its prompt (NaN), never scores 0."""
         for item in items:
             meta = item.metadata if hasattr(item, "metadata") else item.get("metadata", {})
             prompt = item.prompt if hasattr(item, "prompt") else item["prompt"]
             if meta and meta.get("reference") is not None:
-                self._add(prompt, meta["reference"])
+                value = reference_value(meta["reference"])
+                if value is None:
+                    self.references.pop(prompt, None)
+                else:
+                    self.references[prompt] = value
 
     def identity(self) -> str:
         return f"verifier-math:v1:tol{self.rel_tol}"
