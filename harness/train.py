@@ -14,7 +14,10 @@ iteration t (prompts taken in a fixed, seeded order from a cursor that wraps aro
    has one, else the next index), and that arm is credited. Every call, fallbacks included, counts;
 5. ``combine`` decides each pair; pairs with |margin| > ``tie_eps`` are kept as chosen/rejected;
 6. one DPO step with TRL's ``DPOTrainer`` on the kept pairs (one batch, LoRA through peft; the
-   reference is the initial policy: TRL disables the adapters);
+   reference is the initial policy: TRL disables the adapters). When TRL's preprocessing drops
+   every kept pair (it drops a pair whose prompt alone fills ``max_length``), the step and its
+   feedback are skipped: the iteration's log says why (``dpo_skipped``) and the run's metrics count
+   such iterations (``skipped_steps``);
 7. feedback: each kept pair's DPO loss under the updated policy (:mod:`harness.dpo`) goes through
    the normaliser chain to ``router.update`` for the credited arm. Raw feedback is the loss, with
    the default chain ``batch-baseline`` → ``quantile`` (r̃ = mean(loss) − loss, then rescaled:
@@ -23,8 +26,10 @@ iteration t (prompts taken in a fixed, seeded order from a cursor that wraps aro
 
 After every iteration the run is checkpointed (:mod:`harness.checkpoint`). ``resume=True`` skips
 runs whose run JSON is ``ok`` and continues the others from their last checkpoint; on CPU with a
-fixed seed the result equals an uninterrupted run. A NaN loss stops the run (status ``failed``,
-naming iteration and batch) and leaves the last good checkpoint in place.
+fixed seed the result equals an uninterrupted run; a checkpoint that fails its checks (a truncated or
+changed file, see :mod:`harness.checkpoint`) fails the run with a message naming the file. A NaN
+loss stops the run (status ``failed``, naming iteration and batch) and leaves the last good
+checkpoint in place.
 """
 
 from __future__ import annotations
@@ -329,10 +334,11 @@ def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, out_di
 def _format_iteration(label: str, seed: int, rec: dict[str, Any], names: list[str]) -> str:
     share = " ".join(f"{n}={rec['credited_share'][n]:.2f}" for n in names if rec["credited_share"].get(n))
     t = rec["time"]
-    return (f"[train] {label} s{seed} it{rec['iteration']}: loss {rec['dpo_loss']:.4f} -> {rec['loss_after']:.4f}, "
+    line = (f"[train] {label} s{seed} it{rec['iteration']}: loss {rec['dpo_loss']:.4f} -> {rec['loss_after']:.4f}, "
             f"margin {rec['reward_margin']:.4f}, kept {rec['pairs_kept']}/{rec['pairs']}, calls {rec['rm_calls']}, "
             f"share [{share}], s gen {t['generate']:.2f} route {t['route']:.3f} score {t['score']:.2f} "
             f"train {t['train']:.2f} feedback {t['feedback']:.3f}")
+    return line + (f"; DPO step skipped: {rec['dpo_skipped']}" if rec.get("dpo_skipped") else "")
 
 
 def summarise(env: Env, run: Run, ckpt_dir: Path) -> dict[str, Any]:
@@ -353,6 +359,7 @@ def summarise(env: Env, run: Run, ckpt_dir: Path) -> dict[str, Any]:
         "abstained": int(sum(r["abstained"] for r in logs)),
         "fallbacks": int(sum(r["fallbacks"] for r in logs)),
         "feedback_skipped": int(run.chain.skipped),
+        "skipped_steps": sum(1 for r in logs if r.get("dpo_skipped")),
         "iterations": len(logs),
     }
     curves = {k: [r[k] for r in logs] for k in ("dpo_loss", "loss_after", "reward_margin", "pairs_kept", "rm_calls")}

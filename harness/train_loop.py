@@ -137,13 +137,14 @@ def restore(run: Run, ck) -> None:
     """Load a checkpoint into a freshly built run."""
     import torch
 
-    from harness.checkpoint import load_adapter_weights
+    from harness.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 
     s = ck.state
     if s.get("label") != run.label or s.get("seed") != run.seed:
-        raise ValueError(f"checkpoint {ck.folder} is for {s.get('label')!r} seed {s.get('seed')}, not {run.label!r} seed {run.seed}")
+        raise CheckpointError(f"checkpoint {ck.folder} is for {s.get('label')!r} seed {s.get('seed')}, "
+                              f"not {run.label!r} seed {run.seed}; delete {ck.folder.parent} or run without --resume")
     load_adapter_weights(run.model, ck.adapter_dir)
-    _raw_optimizer(run.trainer).load_state_dict(torch.load(ck.optimizer_path, weights_only=False))
+    _raw_optimizer(run.trainer).load_state_dict(load_optimizer_state(ck))
     run.router.load_state_dict(s["router"])
     run.chain.load_state_dict(s["chain"])
     run.state.rng.bit_generator.state = s["rng"]
@@ -279,18 +280,26 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     dpo_loss = reward_margin = loss_after = float("nan")
     fb_norm: list[float] = []
     pair_losses: list[float] = []
+    skipped = None  # why this iteration's DPO step (and its feedback) was skipped
     if keep.size:
         tr = run.trainer
         ds = Dataset.from_dict({"prompt": dpo_prompts, "chosen": chosen, "rejected": rejected})
         tr.train_dataset = tr._prepare_dataset(ds, run.policy.tokenizer, tr.args, "train")
-        run.last_logs.clear()
-        tr.train()
-        run.generator.sync(run.model)  # in-process generators share the model; vLLM reloads the adapter
-        dpo_loss = float(run.last_logs.get("loss", float("nan")))
-        _check_finite(dpo_loss, "the DPO training loss", it, batch_ids)
+        if len(tr.train_dataset) == 0:
+            # TRL drops a pair whose prompt alone fills max_length: nothing of its responses is left to
+            # train on or to compare, so neither the step nor the feedback would mean anything
+            skipped = (f"TRL's DPO preprocessing dropped all {keep.size} kept pairs (a pair is dropped when its "
+                       f"prompt alone fills max_length = {s.max_length} tokens)")
+        else:
+            run.last_logs.clear()
+            tr.train()
+            run.generator.sync(run.model)  # in-process generators share the model; vLLM reloads the adapter
+            dpo_loss = float(run.last_logs.get("loss", float("nan")))
+            _check_finite(dpo_loss, "the DPO training loss", it, batch_ids)
+    trained = keep.size > 0 and skipped is None
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if keep.size:
+    if trained:
         pl = dpo_pair_losses(run.model, run.policy.tokenizer, dpo_prompts, chosen, rejected, s.beta,
                              s.loss_batch_size, s.max_length)
         bad = ~np.isfinite(pl.loss)
@@ -316,8 +325,8 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         "trl_reward_margin": run.last_logs.get("rewards/margins"), "grad_norm": run.last_logs.get("grad_norm"),
         "rm_calls": int(calls.sum()), "calls_per_rm": {n: int(calls[:, k].sum()) for k, n in enumerate(env.names)},
         "credited_share": {n: float(np.mean(credited == k)) if credited.size else 0.0 for k, n in enumerate(env.names)},
-        "feedback_arms": arms[keep].tolist(), "feedback": fb_norm, "pair_losses": pair_losses,
-        "abstained": abstained, "fallbacks": fallbacks,
+        "feedback_arms": arms[keep].tolist() if trained else [], "feedback": fb_norm, "pair_losses": pair_losses,
+        "abstained": abstained, "fallbacks": fallbacks, "dpo_skipped": skipped,
         "time": {"generate": t_gen, "featurize": t_feat, "route": t_route, "score": t_score, "train": t_train,
                  "loss": t_loss, "feedback": t_fb, "total": time.perf_counter() - t_start},
     }
