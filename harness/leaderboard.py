@@ -29,6 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+from urllib.parse import quote
 
 import numpy as np
 
@@ -286,10 +287,6 @@ class Group:
     failed: list[RunRef]
     superseded: int
     latest: str  # the newest `created` among its runs
-
-    @property
-    def title(self) -> str:
-        return f"{self.suite} · config `{self.config_sha256[:12]}` · {', '.join(self.kinds)}"
 
 
 @dataclass
@@ -569,10 +566,44 @@ def print_top(console, top: TopTable | None) -> None:
 
 
 # ---- Markdown ---------------------------------------------------------------------------------
+#
+# Everything a run file or a config supplies (labels, scenario and suite names, errors, paths, metric
+# keys, descriptions) goes through one of the three helpers below before it reaches LEADERBOARD.md,
+# so such text is always shown literally: never raw HTML, a link, an image, a heading or a broken
+# code span. Only the numbers this module formats (means, intervals, p-values) are written as they are.
+
+#: every character that can open Markdown or HTML syntax inside a line: backslash-escaped by md_text
+#: (``<`` raw HTML and autolinks, ``&`` entities, ``[ ]`` links and images, `` ` `` code spans,
+#: ``* _ ~`` emphasis, ``#`` headings, ``|`` table cells, ``\`` the escapes themselves)
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]<>&|#])")
+#: what CommonMark, or a reader splitting lines, could take as a line break: replaced by a space, so
+#: no text from a run file starts a line of its own (a heading, a list, a table row)
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
-def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+def md_text(text: Any) -> str:
+    """``text`` as literal Markdown text on one line (also inside a table cell)."""
+    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def md_code(text: Any, in_table: bool = True) -> str:
+    """``text`` as one literal code span. Backslash escapes do not work inside a code span, so the
+    fence is one backtick longer than the longest run of backticks in ``text`` (padded with a space
+    where ``text`` starts or ends with a backtick or a space). In a table cell (``in_table``) a pipe
+    would end the cell: each gets a backslash, so that an odd number of them precedes it (a pipe that
+    already had an odd number shows one backslash more)."""
+    text = _LINE_BREAKS.sub(" ", str(text)) or " "
+    if in_table:
+        text = re.sub(r"(\\*)\|", lambda m: m.group(1) + "\\" * (1 if len(m.group(1)) % 2 == 0 else 2) + "|", text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.strip(" ") and (text[0] in "` " or text[-1] in "` ") else ""  # all spaces: kept as is
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_link(text: Any, target: str) -> str:
+    """A link to a file relative to the page: ``text`` escaped, the target percent-encoded (so no
+    ``:`` scheme such as ``javascript:``, no parenthesis or space ends it early)."""
+    return f"[{md_text(text)}]({quote(target)})"
 
 
 def _first_line(text: str | None, limit: int = 300) -> str:
@@ -591,8 +622,9 @@ def render_markdown(board: Board) -> str:
 
         out += policy_markdown(board.policies)
     for group in board.groups:
-        out += [f"## {group.title}", "",
-                f"Data {group.data}; reward models: {', '.join(group.reward_models) or '–'}.", ""]
+        out += [f"## {md_text(group.suite)} · config {md_code(group.config_sha256[:12], in_table=False)} · "
+                f"{md_text(', '.join(group.kinds))}", "",
+                f"Data {md_text(group.data)}; reward models: {md_text(', '.join(group.reward_models) or '–')}.", ""]
         if group.superseded:
             out += [f"{group.superseded} older run(s) of the same scenario, router and seed are superseded "
                     "by newer ones and not counted.", ""]
@@ -602,38 +634,38 @@ def render_markdown(board: Board) -> str:
             out += [f"### Failed runs ({len(group.failed)})", "",
                     "| router | scenario | seed | error | run | reproduce |", "|---|---|---|---|---|---|"]
             for r in group.failed:
-                out.append(f"| {_md(router_label(r.run))} | {_md(r.run.scenario)} | {r.run.seed} | "
-                           f"{_md(_first_line(r.run.error))} | [json]({r.rel}) | `{_md(r.reproduce)}` |")
+                out.append(f"| {md_text(router_label(r.run))} | {md_text(r.run.scenario)} | {r.run.seed} | "
+                           f"{md_text(_first_line(r.run.error))} | {md_link('json', r.rel)} | {md_code(r.reproduce)} |")
             out.append("")
     if board.skipped:
         out += ["## Skipped files", ""]
-        out += [f"- `{_md(str(p))}`: {_md(why)}" for p, why in board.skipped]
+        out += [f"- {md_code(str(p), in_table=False)}: {md_text(why)}" for p, why in board.skipped]
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _md_table(table: Table) -> list[str]:
     cols = header(table) + ["runs (seed → JSON)", "reproduce"]
-    out = [f"### scenario `{table.scenario}`", ""]
+    out = [f"### scenario {md_code(table.scenario, in_table=False)}", ""]
     if table.primary:
-        out += [f"Sorted by mean {table.primary}.", ""]
+        out += [f"Sorted by mean {md_text(table.primary)}.", ""]
     if table.baseline and table.has_paired:
-        out.append(f"Paired test baseline: **{_md(table.baseline)}** "
-                   f"(best non-oracle row by mean {table.primary})"
-                   + (f"; {_md(table.baseline)} itself is set against **{_md(table.runner_up)}**." if table.runner_up else ".")
-                   )
+        out.append(f"Paired test baseline: **{md_text(table.baseline)}** "
+                   f"(best non-oracle row by mean {md_text(table.primary)})"
+                   + (f"; {md_text(table.baseline)} itself is set against **{md_text(table.runner_up)}**."
+                      if table.runner_up else "."))
         out.append("")
-    out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in table.rows:
-        cells = [_md(c) for c, _ in row_cells(table, row)]
-        links = " ".join(f"[{r.run.seed}]({r.rel})" for r in row.refs)
-        repro = "<br>".join(f"`{_md(r.reproduce)}`" for r in row.refs)
+        cells = [md_text(text) if value is None else text for text, value in row_cells(table, row)]  # numbers as they are
+        links = " ".join(md_link(r.run.seed, r.rel) for r in row.refs)
+        repro = "<br>".join(md_code(r.reproduce) for r in row.refs)  # <br>: a line break inside a cell
         out.append("| " + " | ".join(cells + [links, repro]) + " |")
     out.append("")
     if any(r.replay_only for r in table.rows):
         out += ["† replay only: sees the gold labels (upper bound), never a baseline.", ""]
     if table.plots:
-        out += [f"![{kind}](plots/{p.name})" for kind, p in table.plots.items()]
+        out += [f"![{md_text(kind)}]({quote('plots/' + p.name)})" for kind, p in table.plots.items()]
         out.append("")
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -63,6 +64,13 @@ def _style(i: int) -> tuple[object, str, str]:
     return colormaps["tab10"](i % 10), "o^Dv"[(i // 10) % 4], ["-", "--", "-.", (0, (1, 1))][(i // 10) % 4]
 
 
+def _plain(text: str) -> str:
+    """Text from a run file (labels, RM and domain names, titles) as matplotlib shows it literally, on
+    one line: a string with two ``$`` is parsed as mathtext (bad TeX there would fail the whole
+    build), and control characters have no glyph."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", text).replace("$", r"\$")
+
+
 def _err(stat) -> tuple[float, float]:
     if stat.n > 1 and math.isfinite(stat.lo) and math.isfinite(stat.hi):
         return (max(0.0, stat.mean - stat.lo), max(0.0, stat.hi - stat.mean))
@@ -81,8 +89,8 @@ def plot_acc_vs_calls(table: "Table", path: Path) -> Path | None:
     for i, (r, x, y) in enumerate(zip(rows, xs, ys)):
         ex, ey = _err(r.stats["test_calls_per_item"]), _err(r.stats["test_routing_accuracy"])
         ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt=_style(i)[1] if not r.replay_only else "s",
-                    color=_style(i)[0], mfc="white" if r.replay_only else None, capsize=3, label=r.label)
-        ax.annotate(r.label + (" † (replay only)" if r.replay_only else ""), (x, y), textcoords="offset points",
+                    color=_style(i)[0], mfc="white" if r.replay_only else None, capsize=3, label=_plain(r.label))
+        ax.annotate(_plain(r.label) + (" † (replay only)" if r.replay_only else ""), (x, y), textcoords="offset points",
                     xytext=(5, 4), fontsize=7)
     real = [i for i, r in enumerate(rows) if not r.replay_only]
     front = [real[j] for j in pareto_front([(xs[i], ys[i]) for i in real])]
@@ -96,7 +104,7 @@ def plot_acc_vs_calls(table: "Table", path: Path) -> Path | None:
                 label="Pareto front (non-oracle)")
     ax.set_xlabel("RM calls per item (test, mean over seeds)")
     ax.set_ylabel("test routing accuracy (mean, 95% CI)")
-    ax.set_title(f"accuracy vs RM calls · {table.title}", fontsize=9)
+    ax.set_title(f"accuracy vs RM calls · {_plain(table.title)}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
@@ -128,10 +136,10 @@ def plot_regret(table: "Table", path: Path) -> Path | None:
     fig = _figure(9.0, 5.0)
     ax = fig.add_subplot()
     for i, (r, (x, y)) in enumerate(lines):
-        ax.plot(x, y, color=_style(i)[0], linestyle=":" if r.replay_only else _style(i)[2], label=f"{r.label} ({len(r.refs)} seeds)")
+        ax.plot(x, y, color=_style(i)[0], linestyle=":" if r.replay_only else _style(i)[2], label=f"{_plain(r.label)} ({len(r.refs)} seeds)")
     ax.set_xlabel("stream items seen")
     ax.set_ylabel("cumulative regret vs per-item oracle (mean over seeds)")
-    ax.set_title(f"cumulative regret · {table.title}", fontsize=9)
+    ax.set_title(f"cumulative regret · {_plain(table.title)}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
@@ -175,15 +183,15 @@ def plot_choice_share(table: "Table", path: Path) -> Path | None:
     for n, (r, (domains, rms, mat)) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, n + 1)
         im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(rms)), rms, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(domains)), domains, fontsize=7)
+        ax.set_xticks(range(len(rms)), [_plain(x) for x in rms], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(domains)), [_plain(d) for d in domains], fontsize=7)
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
                 ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if mat[i, j] < 0.6 else "black")
-        ax.set_title(f"{r.label} ({len(r.refs)} seeds)", fontsize=8)
+        ax.set_title(f"{_plain(r.label)} ({len(r.refs)} seeds)", fontsize=8)
     fig.colorbar(im, ax=fig.axes, shrink=0.8, label="choice share")
-    fig.suptitle(f"RM choice share per domain · {table.title}", fontsize=9)
+    fig.suptitle(f"RM choice share per domain · {_plain(table.title)}", fontsize=9)
     return _save(fig, path)
 
 

@@ -129,21 +129,22 @@ def _head(col: tuple[str, str]) -> str:
 
 
 def render_markdown(table: PolicyTable) -> list[str]:
-    from harness.leaderboard import _first_line, _md
+    from harness.leaderboard import _first_line, md_code, md_link, md_text
 
     out = ["## Policies", "",
            "One row per evaluated policy (the router that trained it), one column per suite metric; "
            "mean over seeds with a 95% interval (bootstrap over seeds, or the suite's own interval for "
            "one seed). Links: the run JSONs (per-sample logs next to them).", ""]
-    out += [f"- `{_md(name)}`: {_md(desc) or '(no description)'}" for name, desc in table.sources.items()] + [""]
+    out += [f"- {md_code(name, in_table=False)}: {md_text(desc or '(no description)')}"
+            for name, desc in table.sources.items()] + [""]
     cols = ["policy", "trained with"] + [_head(c) for c in table.columns] + ["runs"]
-    out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for label in sorted(table.rows, key=table.sort_key()):
         cells = table.rows[label]
-        texts = [cells[c].text() if c in cells else "–" for c in table.columns]
-        links = " ".join(f"[{c[0]}:{seed}]({rel})" for c in table.columns if c in cells and c[1] == _first_key(table, c[0])
-                         for seed, rel in cells[c].runs)
-        out.append("| " + " | ".join([_md(label), _md(table.routers.get(label, ""))] + texts + [links]) + " |")
+        texts = [cells[c].text() if c in cells else "–" for c in table.columns]  # numbers formatted here: as they are
+        links = " ".join(md_link(f"{c[0]}:{seed}", rel) for c in table.columns
+                         if c in cells and c[1] == _first_key(table, c[0]) for seed, rel in cells[c].runs)
+        out.append("| " + " | ".join([md_text(label), md_text(table.routers.get(label, ""))] + texts + [links]) + " |")
     out.append("")
     for flag in sorted(table.flags):
         mark, note = FLAG_NOTES[flag]
@@ -152,7 +153,8 @@ def render_markdown(table: PolicyTable) -> list[str]:
         out += [f"### Failed evaluation runs ({len(table.failed)})", "", "| policy | suite | seed | error | run |",
                 "|---|---|---|---|---|"]
         for r, rel in table.failed:
-            out.append(f"| {_md(_label(r))} | {_md(_suite(r))} | {r.seed} | {_md(_first_line(r.error))} | [json]({rel}) |")
+            out.append(f"| {md_text(_label(r))} | {md_text(_suite(r))} | {r.seed} | {md_text(_first_line(r.error))} | "
+                       f"{md_link('json', rel)} |")
         out.append("")
     return out
 

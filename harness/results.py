@@ -216,14 +216,29 @@ def load_run(path: str | Path) -> RunRecord:
         raise ResultsError(f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
 
 
+def load_consistent_run(path: str | Path) -> RunRecord:
+    """:func:`load_run`, and a ResultsError too when the run's metrics disagree with its own stored
+    outcomes and curves (:func:`harness.integrity.check_run`; failed runs are not checked). The
+    message names the file and the first disagreeing metric."""
+    from harness.errors import ResultsError
+    from harness.integrity import check_run
+
+    run = load_run(path)
+    problems = check_run(run)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ResultsError(f"{path}: inconsistent with its own stored outcomes: {problems[0]}{more}")
+    return run
+
+
 def finished_ok(path: Path) -> bool:
-    """True when ``path`` holds a readable run with status ok (what ``--resume`` skips); a missing,
-    corrupt or failed run file is run again."""
+    """True when ``path`` holds a readable, self-consistent run with status ok (what ``--resume``
+    skips); a missing, corrupt, inconsistent or failed run file is run again."""
     if not path.is_file():
         return False
     try:
-        return load_run(path).status == "ok"
-    except Exception:  # noqa: BLE001 - a corrupt file is simply re-run
+        return load_consistent_run(path).status == "ok"
+    except Exception:  # noqa: BLE001 - a corrupt or inconsistent file is simply re-run
         return False
 
 
@@ -237,7 +252,8 @@ def newest(items: list[Any], key: Callable[[Any], Any], run: Callable[[Any], Run
 
 
 def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:
-    """Load every run under ``<root>/runs``; corrupt or foreign files are skipped with a warning."""
+    """Load every run under ``<root>/runs``; corrupt, foreign or inconsistent files (metrics that
+    disagree with the run's own stored outcomes) are skipped with a warning naming the file."""
     from harness.errors import ResultsError
 
     runs: list[RunRecord] = []
@@ -247,7 +263,7 @@ def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple
         if any(part.endswith(".samples") for part in path.relative_to(base).parts[:-1]):
             continue  # per-sample logs an evaluation suite keeps next to its run JSON
         try:
-            runs.append(load_run(path))
+            runs.append(load_consistent_run(path))
         except ResultsError as exc:
             warnings.warn(f"skipped {exc}", ResultsWarning, stacklevel=2)
             skipped.append((path, str(exc)))

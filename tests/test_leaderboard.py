@@ -16,7 +16,7 @@ from harness import results as R
 from harness.cli import main
 from harness.plots import choice_share, mean_curve, pareto_front
 
-N_ITEMS = 20
+N_ITEMS, N_ORACLE = 500, 400  # test items; the first N_ORACLE of them are the ones some RM gets right
 C_SHA, D_SHA = "c" * 64, "d" * 64
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -29,43 +29,53 @@ ROUTERS = {
     "laser": ({}, True, False, 1.0, 30, {"iid": [0.60, 0.62, 0.64], "shift": [0.55, 0.57, 0.59]}),
 }
 RMS = ["rm-a", "rm-b", "rm-c"]
+DOMAINS = ["code", "math"]  # the first and the second half of the test items
 
 
-def outcomes(router: str, seed: int) -> str:
-    """Per-item test outcomes: mean-ensemble right on the first 12 items; bayesian on 12 + seed + 1."""
-    right = {"oracle": 16, "bayesian": 13 + seed, "mean-ensemble": 12, "single": 10, "laser": 11}[router]
+def outcomes(acc: float) -> str:
+    """Per-item test outcomes of a run with routing accuracy ``acc``: right on the first acc × N_ORACLE
+    items (all of them oracle items), wrong on the rest; so pair accuracy = acc × N_ORACLE / N_ITEMS."""
+    right = round(acc * N_ORACLE)
     return "1" * right + "0" * (N_ITEMS - right)
 
 
 def replay_record(router: str, seed: int, scenario: str = "iid", *, sha: str = C_SHA, suite: str = "demo",
                   created: str = "2026-01-02T00:00:00+00:00", status: str = "ok", error: str | None = None,
-                  acc: float | None = None, regret: float | None = None) -> R.RunRecord:
+                  acc: float | None = None, regret: float | None = None, label: str | None = None,
+                  run_id: str | None = None, reward_models: list[str] = RMS) -> R.RunRecord:
+    """A replay run whose metrics agree with its per-item outcomes, curves and RM calls, as the replay
+    runner writes them (harness.integrity checks this when the leaderboard loads it)."""
     params, learns, replay_only, calls, stream_regret, accs = ROUTERS[router]
     acc = accs[scenario][seed] if acc is None else acc
     regret = stream_regret if regret is None else regret
     ok = status == "ok"
+    test, oracle = outcomes(acc), "1" * N_ORACLE + "0" * (N_ITEMS - N_ORACLE)
+    half = N_ITEMS // 2
     per_domain = {
-        d: {"routing_accuracy": acc, "accuracy": acc * 0.8, "n": 10,
-            "choice_share": {"rm-a": 0.5 + 0.1 * i, "rm-b": 0.5 - 0.1 * i - 0.05 * seed, "rm-c": 0.05 * seed}}
-        for i, d in enumerate(["code", "math"])
+        d: {"routing_accuracy": test[i * half:(i + 1) * half].count("1") / oracle[i * half:(i + 1) * half].count("1"),
+            "accuracy": test[i * half:(i + 1) * half].count("1") / half, "n": half,
+            "choice_share": {rm: 1.0 / len(reward_models) for rm in reward_models}}
+        for i, d in enumerate(DOMAINS)
     }
+    test_per_rm = {rm: N_ITEMS if k < calls else 0 for k, rm in enumerate(reward_models)}
     return R.RunRecord(
-        run_id=f"{suite}-{sha[:4]}-{scenario}-{router}-s{seed}-{created[:10]}", kind="replay", suite=suite,
+        run_id=run_id or f"{suite}-{sha[:4]}-{scenario}-{router}-s{seed}-{created[:10]}", kind="replay", suite=suite,
         scenario=scenario, status=status, error=error,
-        router=R.RouterInfo(name=router, params=params), reward_models=RMS,
+        router=R.RouterInfo(name=router, params=params, label=label), reward_models=reward_models,
         data=R.DataInfo(name="toy", sha256="a" * 64, n=100), seed=seed,
         metrics={} if not ok else {
-            "test_routing_accuracy": acc, "test_accuracy": acc * 0.8, "test_oracle_accuracy": 0.8,
-            "test_calls_per_item": calls, "stream_mean_reward": acc - 0.1, "stream_regret": regret,
-            "feedback_skipped": 0,
+            "test_routing_accuracy": acc, "test_accuracy": test.count("1") / N_ITEMS,
+            "test_oracle_accuracy": N_ORACLE / N_ITEMS, "test_calls_per_item": sum(test_per_rm.values()) / N_ITEMS,
+            "stream_mean_reward": acc - 0.1, "stream_regret": regret, "feedback_skipped": 0,
         },
-        per_domain=per_domain if ok else {}, wall_s=0.1, config={"kind": "replay"}, config_sha256=sha,
+        per_domain=per_domain if ok else {},
+        rm_calls={} if not ok else {"test_total": sum(test_per_rm.values()), "test_per_rm": test_per_rm},
+        wall_s=0.1, config={"kind": "replay"}, config_sha256=sha,
         code=R.CodeVersion(git_sha=None, dirty=None), packages={"python": sys.version.split()[0]},
         command="rmroute run configs/quickstart.yaml", created=created,
         extra={} if not ok else {
             "curves": {"regret": [0.0, regret / 2, regret], "regret_x": [1, 50, 100]},
-            "test_outcomes": outcomes(router, seed), "learns": learns, "replay_only": replay_only,
-            "calls_per_item": calls,
+            "test_outcomes": test, "test_oracle": oracle, "learns": learns, "replay_only": replay_only,
         },
     )
 
@@ -110,9 +120,15 @@ def section(text: str, start: str, end: str | None = None) -> str:
     return text[i:j]
 
 
+def unescape(md: str) -> str:
+    """Markdown text as displayed: backslash escapes of ASCII punctuation removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md)
+
+
 def row_of(text: str, label: str) -> list[str]:
-    line = next(x for x in text.splitlines() if x.startswith(f"| {label} |"))
-    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+    """The cells (as displayed) of the table row whose first cell is ``label``."""
+    line = next(x for x in text.splitlines() if x.startswith("| ") and unescape(x.split(" | ")[0][2:]) == label)
+    return [unescape(c.strip()) for c in re.split(r"(?<!\\)\|", line)[1:-1]]
 
 
 # ---- statistics by hand -----------------------------------------------------------------------
@@ -249,7 +265,7 @@ def test_rows_numbers_sorting_and_baseline(demo):
               if line.startswith("| ") and not line.startswith("| router")]
     assert labels == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
     head = next(x for x in iid.splitlines() if x.startswith("| router"))
-    cols = [c.strip() for c in head.split("|")[1:-1]]
+    cols = [unescape(c.strip()) for c in head.split("|")[1:-1]]
     assert cols[:9] == ["router", "seeds", "routing acc (test)", "95% CI", "pair acc (test)", "RM calls/item",
                         "stream reward", "stream regret", "paired vs"]
     bay = dict(zip(cols, row_of(iid, "bayesian")))
@@ -258,17 +274,18 @@ def test_rows_numbers_sorting_and_baseline(demo):
     assert bay["pair acc (test)"] == "0.6 ± 0.04"  # 0.8 × each
     assert bay["RM calls/item"] == "1 ± 0" and bay["stream regret"] == "9 ± 0"
     # bayesian is the best non-oracle row, so it is set against the runner-up, mean-ensemble;
-    # per-seed differences 1/20, 2/20, 3/20 -> mean 0.1
-    assert bay["paired vs"] == "mean-ensemble" and bay["Δ pair acc [95% CI]"].startswith("+0.1000 [")
+    # right on 280, 320, 300 of the 500 items against mean-ensemble's 260 (0.65 × 400):
+    # per-seed differences 20/500, 60/500, 40/500 -> mean 0.08
+    assert bay["paired vs"] == "mean-ensemble" and bay["Δ pair acc [95% CI]"].startswith("+0.0800 [")
     assert "Paired test baseline: **bayesian**" in iid and "set against **mean-ensemble**" in iid
     single = dict(zip(cols, row_of(iid, "single(arm=0)")))
     assert single["paired vs"] == "bayesian"
-    assert single["Δ pair acc [95% CI]"].startswith("-0.2000 [")  # 10/20 vs 13,14,15/20
+    assert single["Δ pair acc [95% CI]"].startswith("-0.1600 [")  # 200, 220, 240 vs 280, 320, 300 of 500
     laser = dict(zip(cols, row_of(iid, "laser")))
     assert laser["seeds"] == "2" and laser["routing acc (test)"] == "0.63 ± 0.014"  # seed 0 failed
     t = result.board.tables[0]
     rows = {r.label: r for r in t.rows}
-    assert rows["bayesian"].paired.diff == pytest.approx(0.1) and rows["bayesian"].paired.n_seeds == 3
+    assert rows["bayesian"].paired.diff == pytest.approx(0.08) and rows["bayesian"].paired.n_seeds == 3
     assert rows["laser"].paired.n_seeds == 2  # only the seeds both ran
     assert rows["oracle"].paired.baseline == "bayesian"
     # on shift mean-ensemble is best: it becomes the baseline
@@ -361,7 +378,7 @@ def test_top_table_and_cli_prints_it(demo, capsys):
     assert top.columns == ["router", "seeds", "routing acc", "95% CI", "pair acc", "calls", "reward", "regret",
                            "Δ vs base", "p"]
     assert [r[0] for r in top.rows] == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
-    assert top.rows[1][:9] == ["bayesian", "3", "0.75 ± 0.05", "[0.7, 0.8]", "0.6", "1", "0.65", "9", "+0.100"]
+    assert top.rows[1][:9] == ["bayesian", "3", "0.75 ± 0.05", "[0.7, 0.8]", "0.6", "1", "0.65", "9", "+0.080"]
     assert "against bayesian" in top.note and "bayesian against mean-ensemble" in top.note
     assert main(["leaderboard", str(root)]) == 0
     out = capsys.readouterr().out
@@ -383,7 +400,7 @@ def test_missing_numbers_show_a_dash_and_sort_last(tmp_path):
         R.write_run(rec, tmp_path)
     result = L.build(tmp_path)
     text = result.path.read_text()
-    cols = [c.strip() for c in next(x for x in text.splitlines() if x.startswith("| router")).split("|")[1:-1]]
+    cols = [unescape(c.strip()) for c in next(x for x in text.splitlines() if x.startswith("| router")).split("|")[1:-1]]
     bay = dict(zip(cols, row_of(text, "bayesian")))
     me = dict(zip(cols, row_of(text, "mean-ensemble")))
     assert bay["seeds"] == "1" and bay["routing acc (test)"] == "0.7" and bay["95% CI"] == "–"
@@ -391,3 +408,179 @@ def test_missing_numbers_show_a_dash_and_sort_last(tmp_path):
     html = result.html.read_text()
     assert '<td class="num" data-value="">–</td>' in html  # the page's sort puts empty values last
     assert 'data-value="nan"' not in html and ">nan<" not in html.lower()
+
+
+# ---- crafted run files: text from a config or a run file is shown, never interpreted ---------------
+
+CRAFTED = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1))",
+    "![pic](javascript:alert(1))",
+    "<javascript:alert(1)>",
+    "[ref]: javascript:alert(1)",
+    "x\n# injected heading",
+    "y\r\n## injected\rheading\u2028### more",
+    "`unbalanced code",
+    "``two` ticks`` `",
+    "a | b \\| c \\\\| d",
+    "&lt;script&gt; &#106;avascript:alert(1)",
+    "**bold** _it_ ~~gone~~ $\\frac{1}{$ and $x$",
+    "<!-- c --> <a href='javascript:alert(1)'>a</a>",
+]
+# a file name holds no "/": a run id with the rest of the crafted characters
+CRAFTED_RUN_ID = "run <b>x</b> [l](javascript:y) `t #h &amp; (p)"
+CRAFTED_SHA = "`<b>sha</b>" + "e" * 53
+
+
+def _write_raw(root: Path, rec: R.RunRecord) -> Path:
+    """The run file as a crafted one would be: written directly (whatever the suite), named by its run id."""
+    import json
+
+    path = root / "runs" / "crafted" / f"{rec.run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec.model_dump(mode="json")))
+    return path
+
+
+def _evaluate_record(i: int, payload: str, status: str = "ok") -> R.RunRecord:
+    ok = status == "ok"  # a failed run on seed 1, so that it is not superseded by the ok one (seed 0)
+    return R.RunRecord(
+        run_id=f"crafted-eval-{i}-{status}", kind="evaluate", suite=payload, scenario=payload, status=status,
+        error=None if ok else payload, router=R.RouterInfo(name=payload, label=payload), reward_models=[],
+        data=R.DataInfo(name=payload, sha256="b" * 64, n=3), seed=0 if ok else 1, metrics={payload: 0.5} if ok else {},
+        wall_s=0.1, config={"description": payload}, config_sha256="f" * 64,
+        code=R.CodeVersion(git_sha=None, dirty=None), packages={}, command="", created="2026-01-03T00:00:00+00:00",
+        extra={"eval_suite": payload, "headline": [payload], "policy_label": payload, "ci": {payload: [0.4, 0.6]}},
+    )
+
+
+def write_crafted(root: Path) -> None:
+    """Every field a config or a run file supplies, crafted: router labels, scenario and suite names,
+    errors, RM and data names, metric keys, the config hash, the run id (its file name and link), and
+    the evaluate runs' policy labels, suite names, headline keys and config descriptions."""
+    for i, payload in enumerate(CRAFTED):
+        _write_raw(root, replay_record("bayesian", 0, label=payload, acc=0.5, run_id=f"crafted-label-{i}"))
+        _write_raw(root, replay_record("single", 0, scenario=payload, acc=0.5, run_id=f"crafted-scenario-{i}"))
+        _write_raw(root, replay_record("laser", 1, label=payload, status="failed", error=payload,
+                                       run_id=f"crafted-failed-{i}"))
+        # (a train run: its table has no plots, which keeps this fixture fast; plot titles get the
+        # crafted scenario names above)
+        _write_raw(root, replay_record("single", 0, suite=payload, sha=D_SHA, acc=0.5, run_id=f"crafted-suite-{i}")
+                   .model_copy(update={"kind": "train", "metrics": {"accuracy": 0.5}, "extra": {}}))
+        _write_raw(root, _evaluate_record(i, payload))
+        _write_raw(root, _evaluate_record(i, payload, status="failed"))
+    rec = replay_record("mean-ensemble", 0, sha=CRAFTED_SHA, acc=0.5, reward_models=CRAFTED[:3], run_id=CRAFTED_RUN_ID)
+    rec.data.name = CRAFTED[1]
+    _write_raw(root, rec)
+    train = replay_record("bayesian", 0, suite="crafted-train", run_id="crafted-train").model_copy(
+        update={"kind": "train", "metrics": {payload: 0.5 for payload in CRAFTED}, "extra": {}})
+    _write_raw(root, train)
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crafted")
+    write_crafted(root)
+    (root / "runs" / "crafted" / (CRAFTED[1] + ".json")).write_text("{")  # a skipped file with a crafted name
+    with pytest.warns(R.ResultsWarning):
+        result = L.build(root)
+    return root, result
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"[\r\n\u2028]+", " ", text)
+
+
+def test_markdown_shows_crafted_fields_literally(crafted):
+    """LEADERBOARD.md parsed as CommonMark + GFM tables (markdown-it-py): no raw HTML but the page's own
+    <br>, no link or image with a scheme, only the page's own headings, every code span one of the page's
+    own, and every crafted label shown as it is, in one cell."""
+    from markdown_it import MarkdownIt
+
+    root, result = crafted
+    board = result.board
+    assert board.n_runs == 6 * len(CRAFTED) + 2 and len(board.skipped) == 1
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.validateLink = lambda url: True  # markdown-it drops javascript: links itself; other renderers may not
+    tokens = md.parse(result.path.read_text())
+    inline = [child for t in tokens if t.type == "inline" for child in t.children]
+    html = [t.content for t in tokens + inline if t.type in ("html_block", "html_inline")]
+    assert set(html) <= {"<br>"}, html
+    targets = [t.attrGet("href") for t in inline if t.type == "link_open"] + \
+              [t.attrGet("src") for t in inline if t.type == "image"]
+    assert targets and all(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", str(u)) is None for u in targets), targets
+    # the page's headings, and no other: h1, per group h2 + one h3 per table (+ failed runs), policies, skipped
+    expected = 1 + sum(1 + len(g.tables) + bool(g.failed) for g in board.groups) + 2 + 1
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert len(headings) == expected, headings
+    assert all(h.startswith(("rmroute leaderboard", "Policies", "Failed ", "Skipped files", "scenario "))
+               or " · config " in h for h in headings), headings
+    own = {"rmroute leaderboard", "results/runs/**.json", "cccccccccccc", "dddddddddddd", CRAFTED_SHA[:12], "iid",
+           *(str(p) for p, _ in board.skipped), *(_one_line(p) for p in CRAFTED),
+           *(ref.reproduce for t in board.tables for row in t.rows for ref in row.refs),
+           *(ref.reproduce for g in board.groups for ref in g.failed)}
+    spans = [t.content for t in inline if t.type == "code_inline"]
+    assert spans and set(spans) <= own, set(spans) - own
+    # shown as it is: each crafted label is the whole text of one table cell (a row, a failed run, a policy)
+    cells, cell = [], None
+    for t in tokens:
+        if t.type in ("td_open", "th_open"):
+            cell = []
+        elif t.type == "inline" and cell is not None:
+            cell += [c.content for c in t.children if c.type in ("text", "code_inline")]
+        elif t.type in ("td_close", "th_close"):
+            cells.append("".join(cell))
+            cell = None
+    for payload in CRAFTED:
+        assert cells.count(_one_line(payload)) >= 3, payload  # its bayesian row, failed laser run, policy row
+
+
+def test_html_shows_crafted_fields_literally(crafted):
+    """The same crafted runs on leaderboard.html: only the page's own tags, no event handler attribute,
+    no link or image with a scheme (but the data: favicon), one script (the page's own)."""
+    from html.parser import HTMLParser
+
+    root, result = crafted
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.attrs, self.text = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.attrs += attrs
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Tags()
+    page.feed(result.html.read_text())
+    own = {"html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "p", "code", "ul", "li",
+           "div", "table", "thead", "tbody", "tr", "th", "td", "a", "details", "summary", "br", "b", "img", "span",
+           "script"}
+    assert set(page.tags) <= own and page.tags.count("script") == 1 and page.tags.count("img") == len(result.plots)
+    assert page.tags.count("b") == sum(bool(t.baseline and t.has_paired) * (1 + bool(t.runner_up))
+                                       for t in result.board.tables)
+    assert not [name for name, _ in page.attrs if name.startswith("on")]
+    urls = [v for name, v in page.attrs if name in ("href", "src")]
+    assert all(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", v) is None for v in urls if v != "data:,"), urls
+    text = "".join(page.text)
+    for payload in CRAFTED:
+        assert payload.splitlines()[0] in text
+
+
+def test_md_code_keeps_backticks_and_pipes_inside_one_span():
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable("table")
+    for text in ["plain", "a`b", "``x``", "`", " lead", "a|b", "a\\|b", "a\\\\|b", ""]:
+        span = L.md_code(text, in_table=False)
+        (para,) = [t for t in parser.parse(span) if t.type == "inline"]
+        assert [c.type for c in para.children] == ["code_inline"] and para.children[0].content == (text or " "), text
+        row = parser.parse(f"| h | i |\n|---|---|\n| {L.md_code(text)} | z |\n")
+        cells = [t for t in row if t.type == "inline"][2:]
+        assert [c.children[0].content for c in cells][1] == "z", text  # the pipe did not split the cell
+        shown = cells[0].children[0].content
+        assert shown == (text or " ") or (text.count("\\|") and shown.replace("\\\\|", "\\|") == text), (text, shown)
