@@ -155,7 +155,7 @@ def score(
     from harness.config import load_config
     from harness.scoring import run_score
 
-    summary = run_score(load_config(config), cache, show_progress=not as_json)
+    summary = run_score(load_config(config, check_run=False), cache, show_progress=not as_json)
     if as_json:
         print(json.dumps({
             "n_pairs": summary.n_pairs, "failed": summary.failed, "accuracy": summary.accuracy,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness.config import PluginRef, StrictModel
+from harness.config import Name, NamedRef, PluginRef, StrictModel
 from harness.errors import ConfigError
 from harness.policy import PolicySpec
 from harness.results import slug
@@ -38,7 +38,7 @@ from harness.results import slug
 class PolicyEntry(StrictModel):
     """One policy to evaluate: a spec, one train run JSON, or a folder of train run JSONs."""
 
-    label: str | None = Field(None, description="row name on the policy leaderboard (default: from the spec / train run)")
+    label: Name | None = Field(None, description="row name on the policy leaderboard (default: from the spec / train run)")
     policy: PolicySpec | None = None
     train_run: str | None = Field(None, description="a train run JSON: its policy spec with its final adapter")
     train_runs: str | None = Field(None, description="a folder of train run JSONs: each ok run is a policy")
@@ -53,7 +53,7 @@ class PolicyEntry(StrictModel):
 
 class EvaluateSettings(StrictModel):
     policies: list[PolicyEntry] = Field(min_length=1)
-    suites: list[PluginRef] = Field(min_length=1)
+    suites: list[NamedRef] = Field(min_length=1)
     generator: PluginRef = Field(default_factory=lambda: PluginRef(
         name="transformers", params={"temperature": 0.0, "max_new_tokens": 256}))
     judge: PluginRef | None = None
@@ -126,6 +126,44 @@ def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[Poli
 
 def run_id(policy_label: str, suite: str, seed: int, config_sha: str) -> str:
     return f"{slug(suite)}--{slug(policy_label)}--seed{seed}--{config_sha[:10]}"
+
+
+def check_config(cfg, path, tree) -> None:
+    """What `rmroute validate` checks of an evaluate config beyond its models (one ConfigError listing
+    every problem): the suites are registered evaluation suites, the generator and judge are
+    registered, all with params that fit; the policies resolve (train runs exist and are ok); suite
+    keys and policy labels each give their own file names; every run id fits in a file name."""
+    from harness.config import Problems, check_plugin, check_run_ids, slug_clashes
+    from harness.plugins import get_registry
+
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    problems = Problems(path, tree)
+    registry = get_registry()
+    check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
+                 frozenset({"model", "tokenizer"}))
+    if settings.judge:
+        check_plugin(problems, ("settings", "judge"), "judge", settings.judge.name, settings.judge.params)
+    for i, ref in enumerate(settings.suites):
+        loc = ("settings", "suites", i)
+        entry = check_plugin(problems, loc, "suite", ref.name, ref.params)
+        if entry is not None and entry.metadata.get("kind") != "eval":
+            evals = [n for n in registry.names("suite") if registry.get("suite", n).metadata.get("kind") == "eval"]
+            problems.add(loc + ("name",), f"{ref.name!r} is not an evaluation suite (eval suites: {', '.join(evals)})")
+    keys = [ref.label or ref.name for ref in settings.suites]
+    for first, a, i, b in slug_clashes(list(enumerate(keys))):
+        problems.add(("settings", "suites", i), f"{b!r} gives the same file names as settings.suites[{first}] ({a!r}); "
+                                                "give each entry a distinct `label`")
+    try:
+        plans = resolve_policies(settings, Path(path))
+    except ConfigError as exc:
+        problems.add(("settings", "policies"), str(exc).removeprefix(f"{path}: "))
+        plans = []
+    for _, a, _, b in slug_clashes([(None, p.label) for p in plans]):
+        problems.add(("settings", "policies"), f"the policies {a!r} and {b!r} give the same file names; give them "
+                                               "distinct labels")
+    check_run_ids(problems, [(("settings", "policies"), run_id(p.label, key, max(cfg.seeds), "0" * 64))
+                             for p in plans for key in keys])
+    problems.raise_if_any()
 
 
 def suite_sha(ref: PluginRef) -> str:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, StrictInt
 
-from harness.config import StrictModel
+from harness.config import Name, StrictModel
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -50,10 +50,11 @@ class Scenario(StrictModel):
 class ReplaySettings(StrictModel):
     pool: str | None = Field(None, description="a pool config (harness.pool): benchmark + RMs + cached scores")
     offline: str | None = Field(None, description="an offline-router config; its bundle gives contexts and priors")
-    batch_size: int = Field(32, ge=1)
+    batch_size: StrictInt = Field(32, ge=1)
     on_bad_feedback: Literal["error", "skip"] = "error"
-    scenarios: dict[str, Scenario] = Field(default_factory=lambda: {"iid": Scenario()})
-    curve_points: int = Field(200, ge=2)
+    scenarios: dict[Name, Scenario] = Field(default_factory=lambda: {"iid": Scenario()}, min_length=1,
+                                            description="name -> scenario; names are slugged in file names")
+    curve_points: StrictInt = Field(200, ge=2)
 
 
 #: the model `rmroute validate` checks a replay config's `settings` against
@@ -296,35 +297,81 @@ def replay_one(
 # ---- the runner: config -> grid -> run files ------------------------------------------------
 
 
-def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
-    """(label, spec) per configured router; `single` with `arm: all` expands to one per RM, and an
-    `arm` given as an RM name becomes its index."""
-    from harness.plugins import get_registry
-
-    registry = get_registry()
+def expand_routers(routers: Sequence[Any], names: Sequence[str]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(entry index, label, router name, params) per router the grid runs: `single` with `arm: all`
+    expands to one per RM (label ``single:<rm>``), an `arm` given as an RM name becomes its index,
+    and the label is the entry's `label`, else ``name:arm`` when an arm is given, else the name.
+    Pure (config entries + RM names): `rmroute validate` checks the labels with it."""
     out = []
-    for ref in cfg.routers:
-        entry = registry.get("router", ref.name)
-        replay_only = bool(entry.metadata.get("replay_only"))
+    for i, ref in enumerate(routers):
         params = dict(ref.params)
         arm = params.get("arm")
         if ref.name == "single" and arm == "all":
-            for k, rm in enumerate(names):
-                out.append((f"single:{rm}", RouterSpec("single", entry.factory, {**params, "arm": k}, replay_only)))
+            out.extend((i, f"single:{rm}", "single", {**params, "arm": k}) for k, rm in enumerate(names))
             continue
         if isinstance(arm, str):
             if arm not in names:
                 raise ValueError(f"router {ref.name}: arm {arm!r} is not in the pool ({', '.join(names)})")
-            params["arm"] = names.index(arm)
+            params["arm"] = list(names).index(arm)
         label = ref.label or (f"{ref.name}:{arm}" if arm is not None else ref.name)
-        out.append((label, RouterSpec(ref.name, entry.factory, params, replay_only)))
+        out.append((i, label, ref.name, params))
+    return out
+
+
+def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
+    """(label, spec) per router the grid runs (see :func:`expand_routers`)."""
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    out = []
+    for _, label, name, params in expand_routers(cfg.routers, names):
+        entry = registry.get("router", name)
+        out.append((label, RouterSpec(name, entry.factory, params, bool(entry.metadata.get("replay_only")))))
     return out
 
 
 def run_id(scenario: str, label: str, seed: int, config_sha: str) -> str:
     from harness.results import slug
 
-    return f"{scenario}--{slug(label)}--seed{seed}--{config_sha[:10]}"
+    return f"{slug(scenario)}--{slug(label)}--seed{seed}--{config_sha[:10]}"
+
+
+def check_config(cfg, path, tree) -> None:
+    """What `rmroute validate` checks of a replay config beyond its models (raises one ConfigError
+    listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names
+    are the arms); ``settings.offline``, when set, loads and routes over the same RMs; cold-start
+    and drift arms are RMs of the pool; scenario names and router labels each give their own file
+    names; every router builds with its params; every run id fits in a file name; contexts come
+    from ``settings.offline`` or a ``featurizer``."""
+    from harness.config import Problems, check_offline_ref, check_routers, check_run_ids, pool_rm_names, slug_clashes
+
+    settings = ReplaySettings.model_validate(cfg.settings)
+    problems = Problems(path, tree)
+    if not cfg.routers:
+        problems.add(("routers",), "a replay config needs at least one router")
+    names = None
+    if not settings.pool:
+        problems.add(("settings", "pool"), "missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
+    else:
+        names = pool_rm_names(problems, ("settings", "pool"), settings.pool)
+    if settings.offline:
+        check_offline_ref(problems, ("settings", "offline"), settings.offline, names)
+    elif cfg.featurizer is None:
+        problems.add(("settings",), "replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
+    for _, first, _, name in slug_clashes([(s, s) for s in settings.scenarios]):
+        problems.add(("settings", "scenarios", name), f"scenario {name!r} gives the same file names as scenario "
+                                                      f"{first!r}; rename one")
+    if names is not None:
+        for scen_name, scen in settings.scenarios.items():
+            for what in ("cold_start", "drift"):
+                part = getattr(scen, what)
+                if part is not None and part.arm not in names:
+                    problems.add(("settings", "scenarios", scen_name, what, "arm"),
+                                 f"{part.arm!r} is not an RM of the pool {settings.pool} ({', '.join(names)})")
+        labels = check_routers(problems, list(enumerate(cfg.routers)), names, bool(settings.offline))
+        check_run_ids(problems, [(("routers", i), run_id(scen, label, max(cfg.seeds), "0" * 64))
+                                 for scen in settings.scenarios for i, label in labels])
+    problems.raise_if_any()
 
 
 def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any]]:

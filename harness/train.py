@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, field_validator
 
 from harness.config import StrictModel
 from harness.errors import ConfigError, RmrouteError
@@ -52,7 +52,7 @@ NEG_LOSS_ROUTERS = {"laser": ("quantile",)}  # routers whose reward is −loss, 
 
 # ---- settings --------------------------------------------------------------------------------
 class LoraSettings(StrictModel):
-    r: int = Field(8, ge=1)
+    r: StrictInt = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
@@ -60,10 +60,10 @@ class LoraSettings(StrictModel):
 
 class PromptSettings(StrictModel):
     source: str = Field("suite:rmroute-pairs-v1:online", description="suite:<suite>:<split>")
-    seed: int = Field(0, description="the suite's build seed")
+    seed: StrictInt = Field(0, description="the suite's build seed")
     domains: list[str] = Field(default_factory=lambda: ["math", "chat"])
-    max_chars: int | None = Field(None, ge=1, description="leave out prompts longer than this")
-    shuffle_seed: int = Field(0, description="the prompt order (the same for every router and seed)")
+    max_chars: StrictInt | None = Field(None, ge=1, description="leave out prompts longer than this")
+    shuffle_seed: StrictInt = Field(0, description="the prompt order (the same for every router and seed)")
 
     @field_validator("source")
     @classmethod
@@ -84,24 +84,24 @@ class TrainSettings(StrictModel):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     pool: str | None = Field(None, description="a pool config whose RMs are used when `reward_models` is empty")
     offline: str | None = Field(None, description="an offline-router config: contexts and prior_mean: offline")
-    offline_pairs: int = Field(200, ge=1, description="offline-split pairs scored for fit_offline routers")
-    iterations: int = Field(2, ge=1)
-    batch_prompts: int = Field(4, ge=1)
-    samples_per_prompt: int = Field(2, ge=2)
-    pairs_per_prompt: int | None = Field(None, ge=1, description="None: every pair of a prompt's responses")
+    offline_pairs: StrictInt = Field(200, ge=1, description="offline-split pairs scored for fit_offline routers")
+    iterations: StrictInt = Field(2, ge=1)
+    batch_prompts: StrictInt = Field(4, ge=1)
+    samples_per_prompt: StrictInt = Field(2, ge=2)
+    pairs_per_prompt: StrictInt | None = Field(None, ge=1, description="None: every pair of a prompt's responses")
     tie_eps: float = Field(0.0, ge=0)
     beta: float = Field(0.1, gt=0)
     learning_rate: float = Field(5e-6, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    max_length: int | None = Field(1024, ge=8, description="DPO sequence length cap (prompt + response tokens)")
+    max_length: StrictInt | None = Field(1024, ge=8, description="DPO sequence length cap (prompt + response tokens)")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["none"])
     on_bad_feedback: Literal["error", "skip"] = "error"
     score_cache: str | None = Field(None, description="score cache folder (default $RMROUTE_CACHE/scores)")
     checkpoint_dir: str | None = Field(None, description="default <out>/checkpoints/<suite>/<run id>")
-    loss_batch_size: int = Field(16, ge=1)
-    threads: int | None = Field(None, ge=1, description="torch threads (CPU)")
+    loss_batch_size: StrictInt = Field(16, ge=1)
+    threads: StrictInt | None = Field(None, ge=1, description="torch threads (CPU)")
     ray_num_cpus: float = Field(1.0, gt=0, description="--executor ray: CPUs reserved per (router, seed) run")
     ray_num_gpus: float = Field(0.0, ge=0, description="--executor ray: GPUs reserved per (router, seed) run")
 
@@ -184,18 +184,23 @@ def load_prompts(settings: TrainSettings) -> list[PromptItem]:
     return [items[i] for i in order]
 
 
-def build_rms(cfg, settings: TrainSettings) -> tuple[list[str], list[Any]]:
-    """The RM pool in arm order: the config's ``reward_models``, else the pool config's."""
+def config_rms(cfg) -> tuple[list[str], list[Any]]:
+    """The config's ``reward_models``, built (RM constructors do not load models) and named."""
     from harness.plugins import create
 
+    rms = []
+    for ref in cfg.reward_models:
+        rm = create("reward_model", ref.name, **ref.params)
+        if ref.label:
+            rm.name = ref.label
+        rms.append(rm)
+    return [rm.name for rm in rms], rms
+
+
+def build_rms(cfg, settings: TrainSettings) -> tuple[list[str], list[Any]]:
+    """The RM pool in arm order: the config's ``reward_models``, else the pool config's."""
     if cfg.reward_models:
-        rms = []
-        for ref in cfg.reward_models:
-            rm = create("reward_model", ref.name, **ref.params)
-            if ref.label:
-                rm.name = ref.label
-            rms.append(rm)
-        return [rm.name for rm in rms], rms
+        return config_rms(cfg)
     if not settings.pool:
         raise ConfigError("a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
     from harness.pool import build_rms as pool_rms, load_pool_config, rm_label, train_missing
@@ -473,6 +478,43 @@ def trainable_entries(cfg, config_path, log: Callable[[str], None] = print) -> l
     if not out:
         raise ConfigError(f"{config_path}: no router that can train (replay-only routers such as oracle are skipped)")
     return out
+
+
+def check_config(cfg, path, tree) -> None:
+    """What `rmroute validate` checks of a train config beyond its models (one ConfigError listing
+    every problem): the generator is registered and its params fit; a router that can train; the RMs (``reward_models``, else ``settings.pool``,
+    which must load); contexts (``settings.offline``, which must load and route over the same RMs,
+    or a ``featurizer``); labels that give their own file names; every router builds with its
+    params; every run id fits in a file name."""
+    from harness.config import Problems, check_offline_ref, check_plugin, check_routers, check_run_ids, pool_rm_names
+
+    settings = TrainSettings.model_validate(cfg.settings)
+    problems = Problems(path, tree)
+    check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
+                 frozenset({"model", "tokenizer"}))
+    try:
+        entries = trainable_entries(cfg, path, log=lambda _: None)
+    except ConfigError as exc:
+        problems.add(("routers",), str(exc).removeprefix(f"{path}: "))
+        entries = []
+    names = None
+    if cfg.reward_models:
+        try:
+            names = config_rms(cfg)[0]
+        except Exception as exc:  # noqa: BLE001 - an RM's own check of its params, whatever it raises
+            problems.add(("reward_models",), str(exc))
+    elif settings.pool:
+        names = pool_rm_names(problems, ("settings", "pool"), settings.pool)
+    else:
+        problems.add(("reward_models",), "a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
+    if settings.offline:
+        check_offline_ref(problems, ("settings", "offline"), settings.offline, names)
+    elif cfg.featurizer is None:
+        problems.add(("settings",), "a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
+    if names is not None:
+        labels = check_routers(problems, entries, names, bool(settings.offline))
+        check_run_ids(problems, [(("routers", i), run_id(label, max(cfg.seeds), "0" * 64)) for i, label in labels])
+    problems.raise_if_any()
 
 
 def _ray_cell(cfg_json: dict[str, Any], config_path: str, out_dir: str, resume: bool, only: dict[str, Any],

@@ -15,6 +15,23 @@ import numpy as np
 from harness.types import Selection
 
 
+def real(owner: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
+         high: float | None = None) -> float:
+    """``value`` as a finite float in the given range, else a ValueError naming ``owner``, ``name``
+    and what is allowed. Booleans are refused (``True`` is not 1.0); numeric strings are read
+    (YAML reads ``1e-3`` as text)."""
+    allowed = "a finite number" + (f" {'>' if low_open else '>='} {low:g}" if low is not None else "") + (
+        f" and <= {high:g}" if high is not None else "")
+    try:
+        v = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    ok = np.isfinite(v) and (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be {allowed}, got {value!r}")
+    return v
+
+
 class BaseRouter:
     #: True for routers that learn from feedback (shown by ``rmroute plugins``).
     learns: bool = False

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.types import Selection
-from routers.base import BaseRouter
+from routers.base import BaseRouter, real
 from routers.linear import LinearGaussianArms
 
 
@@ -40,13 +40,7 @@ class LinearPosteriorRouter(BaseRouter):
     ) -> None:
         super().__init__(n_arms, dim, seed)
         name = type(self).__name__
-        try:
-            scale = float(prior_scale)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}: prior_scale must be a finite number, got {prior_scale!r}") from None
-        if not np.isfinite(scale):
-            raise ValueError(f"{name}: prior_scale must be a finite number, got {prior_scale!r}")
-        self.prior_scale = scale
+        self.prior_scale = scale = real(name, "prior_scale", prior_scale)
         mu0 = None
         if prior_mean is not None:
             mu0 = np.array(prior_mean, dtype=np.float64)
@@ -169,12 +163,7 @@ class BayesianAdaptiveRouter(BayesianRouter):
         n_samples: int = 256,
     ) -> None:
         super().__init__(n_arms, dim, seed, prior_mean, prior_scale, prior_precision, noise)
-        try:
-            t = float(threshold)
-        except (TypeError, ValueError):
-            t = float("nan")
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"BayesianAdaptiveRouter: threshold must be a number in [0, 1], got {threshold!r}")
+        t = real("BayesianAdaptiveRouter", "threshold", threshold, low=0.0, high=1.0)
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"BayesianAdaptiveRouter: n_samples must be a positive int, got {n_samples!r}")
         self.threshold, self.n_samples = t, int(n_samples)

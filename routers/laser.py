@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.types import Selection
 from routers.bayesian import LinearPosteriorRouter
+from routers.base import real
 from routers.linear import _positive
 
 MODES = ("per_batch", "per_item")
@@ -47,12 +48,7 @@ class LaserRouter(LinearPosteriorRouter):
         mode: str = "per_batch",
     ) -> None:
         ridge = _positive("ridge", ridge, "LaserRouter")
-        try:
-            a = float(alpha)
-        except (TypeError, ValueError):
-            a = float("nan")
-        if not (np.isfinite(a) and a >= 0):
-            raise ValueError(f"LaserRouter: alpha must be a finite number >= 0, got {alpha!r}")
+        a = real("LaserRouter", "alpha", alpha, low=0)
         if mode not in MODES:
             raise ValueError(f"LaserRouter: mode must be one of {', '.join(MODES)}, got {mode!r}")
         super().__init__(n_arms, dim, seed, prior_mean=None, prior_precision=ridge, noise=1.0)

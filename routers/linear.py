@@ -31,6 +31,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from routers.base import real
+
 #: Largest number of rows folded into one Woodbury step (bigger blocks are split in order).
 DEFAULT_BLOCK = 128
 #: Temporary memory (bytes) that :meth:`LinearGaussianArms.predict` may use per chunk of items.
@@ -38,13 +40,7 @@ _PREDICT_BYTES = 64 * 2**20
 
 
 def _positive(name: str, value: Any, owner: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
-    return v
+    return real(owner, name, value, low=0, low_open=True)
 
 
 class LinearGaussianArms:

@@ -13,8 +13,9 @@ class SingleRouter(BaseRouter):
 
     def __init__(self, n_arms: int, dim: int, seed: int = 0, arm: int = 0) -> None:
         super().__init__(n_arms, dim, seed)
-        if not 0 <= int(arm) < self.n_arms:
-            raise ValueError(f"single: arm must be in [0, {self.n_arms}), got {arm!r}")
+        if isinstance(arm, bool) or not isinstance(arm, (int, np.integer)) or not 0 <= arm < self.n_arms:
+            raise ValueError(f"single: arm must be in [0, {self.n_arms}) (an RM index; a replay or train config "
+                             f"may also give an RM name, or 'all' for one router per RM), got {arm!r}")
         self.arm = int(arm)
 
     def _select(self, X, items):

@@ -21,12 +21,19 @@ routers:
   - name: single
     params: {arm: 1}
 reward_models: [length]
+featurizer: pair-encoder
+settings:
+  pool: POOL
 """
+#: the pool GOOD's `POOL` stands for (validate loads it for the RM names; nothing is built)
+POOL = "name: p\nreward_models: [length, lexical-overlap, verifier-math]\n"
 
 
 def write(tmp_path, text, name="cfg.yaml"):
+    """Write ``text`` as ``name``; ``POOL`` in it becomes the path of a pool config written next to it."""
+    (tmp_path / "pool.yaml").write_text(POOL)
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
+    path.write_text(textwrap.dedent(text).replace("POOL", str(tmp_path / "pool.yaml")))
     return path
 
 
@@ -65,7 +72,7 @@ def test_shipped_configs_validate():
 
 def test_unknown_top_level_key(tmp_path):
     msg = error_of(tmp_path, GOOD + "sedes: [3]\n")
-    assert "cfg.yaml:9: sedes: unknown key 'sedes'" in msg
+    assert "cfg.yaml:12: sedes: unknown key 'sedes'" in msg
     assert "allowed keys:" in msg and "seeds" in msg
 
 
@@ -107,7 +114,7 @@ def test_runner_supplied_params_are_refused(tmp_path):
 
 
 def test_invalid_yaml_names_line(tmp_path):
-    msg = error_of(tmp_path, GOOD + "routers: [unclosed\n")
+    msg = error_of(tmp_path, GOOD + "description: [unclosed\n")
     assert "cfg.yaml:" in msg and "not valid YAML" in msg
 
 
@@ -128,6 +135,8 @@ def test_hash_is_canonical(tmp_path):
         suite: demo
         kind: replay
         description: ""
+        settings: {pool: POOL}
+        featurizer: {name: pair-encoder}
         """)
     b = load_config(write(tmp_path, reordered, "b.yaml"))
     c = load_config(write(tmp_path, GOOD.replace("{arm: 1}", "{arm: 2}"), "c.yaml"))
@@ -149,7 +158,7 @@ def test_cli_validate_one_line_error_without_traceback(tmp_path):
 
 
 def test_runner_settings_are_checked_with_file_line_and_key(tmp_path):
-    msg = error_of(tmp_path, GOOD + "settings:\n  pool: p.yaml\n  batch_sise: 8\n")
-    assert "cfg.yaml:11: settings.batch_sise: unknown key 'batch_sise'" in msg and "batch_size" in msg
-    msg = error_of(tmp_path, GOOD + "settings:\n  pool: p.yaml\n  scenarios:\n    iid: {order: random}\n")
-    assert "cfg.yaml:12: settings.scenarios.iid.order:" in msg and "'random'" in msg and "'domain_blocks'" in msg
+    msg = error_of(tmp_path, GOOD + "  batch_sise: 8\n")
+    assert "cfg.yaml:12: settings.batch_sise: unknown key 'batch_sise'" in msg and "batch_size" in msg
+    msg = error_of(tmp_path, GOOD + "  scenarios:\n    iid: {order: random}\n")
+    assert "cfg.yaml:13: settings.scenarios.iid.order:" in msg and "'random'" in msg and "'domain_blocks'" in msg

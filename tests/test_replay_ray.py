@@ -10,6 +10,7 @@ import pytest
 import harness.replay as replay
 from harness.cli import main
 from tests.test_replay import make_split
+from tests.test_replay_runner import POOL
 
 ray = pytest.importorskip("ray", reason="Ray is the `distributed` extra; `make test` installs it")
 
@@ -23,8 +24,9 @@ routers:
   - bayesian-adaptive
   - {name: laser, params: {mode: per_item}}
   - mean-ensemble
+featurizer: pair-encoder
 settings:
-  pool: unused.yaml
+  pool: POOL
   scenarios:
     iid: {}
     drift: {drift: {arm: rm-chat}}
@@ -37,7 +39,8 @@ def test_ray_executor_matches_local(tmp_path, monkeypatch):
                              offline=make_split(100, rng), online=make_split(300, rng), test=make_split(200, rng))
     monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}))
     cfg = tmp_path / "replay.yaml"
-    cfg.write_text(CONFIG)
+    (tmp_path / "pool.yaml").write_text(POOL)
+    cfg.write_text(CONFIG.replace("POOL", str(tmp_path / "pool.yaml")))
     local, distributed = tmp_path / "local", tmp_path / "ray"
     assert main(["run", str(cfg), "--out", str(local), "--no-leaderboard"]) == 0
     assert main(["run", str(cfg), "--out", str(distributed), "--no-leaderboard", "--executor", "ray"]) == 0

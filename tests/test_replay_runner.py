@@ -21,12 +21,15 @@ routers:
   - bayesian
   - {name: laser, params: {mode: per_item}}
   - boom
+featurizer: pair-encoder
 settings:
-  pool: unused.yaml
+  pool: POOL
   scenarios:
     iid: {}
     shift: {order: domain_blocks}
 """
+#: the pool CONFIG names: validate reads its RM names (build_data is replaced, so nothing is built)
+POOL = "name: synthetic\nreward_models: [{name: length, label: rm-math}, {name: length, label: rm-chat}, {name: length, label: rm-code}]\n"
 
 
 @pytest.fixture
@@ -50,7 +53,8 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}))
     monkeypatch.setattr(replay, "replay_one", counting)
     cfg = tmp_path / "replay.yaml"
-    cfg.write_text(CONFIG)
+    (tmp_path / "pool.yaml").write_text(POOL)
+    cfg.write_text(CONFIG.replace("POOL", str(tmp_path / "pool.yaml")))
     return cfg, tmp_path / "results", calls
 
 
