@@ -574,16 +574,24 @@ def print_top(console, top: TopTable | None) -> None:
 
 #: every character that can open Markdown or HTML syntax inside a line: backslash-escaped by md_text
 #: (``<`` raw HTML and autolinks, ``&`` entities, ``[ ]`` links and images, `` ` `` code spans,
-#: ``* _ ~`` emphasis, ``#`` headings, ``|`` table cells, ``\`` the escapes themselves)
-_MD_SPECIAL = re.compile(r"([\\`*_~\[\]<>&|#])")
+#: ``* ~`` emphasis, ``#`` headings, ``|`` table cells, ``\`` the escapes themselves; ``_`` below)
+_MD_SPECIAL = re.compile(r"([\\`*~\[\]<>&|#])")
+#: a run of underscores: emphasis unless it has a letter or digit on both sides (``lc_win_rate``)
+_UNDERSCORES = re.compile(r"_+")
 #: what CommonMark, or a reader splitting lines, could take as a line break: replaced by a space, so
 #: no text from a run file starts a line of its own (a heading, a list, a table row)
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
+def _underscores(m: re.Match) -> str:
+    text, i, j = m.string, m.start(), m.end()
+    intraword = i > 0 and j < len(text) and text[i - 1].isalnum() and text[j].isalnum()
+    return m.group() if intraword else m.group().replace("_", "\\_")
+
+
 def md_text(text: Any) -> str:
     """``text`` as literal Markdown text on one line (also inside a table cell)."""
-    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+    return _UNDERSCORES.sub(_underscores, _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text))))
 
 
 def md_code(text: Any, in_table: bool = True) -> str:

@@ -426,6 +426,7 @@ CRAFTED = [
     "a | b \\| c \\\\| d",
     "&lt;script&gt; &#106;avascript:alert(1)",
     "**bold** _it_ ~~gone~~ $\\frac{1}{$ and $x$",
+    "snake_case__name_ _x d*e*f",
     "<!-- c --> <a href='javascript:alert(1)'>a</a>",
 ]
 # a file name holds no "/": a run id with the rest of the crafted characters
