@@ -110,6 +110,19 @@ def run(
     console.print(f"wrote {len(written)} run file(s) under {out / 'runs' / cfg.suite}")
     if not no_leaderboard:
         leaderboard(out)
+    _fail_on_failed_runs(written)
+
+
+def _fail_on_failed_runs(paths: list[Path]) -> None:
+    """Exit non-zero, naming them, when any of the runs just written has status failed."""
+    from harness.results import load_run
+
+    failed = [(p, r.error) for p in paths for r in [load_run(p)] if r.status == "failed"]
+    if failed:
+        for p, error in failed:
+            err_console.print(f"failed: {p.name}: {(error or '').splitlines()[0] if error else '?'}",
+                              markup=False, highlight=False, soft_wrap=True)
+        raise RmrouteError(f"{len(failed)} of {len(paths)} run(s) failed (listed above; their run files say why)")
 
 
 @app.command()
@@ -122,11 +135,14 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
     from harness.runners import run_config
 
     rec = load_run(run_file)
-    cfg = RunConfig.model_validate(rec.config)
+    cfg = _checked_run_config(run_file, rec)
     with tempfile.TemporaryDirectory() as tmp:
         only = {"label": rec.router.label or rec.router.name, "seed": rec.seed, "scenario": rec.scenario}
         (path,) = run_config(cfg, Path(f"<config of {run_file}>"), Path(tmp), only=only)
         new = load_run(path)
+    if new.status != "ok":
+        raise RmrouteError(f"reproducing {run_file} failed: {new.error}")
+    differ = _report_inputs(rec.inputs, new.inputs)
     table = Table(title=f"reproduce {run_file.name}")
     for col in ("metric", "recorded", "reproduced", "match"):
         table.add_column(col)
@@ -141,8 +157,51 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
     table.add_row("test_outcomes (per item)", "", "", "[green]yes[/green]" if same_items else "[red]NO[/red]")
     console.print(table)
     if mismatches:
-        raise RmrouteError(f"{mismatches} metric(s) of {run_file} did not reproduce")
+        because = f"; inputs that differ: {', '.join(differ)}" if differ else ""
+        raise RmrouteError(f"{mismatches} metric(s) of {run_file} did not reproduce{because}")
     console.print(f"all {len(rec.metrics)} metrics and the per-item outcomes match")
+
+
+def _checked_run_config(run_file: Path, rec):
+    """The run's config, after checking the file is what rmroute wrote: the config hashes to its
+    ``config_sha256``, the run id and suite are the ones that config gives, and its metrics agree
+    with its own per-item outcomes (harness.integrity)."""
+    from pydantic import ValidationError
+
+    from harness.config import RunConfig, config_sha256
+    from harness.integrity import check_run
+
+    try:
+        cfg = RunConfig.model_validate(rec.config)
+    except ValidationError as exc:
+        raise RmrouteError(f"{run_file}: its config is not a valid run config: {exc.errors()[0]['msg']}") from None
+    if config_sha256(cfg) != rec.config_sha256:
+        raise RmrouteError(f"{run_file}: its config hashes to {config_sha256(cfg)[:12]}, not to its recorded "
+                           f"config_sha256 {rec.config_sha256[:12]}: the file was edited or is not rmroute's")
+    if rec.suite != cfg.suite or not rec.run_id.endswith(rec.config_sha256[:10]):
+        raise RmrouteError(f"{run_file}: suite {rec.suite!r} / run id {rec.run_id!r} do not match its config")
+    problems = check_run(rec)
+    if problems:
+        raise RmrouteError(f"{run_file}: not self-consistent: " + "; ".join(problems))
+    return cfg
+
+
+def _report_inputs(recorded: dict[str, str], reproduced: dict[str, str]) -> list[str]:
+    """Print which inputs (data, each RM's scores, features, bundle) have the recorded sha256; return
+    the names of those that differ."""
+    if not recorded:
+        console.print("this run file records no input hashes (written before rmroute recorded them)")
+        return []
+    table = Table(title="inputs (sha256)")
+    for col in ("input", "recorded", "reproduced", "match"):
+        table.add_column(col)
+    differ = []
+    for key in sorted(set(recorded) | set(reproduced)):
+        a, b = recorded.get(key), reproduced.get(key)
+        differ += [key] if a != b else []
+        table.add_row(key, (a or "-")[:12], (b or "-")[:12], "[green]yes[/green]" if a == b else "[red]NO[/red]")
+    console.print(table)
+    return differ
 
 
 @app.command()
@@ -175,7 +234,10 @@ def score(
         for e in r.errors:
             err_console.print(f"[yellow]{r.rm}: {e}[/yellow]")
     for name, error in summary.failed:
-        err_console.print(f"[red]{name}: could not be built: {error}[/red]")
+        err_console.print(f"[red]{name}: {error}[/red]")
+    if summary.failed:
+        raise RmrouteError(f"{len(summary.failed)} RM(s) failed: {', '.join(n for n, _ in summary.failed)} "
+                           "(the other RMs' scores are cached)")
 
 
 @app.command("serve-rm")
@@ -194,6 +256,9 @@ def serve_rm(
 def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
     """Rebuild the leaderboard (Markdown, HTML, plots) from the run JSON files."""
     from harness.leaderboard import build, print_top
+
+    if not (Path(root) / "runs").is_dir():
+        raise RmrouteError(f"{root}: no runs/ folder here; give the results root that `rmroute run --out` wrote")
 
     result = build(root)
     path, n_runs, n_skipped = result

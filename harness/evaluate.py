@@ -215,7 +215,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     from harness.plugins import create, get_registry
     from harness.policy import load_policy
     from harness.results import (KEY_PACKAGES, DataInfo, RouterInfo, RunRecord, code_version, finished_ok,
-                                 now_iso, package_versions, write_run)
+                                 now_iso, package_versions, write_run, confined)
 
     config_path, out_dir = Path(config_path), Path(out_dir)
     settings = EvaluateSettings.model_validate(cfg.settings)
@@ -252,7 +252,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         task = progress.add_task("evaluate", total=len(todo))
         for seed, p, key, ref, suite, rid in todo:
             progress.update(task, description=f"evaluate {p.label} on {key} (seed {seed})")
-            samples_dir = out_dir / "runs" / cfg.suite / f"{rid}.samples"
+            samples_dir = confined(out_dir, out_dir / "runs" / cfg.suite / f"{rid}.samples")
             t0 = time.perf_counter()
             status, error, result, before = "ok", None, None, {}
             try:

@@ -52,6 +52,10 @@ class ReplaySettings(StrictModel):
     offline: str | None = Field(None, description="an offline-router config; its bundle gives contexts and priors")
     batch_size: StrictInt = Field(32, ge=1)
     on_bad_feedback: Literal["error", "skip"] = "error"
+    max_abstention: float | None = Field(
+        None, ge=0, le=1, description="fail when an RM's NaN share on a split exceeds this; null = the default "
+        "rule: more than its offline-split share + abstention_margin, or every item")
+    abstention_margin: float = Field(0.1, ge=0, le=1)
     scenarios: dict[Name, Scenario] = Field(default_factory=lambda: {"iid": Scenario()}, min_length=1,
                                             description="name -> scenario; names are slugged in file names")
     curve_points: StrictInt = Field(200, ge=2)
@@ -291,6 +295,7 @@ def replay_one(
             "regret_x": _downsample(np.arange(1, n + 1), curve_points),
         },
         "test_outcomes": "".join("1" if r else "0" for r in test_right),
+        "test_oracle": "".join("1" if r else "0" for r in oracle_te),
     }
 
 
@@ -374,12 +379,21 @@ def check_config(cfg, path, tree) -> None:
     problems.raise_if_any()
 
 
-def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any]]:
-    """The pool's margins and the offline bundle's contexts, as a ReplayData (all cached on disk)."""
-    from harness.pool import build_pool, load_pool_config, pairs_sha
+def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any], dict[str, Any]]:
+    """The pool's margins and the offline bundle's contexts, as a ReplayData (all cached on disk),
+    the data info, and what every run file records of its inputs (``inputs``: sha256 per input;
+    ``rm_abstention``: each RM's NaN share per split). Fails with a ScoreError naming the RM when an
+    RM abstains far more than it did on the offline split (see :func:`harness.pool.check_abstention`)."""
+    from harness.determinism import arrays_sha256, describe
+    from harness.errors import ScoreError
+    from harness.pool import build_pool, check_abstention, load_pool_config, pairs_sha
 
     pool = build_pool(load_pool_config(settings.pool), log=log)
-    contexts, prior = _contexts(cfg, settings, pool, log)
+    rates = pool.abstention_rates()
+    problems = check_abstention(rates, settings.max_abstention, settings.abstention_margin)
+    if problems:
+        raise ScoreError(f"{settings.pool}: " + "; ".join(problems))
+    contexts, prior, inputs = _contexts(cfg, settings, pool, log)
 
     def split(name: str) -> Split:
         pairs = pool.splits[name]
@@ -390,27 +404,42 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, di
     used = [p for s in ("offline", "online", "test") for p in pool.splits[s]]
     info = {"name": f"{pool.config.benchmark.suite}@seed{pool.config.benchmark.seed}",
             "sha256": pairs_sha(used), "n": len(used)}
-    return data, info
-
-
-def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     splits = ("offline", "online", "test")
+    inputs = {"data": info["sha256"],
+              **{f"scores:{name}": arrays_sha256(*(pool.margins[s][:, k] for s in splits))
+                 for k, name in enumerate(pool.names)},
+              **inputs}
+    return data, info, {"inputs": inputs, "rm_abstention": rates, "compute": describe()}
+
+
+def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
+    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle."""
+    from harness.determinism import arrays_sha256
+
+    splits = ("offline", "online", "test")
+
+    def embed(featurizer) -> dict[str, np.ndarray]:
+        return {s: np.asarray(featurizer.embed_pairs([p.prompt for p in pool.splits[s]],
+                                                     [p.response_a for p in pool.splits[s]],
+                                                     [p.response_b for p in pool.splits[s]]), dtype=np.float64)
+                for s in splits}
+
     if settings.offline:
         from harness.offline import ensure_bundle
 
         bundle = ensure_bundle(settings.offline, log=log)
         bundle.check_pool(list(pool.names))
-        ctx = {s: bundle.contexts([p.prompt for p in pool.splits[s]], [p.response_a for p in pool.splits[s]],
-                                  [p.response_b for p in pool.splits[s]]) for s in splits}
-        return ctx, np.asarray(bundle.prior_means(), dtype=np.float64)
+        features = embed(bundle.featurizer)
+        ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
+        hashes = {"features": arrays_sha256(*(features[s] for s in splits)),
+                  "offline_bundle": arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))}
+        return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
     if cfg.featurizer is None:
         raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
     from harness.plugins import create
 
-    feat = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
-    ctx = {s: np.asarray(feat.embed_pairs([p.prompt for p in pool.splits[s]], [p.response_a for p in pool.splits[s]],
-                                          [p.response_b for p in pool.splits[s]]), dtype=np.float64) for s in splits}
-    return ctx, None
+    ctx = embed(create("featurizer", cfg.featurizer.name, **cfg.featurizer.params))
+    return ctx, None, {"features": arrays_sha256(*(ctx[s] for s in splits))}
 
 
 def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,
@@ -461,7 +490,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     sha = config_sha256(cfg)
-    data, data_info = build_data(cfg, settings)
+    data, data_info, provenance = build_data(cfg, settings)
     specs = router_specs(cfg, data.names)
     grid = [(label, spec, seed, scen) for scen in settings.scenarios for label, spec in specs for seed in cfg.seeds]
     if only:
@@ -497,9 +526,11 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                 metrics=out["metrics"] if out else {}, per_domain=out["per_domain"] if out else {},
                 rm_calls=out["rm_calls"] if out else {}, wall_s=wall,
                 config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
-                command=f"rmroute reproduce {path}", created=now_iso(),
-                extra={**entry_meta, "curves": out["curves"] if out else {},
-                       "test_outcomes": out["test_outcomes"] if out else ""},
+                command=f"rmroute reproduce {path}", created=now_iso(), inputs=provenance["inputs"],
+                extra={**entry_meta, "rm_abstention": provenance["rm_abstention"], "compute": provenance["compute"],
+                       "curves": out["curves"] if out else {},
+                       "test_outcomes": out["test_outcomes"] if out else "",
+                       "test_oracle": out["test_oracle"] if out else ""},
             )
             written.append(write_run(record, out_dir))
             progress.advance(task)

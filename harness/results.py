@@ -77,6 +77,7 @@ class RunRecord(BaseModel):
     packages: dict[str, str]
     command: str
     created: str
+    inputs: dict[str, str] = Field(default_factory=dict)  # sha256 of every input consumed (data, scores:<rm>, features, ...)
     extra: dict[str, Any] = Field(default_factory=dict)  # curves, per-sample log paths, notes
 
 
@@ -185,11 +186,27 @@ def run_path(root: Path, record: RunRecord) -> Path:
     return Path(root) / "runs" / record.suite / f"{record.run_id}.json"
 
 
+def confined(root: str | Path, path: str | Path) -> Path:
+    """``path``, after checking that it stays inside ``root`` once ``..`` and symlinks are resolved;
+    a path that would escape is a ResultsError naming both. Every run-file write goes through it."""
+    from harness.errors import ResultsError
+
+    base, target = Path(root).resolve(), Path(path).resolve()
+    if target != base and base not in target.parents:
+        raise ResultsError(f"refusing to write {path}: it resolves to {target}, outside the output folder {base}")
+    return Path(path)
+
+
 def write_run(record: RunRecord, root: str | Path = "results") -> Path:
-    """Validate and write one run; returns its path."""
+    """Validate and write one run (inside ``root/runs/<suite>/``, never elsewhere); returns its path."""
+    from harness.errors import ResultsError
+
     payload = _json_safe(record.model_dump(mode="json"))
     RunRecord.model_validate(payload)  # what is written must load back
-    path = run_path(Path(root), record)
+    for what, part in (("suite", record.suite), ("run_id", record.run_id)):
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise ResultsError(f"run {record.run_id!r}: {what} {part!r} cannot be a file name")
+    path = confined(Path(root) / "runs", run_path(Path(root), record))
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path
 

@@ -401,7 +401,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     from harness.config import config_sha256
     from harness.replay import _jsonable_params, router_specs
     from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
-                                 package_versions, write_run)
+                                 package_versions, write_run, confined)
 
     console = Console(stderr=True)
     log = log or (lambda m: console.print(m, markup=False, highlight=False))
@@ -437,7 +437,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                 if resume and finished_ok(path):
                     written.append(path)
                     continue
-                ckpt = Path(settings.checkpoint_dir) / rid if settings.checkpoint_dir else out_dir / "checkpoints" / cfg.suite / rid
+                ckpt = Path(settings.checkpoint_dir) / rid if settings.checkpoint_dir else confined(out_dir, out_dir / "checkpoints" / cfg.suite / rid)
                 t0 = time.perf_counter()
                 status, error, out = "ok", None, None
                 try:

@@ -46,9 +46,10 @@ def _records(out):
     return {p.name: json.loads(p.read_text()) for p in sorted((out / "runs" / "policy-eval").glob("*.json"))}
 
 
-def test_runs_failures_resume_and_policy_table(setup):
+def test_runs_failures_resume_and_policy_table(setup, capsys):
     cfg, out = setup
-    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    assert main(["run", str(cfg), "--out", str(out)]) == 2  # the failing suite's cells make the exit non-zero
+    assert "2 of 6 run(s) failed" in capsys.readouterr().err
     recs = _records(out)
     assert len(recs) == 3 * 2  # 3 suites x 2 seeds, the failing suite included
     by_suite = {(r["extra"]["eval_suite"], r["seed"]): r for r in recs.values()}
@@ -79,7 +80,7 @@ def test_runs_failures_resume_and_policy_table(setup):
 
     # resume: ok runs are kept (files untouched), the failed suite runs again
     mtimes = {p: (out / "runs" / "policy-eval" / p).stat().st_mtime_ns for p in recs}
-    assert main(["run", str(cfg), "--out", str(out), "--resume"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--resume"]) == 2
     after = {p: (out / "runs" / "policy-eval" / p).stat().st_mtime_ns for p in recs}
     changed = {p for p in recs if after[p] != mtimes[p]}
     assert changed == {p for p, r in recs.items() if r["status"] == "failed"}
@@ -88,7 +89,7 @@ def test_runs_failures_resume_and_policy_table(setup):
 def test_a_judged_suite_without_a_judge_fails_alone(setup):
     cfg, out = setup
     cfg.write_text(CONFIG.replace("  judge: fixture-judge\n", "").replace("seeds: [0, 1]", "seeds: [0]"))
-    assert main(["run", str(cfg), "--out", str(out), "--no-leaderboard"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--no-leaderboard"]) == 2
     recs = {r["extra"]["eval_suite"]: r for r in _records(out).values()}
     assert recs["fixture-count"]["status"] == "ok"
     assert recs["fixture-judged"]["status"] == "failed" and "needs a judge" in recs["fixture-judged"]["error"]
@@ -97,7 +98,7 @@ def test_a_judged_suite_without_a_judge_fails_alone(setup):
     assert main(["leaderboard", str(out)]) == 0 and "needs a judge" in board.read_text()
     cfg.write_text(CONFIG.replace("seeds: [0, 1]", "seeds: [0]").replace("    - fixture-fail\n", ""))
     time.sleep(1.1)  # `created` has one-second resolution: the rerun must be newer
-    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    assert main(["run", str(cfg), "--out", str(out)]) == 0  # fixture-fail is not in this config
     text = board.read_text()  # fixture-fail (first config only) is still the newest of its kind
     assert "needs a judge" not in text and "Failed evaluation runs (1)" in text and "fixture-fail/1" in text
 

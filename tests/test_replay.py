@@ -13,6 +13,10 @@ from routers.base import BaseRouter
 DOMAINS = ["math", "chat", "code"]
 
 
+#: what a replay's build_data returns besides the data, for tests that replace it with synthetic data
+SYNTHETIC_PROVENANCE = {"inputs": {"data": "0" * 64}, "rm_abstention": {}, "compute": {"profile": "test"}}
+
+
 def make_split(n, rng, dim=6):
     """Domain d's items are decided right by RM d only (margin +-1 with the gold sign), others wrong."""
     dom = rng.integers(0, 3, size=n)

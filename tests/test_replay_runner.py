@@ -10,7 +10,7 @@ import harness.replay as replay
 from harness.cli import main
 from harness.plugins import build_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS
-from tests.test_replay import make_split
+from tests.test_replay import SYNTHETIC_PROVENANCE, make_split
 
 CONFIG = """\
 kind: replay
@@ -50,7 +50,7 @@ def setup(tmp_path, monkeypatch):
         calls["n"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}))
+    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}, SYNTHETIC_PROVENANCE))
     monkeypatch.setattr(replay, "replay_one", counting)
     cfg = tmp_path / "replay.yaml"
     (tmp_path / "pool.yaml").write_text(POOL)
@@ -60,7 +60,9 @@ def setup(tmp_path, monkeypatch):
 
 def test_grid_failures_resume_and_reproduce(setup, capsys):
     cfg, out, calls = setup
-    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    assert main(["run", str(cfg), "--out", str(out)]) == 2  # a failed cell makes the exit status non-zero...
+    err = capsys.readouterr().err
+    assert "4 of 24 run(s) failed" in err and err.count("boom: this router fails") == 4  # ...naming each
     files = sorted((out / "runs" / "synthetic").glob("*.json"))
     n_cells = (3 + 1 + 1 + 1) * 2 * 2  # (3 singles + bayesian + laser + boom) x 2 seeds x 2 scenarios
     assert len(files) == n_cells and calls["n"] == n_cells
@@ -80,7 +82,7 @@ def test_grid_failures_resume_and_reproduce(setup, capsys):
     for f in lost:
         f.unlink()
     calls["n"] = 0
-    assert main(["run", str(cfg), "--out", str(out), "--resume"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--resume"]) == 2
     assert calls["n"] == 4 + len(lost)
     assert (out / "LEADERBOARD.md").read_text() == board
 
@@ -89,8 +91,16 @@ def test_grid_failures_resume_and_reproduce(setup, capsys):
     bayes = next(f for f in files if "bayesian" in f.name and "seed1" in f.name and f.name.startswith("shift"))
     assert main(["reproduce", str(bayes)]) == 0
     assert "match" in capsys.readouterr().out
-    tampered = json.loads(bayes.read_text())
+    original = bayes.read_text()
+    tampered = json.loads(original)
     tampered["metrics"]["test_accuracy"] += 0.01
     bayes.write_text(json.dumps(tampered))
     assert main(["reproduce", str(bayes)]) == 2
-    assert "did not reproduce" in capsys.readouterr().err
+    assert "not self-consistent" in capsys.readouterr().err
+    # a run file whose config is not the one its config_sha256 names is refused before anything runs
+    tampered = json.loads(original)
+    tampered["config"]["settings"]["batch_size"] = 7
+    bayes.write_text(json.dumps(tampered))
+    calls["n"] = 0
+    assert main(["reproduce", str(bayes)]) == 2
+    assert "not to its recorded config_sha256" in capsys.readouterr().err and calls["n"] == 0
