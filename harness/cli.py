@@ -130,7 +130,6 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
     """Re-run exactly one run's config, router, seed and scenario; report metric by metric whether it matches."""
     import tempfile
 
-    from harness.config import RunConfig
     from harness.results import load_run
     from harness.runners import run_config
 

@@ -59,3 +59,15 @@ def _fresh_registry():
     reset_registry()
     yield
     reset_registry()
+
+
+def config_error(path: Path) -> str:
+    """The message of the ConfigError that loading the run config at ``path`` raises (it must name the file)."""
+    from harness.config import load_config
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg, msg
+    return msg

@@ -10,7 +10,7 @@ import pytest
 
 from harness.config import config_sha256, load_config
 from harness.errors import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, config_error
 
 GOOD = """\
 kind: replay
@@ -38,12 +38,7 @@ def write(tmp_path, text, name="cfg.yaml"):
 
 
 def error_of(tmp_path, text) -> str:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    msg = str(err.value)
-    assert str(path) in msg, msg
-    return msg
+    return config_error(write(tmp_path, text))
 
 
 def test_good_config_loads(tmp_path):

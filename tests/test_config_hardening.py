@@ -15,6 +15,7 @@ import pytest
 import harness.config as config
 from harness.config import load_config, read_yaml_mapping
 from harness.errors import ConfigError
+from tests.conftest import config_error
 
 POOL = """\
 name: tiny
@@ -48,12 +49,7 @@ def write(tmp_path, text: str, name: str = "cfg.yaml"):
 
 
 def error_of(tmp_path, text: str) -> str:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    msg = str(err.value)
-    assert str(path) in msg, msg
-    return msg
+    return config_error(write(tmp_path, text))
 
 
 def test_the_base_config_validates(tmp_path):

@@ -506,6 +506,11 @@ def write(tmp_path: Path, text: str) -> Path:
     ("reward_model: [unclosed\n", ["not valid YAML"]),
 ])
 def test_serve_config_errors_name_file_line_and_key(tmp_path, text, expected):
+    assert_serve_config_error(tmp_path, text, expected)
+
+
+def assert_serve_config_error(tmp_path, text: str, expected: list[str]) -> None:
+    """Loading ``text`` as a serve config fails with a ConfigError naming the file and each of ``expected``."""
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_serve_config(path)

@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 import pytest
 
-from harness.errors import ConfigError
 from reward_models import server as server_module
 from reward_models.heuristics import LengthRM
 from reward_models.server import (
@@ -23,7 +22,8 @@ from reward_models.server import (
     make_server,
     serve_from_config,
 )
-from tests.test_remote_rm import GOOD, REPO, ScriptedRM, assert_still_serving, raw, serving, write
+from tests.test_remote_rm import (GOOD, REPO, ScriptedRM, assert_serve_config_error, assert_still_serving, raw, serving,
+                                  write)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -208,13 +208,7 @@ def test_a_body_that_waits_longer_than_request_timeout_gets_503_with_retry_after
     ("reward_model: length\nrequest_timeout: true\n", [":2: request_timeout:"]),
 ])
 def test_serve_config_new_keys_are_validated(tmp_path, text, expected):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_serve_config(path)
-    msg = str(info.value)
-    assert str(path) in msg
-    for part in expected:
-        assert part in msg, msg
+    assert_serve_config_error(tmp_path, text, expected)
 
 
 def test_serve_config_new_keys_defaults_and_the_shipped_config(tmp_path):
