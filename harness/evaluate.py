@@ -213,6 +213,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
 
     from harness.config import config_sha256
     from harness.plugins import create, get_registry
+    from harness.determinism import describe
     from harness.policy import load_policy
     from harness.results import (KEY_PACKAGES, DataInfo, RouterInfo, RunRecord, code_version, finished_ok,
                                  now_iso, package_versions, write_run, confined)
@@ -297,6 +298,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                     "judge": getattr(judge_obj, "name", None),
                     "judge_stats": _stats_delta(before, _stats(judge_obj)) if judge_obj is not None else {},
                     "generator": settings.generator.model_dump(mode="json"),
+                    "compute": describe(),
                 },
             )
             written.append(write_run(record, out_dir))

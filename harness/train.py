@@ -399,6 +399,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.config import config_sha256
+    from harness.determinism import describe
     from harness.replay import _jsonable_params, router_specs
     from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
                                  package_versions, write_run, confined)
@@ -458,7 +459,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                            "adapter": _relative_to(out["checkpoint"], path.parent) if out else None,
                            "curves": out["curves"] if out else {}, "iterations": out["iterations"] if out else [],
                            "final_router_state": _state_digest(out["router_state"]) if out else None,
-                           "learns": bool(getattr(spec.factory, "learns", False))},
+                           "learns": bool(getattr(spec.factory, "learns", False)), "compute": describe()},
                 )
                 written.append(write_run(record, out_dir))
     return written
