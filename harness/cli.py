@@ -115,13 +115,13 @@ def run(
 
 def _fail_on_failed_runs(paths: list[Path]) -> None:
     """Exit non-zero, naming them, when any of the runs just written has status failed."""
+    from harness.leaderboard import _first_line
     from harness.results import load_run
 
     failed = [(p, r.error) for p in paths for r in [load_run(p)] if r.status == "failed"]
     if failed:
         for p, error in failed:
-            err_console.print(f"failed: {p.name}: {(error or '').splitlines()[0] if error else '?'}",
-                              markup=False, highlight=False, soft_wrap=True)
+            err_console.print(f"failed: {p.name}: {_first_line(error)}", markup=False, highlight=False, soft_wrap=True)
         raise RmrouteError(f"{len(failed)} of {len(paths)} run(s) failed (listed above; their run files say why)")
 
 

@@ -59,14 +59,13 @@ def compute(cache_dir: str | None = None) -> dict[str, Any]:
 
     from harness.determinism import arrays_sha256, describe
     from harness.offline import load_offline_config, train_settings
+    from harness.plugins import create
     from routers.offline import train_offline_router
 
     _, cfg = load_offline_config(OFFLINE_CONFIG)
     params = dict(cfg.featurizer.params)
     if cache_dir is not None:
         params["cache_dir"] = cache_dir  # a fresh embedding cache: the features are computed, not read
-    from harness.plugins import create
-
     featurizer = create("featurizer", cfg.featurizer.name, **params)
     features = np.asarray(featurizer.embed_pairs(*slice_texts()), dtype=np.float64)
     margins, gold, domains = slice_labels()

@@ -66,13 +66,12 @@ class ScoreReport:
     wall_s: float = 0.0
     truncated: int = 0  # inputs the RM cut to its max_length (RMs that count them)
     failed: str | None = None  # the RM (or its transport) is broken: why; its scores are all NaN
+    nan: int = 0  # items whose score is NaN, cached ones included
 
     @property
     def abstention_rate(self) -> float:
         """Share of the items that are NaN (abstained or failed), over all ``total`` items."""
         return 1.0 if self.failed else (self.nan / self.total if self.total else 0.0)
-
-    nan: int = 0  # items whose score is NaN, cached ones included
 
 
 #: exceptions that mean the RM or its transport is broken, whatever the item
@@ -139,7 +138,7 @@ class ScoreCache:
         name = f"part-{time.time_ns()}-{secrets.token_hex(4)}.parquet"
         tmp = self.root / f".{name}.tmp"
         pq.write_table(table, tmp)
-        _write_sidecar(self.root / name, _file_sha256(tmp))  # the checksum exists before the part appears
+        _write_sidecar(self.root / name, tmp)  # the checksum exists before the part appears
         os.replace(tmp, self.root / name)
         self._loaded.add(name)
         for k, _, _, s, e in rows:
@@ -255,27 +254,23 @@ def _sidecar(part: Path) -> Path:
     return part.with_name(part.name + ".sha256")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_sidecar(part: Path, digest: str) -> None:
+def _write_sidecar(part: Path, written: Path) -> None:
+    """The sha256 of ``written`` (the part's temporary file) into ``part``'s sidecar."""
     from harness.results import atomic_write_text
+    from suites.sources import file_sha256
 
-    atomic_write_text(_sidecar(part), digest + "\n")
+    atomic_write_text(_sidecar(part), file_sha256(written) + "\n")
 
 
 def _check_part(path: Path) -> None:
     """Raise when ``path`` does not match its sidecar checksum (parts written before sidecars existed
     are only checked by reading them)."""
+    from suites.sources import file_sha256
+
     side = _sidecar(path)
     if side.exists():
         want = side.read_text(encoding="utf-8").strip()
-        got = _file_sha256(path)
+        got = file_sha256(path)
         if got != want:
             raise ValueError(f"sha256 {got[:12]}… does not match its checksum file ({want[:12]}…)")
 
