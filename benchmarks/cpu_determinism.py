@@ -1,4 +1,4 @@
-"""What pinning one CPU code path (harness.determinism) costs and changes, side by side in one run.
+"""What pinning one CPU code path (rmroute.harness.determinism) costs and changes, side by side in one run.
 
 For each mode (``pinned``: the default, AVX2 everywhere; ``native``: RMROUTE_NATIVE_CPU=1, the
 libraries' own choice for this CPU) a fresh process encodes the same texts with the offline router's
@@ -21,12 +21,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 WORKER = r"""
 import hashlib, json, statistics, sys, time
-import harness  # pins (or not, under RMROUTE_NATIVE_CPU=1) before numpy and torch load
+import rmroute.harness  # pins (or not, under RMROUTE_NATIVE_CPU=1) before numpy and torch load
 import numpy as np
-from harness.determinism import profile
-from harness.offline import load_offline_config
-from harness.plugins import create
-from harness.reference_slice import OFFLINE_CONFIG, WORDS
+from rmroute.harness.determinism import profile
+from rmroute.harness.pipelines.offline import load_offline_config
+from rmroute.harness.core.plugins import create
+from rmroute.harness.reference_slice import OFFLINE_CONFIG, WORDS
 
 n, repeats = int(sys.argv[1]), int(sys.argv[2])
 _, cfg = load_offline_config(OFFLINE_CONFIG)

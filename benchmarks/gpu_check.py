@@ -53,7 +53,7 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-    from reward_models.hf import HFLogLikRM, HFSeqClsRM
+    from rmroute.reward_models.hf import HFLogLikRM, HFSeqClsRM
     from tests.tiny_models import WORDS, build_tokenizer
 
     out: dict = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}

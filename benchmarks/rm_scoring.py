@@ -75,8 +75,8 @@ def main() -> None:
     import torch
     from transformers import pipeline
 
-    from reward_models import hf
-    from reward_models.hf import HFSeqClsRM
+    from rmroute.reward_models import hf
+    from rmroute.reward_models.hf import HFSeqClsRM
 
     prompts, responses = make_pairs(args.pairs)
     with tempfile.TemporaryDirectory() as tmp:

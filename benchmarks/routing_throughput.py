@@ -11,8 +11,8 @@ One "item" is one decision and then the update with its feedback. Two modes:
 
 Implementations (the same posterior maths, float64, same BLAS threads):
 
-* ``bayesian`` (ours):  routers.bayesian.BayesianRouter, Σ_k = Λ_k⁻¹ kept by Sherman–Morrison/Woodbury.
-* ``laser`` (ours):     routers.laser.LaserRouter in per_item mode (per-item LinUCB, α = 1, λ = 1).
+* ``bayesian`` (ours):  rmroute.routers.bayesian.BayesianRouter, Σ_k = Λ_k⁻¹ kept by Sherman–Morrison/Woodbury.
+* ``laser`` (ours):     rmroute.routers.laser.LaserRouter in per_item mode (per-item LinUCB, α = 1, λ = 1).
 * ``naive``:            :class:`NaiveEighBayesian` below: the BayesianRouter posterior computed as the
                         published research code does (gp_router/utils5.py): every decision
                         eigen-decomposes each arm's precision to draw a weight sample, every update
@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from routers.bayesian import BayesianRouter  # noqa: E402
-from routers.laser import LaserRouter  # noqa: E402
+from rmroute.routers.bayesian import BayesianRouter  # noqa: E402
+from rmroute.routers.laser import LaserRouter  # noqa: E402
 
 
 class NaiveEighBayesian:

@@ -94,8 +94,8 @@ class Server:
             raise SystemExit(f"--tree {tree}: no configs/serve-rm-length.yaml there (not an rmroute checkout?)")
         env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1")
         launcher = (
-            "import sys, reward_models.server as s; print('server module', s.__file__, file=sys.stderr, flush=True); "
-            "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+            "import sys, rmroute.harness.serve as s; print('server module', s.__file__, file=sys.stderr, flush=True); "
+            "from rmroute.harness.cli import main; sys.exit(main(sys.argv[1:]))"
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", launcher, "serve-rm", str(config), "--port", "0"],

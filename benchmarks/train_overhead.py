@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, help="read run JSONs from this folder instead of training")
     args = ap.parse_args()
     if args.runs is None:
-        from harness.config import load_config
-        from harness.train import run
+        from rmroute.harness.core.config import load_config
+        from rmroute.harness.runners.train.runner import run
 
         cfg = load_config(args.config)
         out = Path(tempfile.mkdtemp(prefix="train-overhead-"))

@@ -1,8 +1,8 @@
 """The ``transformers`` generator: batched sampling from the live policy with ``model.generate``.
 
-``TransformersGenerator(model, tokenizer, **params)`` satisfies :class:`harness.types.Generator`.
+``TransformersGenerator(model, tokenizer, **params)`` satisfies :class:`rmroute.harness.core.types.Generator`.
 The runner passes the policy model it trains (a transformers model, possibly PEFT-wrapped, already
-on its device) and its tokenizer (left padding, pad token set; see :mod:`harness.policy`), so the
+on its device) and its tokenizer (left padding, pad token set; see :mod:`rmroute.harness.pipelines.policy`), so the
 generator always samples from the current weights and :meth:`sync` has nothing to copy.
 
 Conventions:
@@ -36,8 +36,8 @@ from typing import Any, Iterator, Sequence
 
 from pydantic import Field, ValidationError
 
-from harness.config import StrictModel
-from harness.errors import ConfigError
+from rmroute.harness.core.config import StrictModel
+from rmroute.harness.core.errors import ConfigError
 
 
 class TransformersParams(StrictModel):
@@ -98,7 +98,7 @@ class TransformersGenerator:
         if tokenizer.pad_token_id is None:
             raise ValueError(
                 "transformers generator: the tokenizer has no pad token (load the policy through "
-                "harness.policy.load_policy, which sets one)"
+                "rmroute.harness.pipelines.policy.load_policy, which sets one)"
             )
         self.model = model
         self.tokenizer = tokenizer

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.hookspecs import Register, hookimpl
+from rmroute.harness.core.hookspecs import Register, hookimpl
 
 
 def transformers_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
-    from generators.hf import TransformersGenerator
+    from rmroute.generators.hf import TransformersGenerator
 
     return TransformersGenerator(model, tokenizer, **params)
 
 
 def vllm_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     return VllmGenerator(model, tokenizer, **params)
 

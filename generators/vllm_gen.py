@@ -1,9 +1,9 @@
 """The ``vllm`` generator: fast sampling with vLLM, the policy's LoRA adapter synced after updates.
 
 ``VllmGenerator(model, tokenizer, model_path=..., **params)`` satisfies
-:class:`harness.types.Generator`. vLLM is optional (``pip install 'rmroute[gpu]'``, GPU machines
+:class:`rmroute.harness.core.types.Generator`. vLLM is optional (``pip install 'rmroute[gpu]'``, GPU machines
 only) and imported lazily when the generator is built; without it the factory raises a
-:class:`~harness.errors.PluginError` that says so.
+:class:`~rmroute.harness.core.errors.PluginError` that says so.
 
 How it works:
 
@@ -38,9 +38,9 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
-from generators.hf import check_prompts, validate_params
-from harness.config import StrictModel
-from harness.errors import ConfigError, PluginError
+from rmroute.generators.hf import check_prompts, validate_params
+from rmroute.harness.core.config import StrictModel
+from rmroute.harness.core.errors import ConfigError, PluginError
 
 INSTALL_HINT = "pip install 'rmroute[gpu]' (GPU machines only; it pulls a CUDA build of torch)"
 

@@ -13,7 +13,7 @@ from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import RmrouteError
+from rmroute.harness.core.errors import RmrouteError
 
 app = typer.Typer(
     name="rmroute",
@@ -41,7 +41,7 @@ def plugins(
     """List registered plugins (and the ones that failed to load)."""
     import warnings
 
-    from harness.plugins import get_registry
+    from rmroute.harness.core.plugins import get_registry
 
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -63,7 +63,7 @@ def plugins(
 
 
 def _check_all(registry) -> None:
-    from harness.testing import check_entry
+    from rmroute.harness.core.testing import check_entry
 
     failures = 0
     for kind, entries in registry.entries.items():
@@ -79,7 +79,7 @@ def _check_all(registry) -> None:
 @app.command()
 def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) -> None:
     """Check a config without running it."""
-    from harness.config import config_sha256, load_config
+    from rmroute.harness.core.config import config_sha256, load_config
 
     cfg = load_config(config)
     console.print(f"{config}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
@@ -96,8 +96,8 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
 ) -> None:
     """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
-    from harness.config import load_config
-    from harness.runners import get_plan, run_config
+    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import get_plan, run_config
 
     cfg = load_config(config)
     if dry_run:
@@ -115,8 +115,8 @@ def run(
 
 def _fail_on_failed_runs(paths: list[Path]) -> None:
     """Exit non-zero, naming them, when any of the runs just written has status failed."""
-    from harness.leaderboard import _first_line
-    from harness.results import load_run
+    from rmroute.harness.board.collect import _first_line
+    from rmroute.harness.results import load_run
 
     failed = [(p, r.error) for p in paths for r in [load_run(p)] if r.status == "failed"]
     if failed:
@@ -130,8 +130,8 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
     """Re-run exactly one run's config, router, seed and scenario; report metric by metric whether it matches."""
     import tempfile
 
-    from harness.results import load_run
-    from harness.runners import run_config
+    from rmroute.harness.results import load_run
+    from rmroute.harness.runners import run_config
 
     rec = load_run(run_file)
     cfg = _checked_run_config(run_file, rec)
@@ -164,11 +164,11 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
 def _checked_run_config(run_file: Path, rec):
     """The run's config, after checking the file is what rmroute wrote: the config hashes to its
     ``config_sha256``, the run id and suite are the ones that config gives, and its metrics agree
-    with its own per-item outcomes (harness.integrity)."""
+    with its own per-item outcomes (rmroute.harness.integrity)."""
     from pydantic import ValidationError
 
-    from harness.config import RunConfig, config_sha256
-    from harness.integrity import check_run
+    from rmroute.harness.core.config import RunConfig, config_sha256
+    from rmroute.harness.integrity import check_run
 
     try:
         cfg = RunConfig.model_validate(rec.config)
@@ -210,8 +210,8 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every (RM, prompt, response) of a config once into the score cache (resumable)."""
-    from harness.config import load_config
-    from harness.scoring import run_score
+    from rmroute.harness.core.config import load_config
+    from rmroute.harness.pipelines.scoring import run_score
 
     summary = run_score(load_config(config, check_run=False), cache, show_progress=not as_json)
     if as_json:
@@ -246,7 +246,7 @@ def serve_rm(
     port: Optional[int] = typer.Option(None, "--port", help="Port (default from the config)."),
 ) -> None:
     """Serve a configured reward model over the OpenRLHF reward-server protocol (POST /get_reward)."""
-    from reward_models.server import serve_from_config
+    from rmroute.harness.serve import serve_from_config
 
     serve_from_config(config, host=host, port=port)
 
@@ -254,7 +254,7 @@ def serve_rm(
 @app.command()
 def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
     """Rebuild the leaderboard (Markdown, HTML, plots) from the run JSON files."""
-    from harness.leaderboard import build, print_top
+    from rmroute.harness.board.collect import build, print_top
 
     if not (Path(root) / "runs").is_dir():
         raise RmrouteError(f"{root}: no runs/ folder here; give the results root that `rmroute run --out` wrote")
@@ -287,7 +287,7 @@ def data_build(
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Build (or load from the cache) rmroute-pairs-v1 and print counts per split and domain."""
-    from suites.benchmark import data_build as build
+    from rmroute.suites.benchmark import data_build as build
 
     counts = build(seed=seed, as_json=as_json)
     if as_json:
@@ -307,7 +307,7 @@ def data_build(
 @rm_app.command("train")
 def rm_train(config: Path = typer.Argument(..., help="An RM training config (see configs/rm-train-example.yaml).")) -> None:
     """Fine-tune a sequence-classification RM with TRL's reward trainer."""
-    from reward_models.train import train_from_config
+    from rmroute.harness.pipelines.rm_train import train_from_config
 
     report = train_from_config(config)
     console.print(report)
@@ -320,9 +320,9 @@ def pool_build(
     out: Path = typer.Option(Path("results/pool"), "--out", help="Where the report (JSON + Markdown) goes."),
 ) -> None:
     """Train the pool's RMs, score every benchmark pair once, and write the pool report."""
-    from harness.pool import build_pool, load_pool_config
-    from harness.pool_report import pool_report, render_markdown
-    from harness.results import atomic_write_text
+    from rmroute.harness.pipelines.pool import build_pool, load_pool_config
+    from rmroute.harness.pipelines.pool_report import pool_report, render_markdown
+    from rmroute.harness.results import atomic_write_text
 
     cfg = load_pool_config(config)
     pool = build_pool(cfg, cache, log=lambda m: err_console.print(m, markup=False, highlight=False))
@@ -337,7 +337,7 @@ def pool_build(
 @offline_app.command("train")
 def offline_train_cmd(config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config.")) -> None:
     """Train the offline router (one bundle per seed) on the pool's offline split."""
-    from harness.offline import offline_train
+    from rmroute.harness.pipelines.offline import offline_train
 
     summary = offline_train(config)
     console.print(f"bundles: {', '.join(s['bundle'] for s in summary['seeds'].values())}")
@@ -351,7 +351,7 @@ def offline_eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Routing accuracy on test: the offline router's argmax against single RMs, votes, ensembles, oracle."""
-    from harness.offline import offline_eval
+    from rmroute.harness.pipelines.offline import offline_eval
 
     text = offline_eval(config, as_json=as_json)
     if as_json:

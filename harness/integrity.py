@@ -7,12 +7,12 @@ exactly, other numbers within ``FLOAT_TOL``); it returns one line per disagreeme
 file is consistent. An edited metric (``test_routing_accuracy: 0.99``) is caught this way; a file
 edited consistently throughout is not (there is no signature).
 
-The leaderboard skips inconsistent runs (:func:`harness.results.load_runs`) and ``--resume`` runs them
-again (:func:`harness.results.finished_ok`). Failed runs are not checked (their metrics are empty).
+The leaderboard skips inconsistent runs (:func:`rmroute.harness.results.load_runs`) and ``--resume`` runs them
+again (:func:`rmroute.harness.results.finished_ok`). Failed runs are not checked (their metrics are empty).
 
 What is recomputed (docs/results.md lists the same):
 
-* replay (``harness.replay.replay_one``): from ``extra.test_outcomes`` ('1'/'0' per test item)
+* replay (``rmroute.harness.runners.replay.replay_one``): from ``extra.test_outcomes`` ('1'/'0' per test item)
   ``test_accuracy``; with ``extra.test_oracle`` ('1' where some RM of the pool has the gold sign)
   ``test_oracle_accuracy`` and ``test_routing_accuracy`` (accuracy on the oracle's items). Older
   files have no ``test_oracle``: there the two must still be possible, i.e. whole numbers of items
@@ -22,7 +22,7 @@ What is recomputed (docs/results.md lists the same):
   ``rm_calls.stream_total`` / stream items (the last point of ``extra.curves.regret_x``);
   ``per_domain[*].n`` sum to the test items and ``per_domain[*].accuracy`` × n to the right ones.
   A metric whose material is missing from the file is reported, not passed.
-* train (``harness.train.summarise``): every metric but ``cost`` (RM costs are not stored) from
+* train (``rmroute.harness.runners.train.runner.summarise``): every metric but ``cost`` (RM costs are not stored) from
   ``extra.iterations``, the per-iteration log: ``iterations``, ``pairs_total``, ``pairs_kept``,
   ``rm_calls``, ``calls_per_pair``, ``abstained``, ``fallbacks``, ``final_loss``,
   ``final_reward_margin``, ``mean_dpo_loss``, ``feedback_skipped`` (the NaN feedback values);
@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from harness.results import RunRecord
+from rmroute.harness.results import RunRecord
 
 #: how far a recomputed non-count metric may be from the stored one
 FLOAT_TOL = 1e-12
@@ -244,7 +244,7 @@ def _as_float(value: Any) -> float:
 
 def train_expected(its: list[dict[str, Any]], names: list[str]) -> tuple[dict[str, float], dict[str, int]]:
     """(metrics, RM calls per RM) of a train run, recomputed from its per-iteration log the way
-    ``harness.train.summarise`` computes them (every metric but ``cost``). Raises KeyError or
+    ``rmroute.harness.runners.train.runner.summarise`` computes them (every metric but ``cost``). Raises KeyError or
     TypeError when the log is not what the train runner writes."""
     import numpy as np
 

@@ -1,13 +1,13 @@
 """A small slice of the published pipeline whose hashes are committed: the cross-machine check.
 
 The committed replay runs depend on two computed artefacts that moved between machines before
-rmroute pinned one CPU code path (:mod:`harness.determinism`): the pair features of the offline
+rmroute pinned one CPU code path (:mod:`rmroute.harness.determinism`): the pair features of the offline
 router's encoder and the offline bundle trained on them. This module recomputes a small slice of
 each, exactly as the pipeline computes them (the encoder of ``configs/offline-cpu.yaml`` through
 the featurizer, then ``train_offline_router``), and hashes the results:
 
-    python -m harness.reference_slice            # print the hashes and compare with the committed ones
-    python -m harness.reference_slice --write    # (re)write results/reference-hashes.json
+    python -m rmroute.harness.reference_slice            # print the hashes and compare with the committed ones
+    python -m rmroute.harness.reference_slice --write    # (re)write results/reference-hashes.json
 
 ``tests/test_determinism.py`` runs the comparison on every CI machine. The texts and margins are
 generated here from integers (no data download, no float randomness), so only the computation can
@@ -57,10 +57,10 @@ def compute(cache_dir: str | None = None) -> dict[str, Any]:
     """Recompute the slice; returns the hashes and what they were computed under."""
     import torch
 
-    from harness.determinism import arrays_sha256, describe
-    from harness.offline import load_offline_config, train_settings
-    from harness.plugins import create
-    from routers.offline import train_offline_router
+    from rmroute.harness.determinism import arrays_sha256, describe
+    from rmroute.harness.pipelines.offline import load_offline_config, train_settings
+    from rmroute.harness.core.plugins import create
+    from rmroute.harness.pipelines.offline_model import train_offline_router
 
     _, cfg = load_offline_config(OFFLINE_CONFIG)
     params = dict(cfg.featurizer.params)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         got = compute(cache_dir=tmp)
     print(json.dumps(got, indent=2))
     if args.write:
-        from harness.results import atomic_write_text
+        from rmroute.harness.results import atomic_write_text
 
         atomic_write_text(REFERENCE, json.dumps(got, indent=2, sort_keys=True) + "\n")
         print(f"wrote {REFERENCE}")

@@ -189,7 +189,7 @@ def run_path(root: Path, record: RunRecord) -> Path:
 def confined(root: str | Path, path: str | Path) -> Path:
     """``path``, after checking that it stays inside ``root`` once ``..`` and symlinks are resolved;
     a path that would escape is a ResultsError naming both. Every run-file write goes through it."""
-    from harness.errors import ResultsError
+    from rmroute.harness.core.errors import ResultsError
 
     base, target = Path(root).resolve(), Path(path).resolve()
     if target != base and base not in target.parents:
@@ -199,7 +199,7 @@ def confined(root: str | Path, path: str | Path) -> Path:
 
 def write_run(record: RunRecord, root: str | Path = "results") -> Path:
     """Validate and write one run (inside ``root/runs/<suite>/``, never elsewhere); returns its path."""
-    from harness.errors import ResultsError
+    from rmroute.harness.core.errors import ResultsError
 
     payload = _json_safe(record.model_dump(mode="json"))
     RunRecord.model_validate(payload)  # what is written must load back
@@ -212,7 +212,7 @@ def write_run(record: RunRecord, root: str | Path = "results") -> Path:
 
 
 def load_run(path: str | Path) -> RunRecord:
-    from harness.errors import ResultsError
+    from rmroute.harness.core.errors import ResultsError
 
     path = Path(path)
     try:
@@ -235,10 +235,10 @@ def load_run(path: str | Path) -> RunRecord:
 
 def load_consistent_run(path: str | Path) -> RunRecord:
     """:func:`load_run`, and a ResultsError too when the run's metrics disagree with its own stored
-    outcomes and curves (:func:`harness.integrity.check_run`; failed runs are not checked). The
+    outcomes and curves (:func:`rmroute.harness.integrity.check_run`; failed runs are not checked). The
     message names the file and the first disagreeing metric."""
-    from harness.errors import ResultsError
-    from harness.integrity import check_run
+    from rmroute.harness.core.errors import ResultsError
+    from rmroute.harness.integrity import check_run
 
     run = load_run(path)
     problems = check_run(run)
@@ -271,7 +271,7 @@ def newest(items: list[Any], key: Callable[[Any], Any], run: Callable[[Any], Run
 def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     """Load every run under ``<root>/runs``; corrupt, foreign or inconsistent files (metrics that
     disagree with the run's own stored outcomes) are skipped with a warning naming the file."""
-    from harness.errors import ResultsError
+    from rmroute.harness.core.errors import ResultsError
 
     runs: list[RunRecord] = []
     skipped: list[tuple[Path, str]] = []

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from reward_models.heuristics import check_batch
+from rmroute.reward_models.heuristics import check_batch
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ def pick_device(device: str = "auto") -> str:
 
 
 def compute_tag(device_request: str) -> str:
-    """What a CPU computation's bits depend on besides the model (harness.determinism), for cache keys;
+    """What a CPU computation's bits depend on besides the model (rmroute.harness.determinism), for cache keys;
     empty on a GPU (outside that guarantee)."""
-    from harness.determinism import THREADS, profile
+    from rmroute.harness.determinism import THREADS, profile
 
     return f":cpu={profile()}-t{THREADS}" if pick_device(device_request) == "cpu" else ""
 
@@ -237,7 +237,7 @@ class HFSeqClsRM(_HFBase):
         if record.is_file() and not self.chat():
             import json
 
-            from reward_models.train import PairEncoder
+            from rmroute.harness.pipelines.rm_train import PairEncoder
 
             scoring = json.loads(record.read_text(encoding="utf-8")).get("scoring", {})
             self._pair_encoder = PairEncoder(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.hookspecs import Register, hookimpl
-from reward_models.heuristics import LengthRM, LexicalOverlapRM
-from reward_models.remote import RemoteRM
-from reward_models.hf import HFLogLikRM, HFSeqClsRM
-from reward_models.verifier import MathVerifierRM
+from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.reward_models.heuristics import LengthRM, LexicalOverlapRM
+from rmroute.reward_models.remote import RemoteRM
+from rmroute.reward_models.hf import HFLogLikRM, HFSeqClsRM
+from rmroute.reward_models.verifier import MathVerifierRM
 
 
 @hookimpl

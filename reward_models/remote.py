@@ -14,7 +14,7 @@ there is none) and is read only by rule-based reward functions. This client send
 ``query[i] = prompts[i] + responses[i]`` verbatim (no template of its own) and ``labels`` as given
 to :meth:`RemoteRM.score` (default ``""`` each). A ``null`` reward comes back as NaN (abstain).
 
-rmroute's own server (:mod:`reward_models.server`) adds ``GET /info`` -> ``{"identity", "name"}``;
+rmroute's own server (:mod:`rmroute.harness.serve`) adds ``GET /info`` -> ``{"identity", "name"}``;
 the client reads it once for :meth:`RemoteRM.identity` and falls back to the url when a server
 (an OpenRLHF one, say) does not have it.
 
@@ -40,8 +40,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import RmrouteError
-from reward_models.heuristics import check_batch
+from rmroute.harness.core.errors import RmrouteError
+from rmroute.reward_models.heuristics import check_batch
 
 log = logging.getLogger(__name__)
 

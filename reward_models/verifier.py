@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from reward_models.heuristics import check_batch
+from rmroute.reward_models.heuristics import check_batch
 
 _NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _MARKERS = (

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.types import Selection
+from rmroute.harness.core.types import Selection
 
 
 def real(owner: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,

@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.types import Selection
-from routers.base import BaseRouter
+from rmroute.harness.core.types import Selection
+from rmroute.routers.base import BaseRouter
 
 
 # ---- helpers ----------------------------------------------------------------------------------

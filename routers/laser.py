@@ -4,7 +4,7 @@ Per RM k: A_k = λI + Σ x xᵀ, b_k = Σ r·x, θ_k = A_k⁻¹ b_k, and the sco
 
     UCB_k(x) = θ_kᵀx + α·sqrt(xᵀA_k⁻¹x)
 
-The maths is :class:`routers.linear.LinearGaussianArms` with prior precision λ, unit noise and a zero
+The maths is :class:`rmroute.routers.linear.LinearGaussianArms` with prior precision λ, unit noise and a zero
 prior mean (A_k⁻¹ is its covariance, θ_k its mean). Ties go to the lowest RM index (``np.argmax``),
 which is also what mabwiser's LinUCB does.
 
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.types import Selection
-from routers.bayesian import LinearPosteriorRouter
-from routers.base import real
-from routers.linear import _positive
+from rmroute.harness.core.types import Selection
+from rmroute.routers.bayesian import LinearPosteriorRouter
+from rmroute.routers.base import real
+from rmroute.routers.linear import _positive
 
 MODES = ("per_batch", "per_item")
 

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from routers.base import real
+from rmroute.routers.base import real
 
 #: Largest number of rows folded into one Woodbury step (bigger blocks are split in order).
 DEFAULT_BLOCK = 128

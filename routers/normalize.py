@@ -304,8 +304,8 @@ def _step_name(step: Any) -> str:
 def build_chain(specs: Sequence[Any] = (), on_bad_feedback: str = "error") -> NormalizerChain:
     """Build a chain from config entries, each a name, ``{"name": ..., "params": {...}}`` or an
     object with ``.name`` / ``.params`` (a config ``PluginRef``); steps are built through the
-    plugin registry (``harness.plugins.create("normalizer", name, **params)``)."""
-    from harness.plugins import create
+    plugin registry (``rmroute.harness.core.plugins.create("normalizer", name, **params)``)."""
+    from rmroute.harness.core.plugins import create
 
     steps = []
     for i, spec in enumerate(specs):

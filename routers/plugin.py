@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.hookspecs import Register, hookimpl
-from routers.simple import RandomRouter, SingleRouter
+from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.routers.simple import RandomRouter, SingleRouter
 
 
 @hookimpl
@@ -11,7 +11,7 @@ def register_routers(register: Register) -> None:
     register("single", SingleRouter, description="always the RM `arm`", calls_per_item=1, learns=False)
     register("random", RandomRouter, description="uniform random RM per item, seeded", calls_per_item=1, learns=False)
     # --- baselines (votes, ensembles, oracle, domain-best) register below this line ---
-    from routers.baselines import (
+    from rmroute.routers.baselines import (
         DomainBestRouter, MajorityVoteRouter, MeanEnsembleRouter, MinEnsembleRouter, OracleRouter,
     )
     register("majority-vote", MajorityVoteRouter, description="every RM votes sign(margin); majority wins, ties by seeded coin", paper="both papers' baselines", calls_per_item="K", learns=False)
@@ -20,8 +20,8 @@ def register_routers(register: Register) -> None:
     register("oracle", OracleRouter, description="an RM that agrees with the gold label when one does (replay only; upper bound)", paper="both papers' baselines", calls_per_item=1, learns=False, replay_only=True)
     register("domain-best", DomainBestRouter, description="the RM most accurate on the offline split for the item's domain", paper="beyond the papers (per-domain best single RM)", calls_per_item=1, learns=False, fit_offline=True)
     # --- linear bandit routers (bayesian*, laser) register below this line ---
-    from routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRouter, BayesianOnlineRouter, BayesianRouter
-    from routers.laser import LaserRouter
+    from rmroute.routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRouter, BayesianOnlineRouter, BayesianRouter
+    from rmroute.routers.laser import LaserRouter
 
     wu_lu = "Wu & Lu, Reward Model Routing in Alignment, arXiv 2510.02850"
     register("bayesian", BayesianRouter, paper=wu_lu, calls_per_item=1, learns=True,
@@ -39,7 +39,7 @@ def register_routers(register: Register) -> None:
 @hookimpl
 def register_normalizers(register: Register) -> None:
     # --- feedback normalisers register below this line ---
-    from routers.normalize import (
+    from rmroute.routers.normalize import (
         BatchBaselineNormalizer, EmaZScoreNormalizer, IdentityNormalizer, QuantileNormalizer,
     )
     register("identity", IdentityNormalizer, description="feedback unchanged (NaN/inf still rejected)", paper="-")
@@ -51,7 +51,7 @@ def register_normalizers(register: Register) -> None:
 @hookimpl
 def register_featurizers(register: Register) -> None:
     # --- text featurizers (frozen encoder through the embedding cache; routers/featurize.py) ---
-    from routers.featurize import PairEncoderFeaturizer, PromptEncoderFeaturizer
+    from rmroute.routers.featurize import PairEncoderFeaturizer, PromptEncoderFeaturizer
 
     check = {"model": "hash:64"}  # the conformance check runs offline, without a model download
     register("pair-encoder", PairEncoderFeaturizer, paper="Wu & Lu, Reward Model Routing in Alignment, arXiv 2510.02850",

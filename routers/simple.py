@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.types import Selection
-from routers.base import BaseRouter
+from rmroute.harness.core.types import Selection
+from rmroute.routers.base import BaseRouter
 
 
 class SingleRouter(BaseRouter):

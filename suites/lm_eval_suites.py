@@ -67,12 +67,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator
 
-from harness.config import StrictModel, format_loc
-from harness.errors import ConfigError
-from harness.results import atomic_dir
-from harness.types import SuiteResult
-from suites.benchmark import SOURCES as BENCHMARK_SOURCES
-from suites.sources import DataError, cache_root, file_sha256, iter_jsonl, pypi_path, text_field
+from rmroute.harness.core.config import StrictModel, format_loc
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.results import atomic_dir
+from rmroute.harness.core.types import SuiteResult
+from rmroute.suites.benchmark import SOURCES as BENCHMARK_SOURCES
+from rmroute.harness.assets import DataError, cache_root, file_sha256, iter_jsonl, pypi_path, text_field
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 GSM8K_SOURCE = BENCHMARK_SOURCES["gsm8k"]  # the routing benchmark's files
@@ -407,7 +407,7 @@ class LmEvalSuite:
 
     def summarise(self, samples: dict[str, list[dict[str, Any]]], plan: TaskPlan, chat: bool,
                   samples_path: Path) -> SuiteResult:
-        from harness.analysis import wilson
+        from rmroute.harness.analysis import wilson
 
         metrics: dict[str, float] = {}
         ci: dict[str, tuple[float, float]] = {}

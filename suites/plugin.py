@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from harness.hookspecs import Register, hookimpl
+from rmroute.harness.core.hookspecs import Register, hookimpl
 
 
 @hookimpl
 def register_suites(register: Register) -> None:
     # imported here so that loading the plugin stays cheap; the builder reads data only when used
-    from suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
+    from rmroute.suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
 
     register(
         BENCHMARK, routing_benchmark, kind="benchmark", version=BUILDER_VERSION,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import harness  # noqa: F401  - pins one CPU code path (harness.determinism) before numpy or torch loads
+import rmroute.harness  # noqa: F401  - pins one CPU code path (harness.determinism) before numpy or torch loads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -54,7 +54,7 @@ def fixture_site(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_registry():
-    from harness.plugins import reset_registry
+    from rmroute.harness.core.plugins import reset_registry
 
     reset_registry()
     yield
@@ -63,8 +63,8 @@ def _fresh_registry():
 
 def config_error(path: Path) -> str:
     """The message of the ConfigError that loading the run config at ``path`` raises (it must name the file)."""
-    from harness.config import load_config
-    from harness.errors import ConfigError
+    from rmroute.harness.core.config import load_config
+    from rmroute.harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         load_config(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from harness import analysis as A
+from rmroute.harness import analysis as A
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (8, 10), (10, 10), (137, 300), (1, 1)])

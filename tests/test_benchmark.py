@@ -13,9 +13,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from suites import benchmark as B
-from suites import perturb as P
-from suites.sources import DataError, load_file
+from rmroute.suites import benchmark as B
+from rmroute.suites import perturb as P
+from rmroute.harness.assets import DataError, load_file
 
 # ------------------------------------------------------------------ an independent arithmetic check ----
 
@@ -38,7 +38,7 @@ def line_verdicts(solution: str) -> list[bool]:
     """For every calculation line 'prose: <expr> = <result> prose', does <expr> evaluate to <result>?
 
     The expression is what follows the last ':' before '=', with '$', thousands commas and unit words
-    removed; evaluated with Python's ast, independently of suites.perturb.
+    removed; evaluated with Python's ast, independently of rmroute.suites.perturb.
     """
     out = []
     for line in solution.splitlines():
@@ -206,7 +206,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench(cache):
-    from harness.plugins import create, reset_registry
+    from rmroute.harness.core.plugins import create, reset_registry
 
     reset_registry()
     suite = create("suite", "rmroute-pairs-v1", seed=0)

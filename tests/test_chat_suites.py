@@ -16,11 +16,11 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from harness.errors import ConfigError, PluginError
-from harness.plugins import create
-from harness.policy import load_policy
-from harness.types import EvalSuite, Judge
-from suites.chat_suites import (
+from rmroute.harness.core.errors import ConfigError, PluginError
+from rmroute.harness.core.plugins import create
+from rmroute.harness.pipelines.policy import load_policy
+from rmroute.harness.core.types import EvalSuite, Judge
+from rmroute.suites.chat_suites import (
     MT_BENCH_REFERENCE_CATEGORIES,
     alpaca_win_rate,
     arena_score,
@@ -327,7 +327,7 @@ def test_a_judge_failing_everywhere_gives_nan_not_a_crash(policy, tmp_path, suit
 
 
 def test_mt_bench_nan_grades_are_excluded_and_counted(policy, tmp_path, monkeypatch):
-    import suites.chat_suites as cs
+    import rmroute.suites.chat_suites as cs
 
     real = cs.load_mt_bench
 

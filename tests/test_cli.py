@@ -10,16 +10,16 @@ import textwrap
 
 import pytest
 
-from harness import runners
-from harness.cli import main
-from harness.errors import NotBuiltError
+from rmroute.harness import runners
+from rmroute.harness.cli import main
+from rmroute.harness.core.errors import NotBuiltError
 from tests.conftest import FIXTURE_PLUGINS, REPO
 
 
 def test_help_does_not_import_torch():
     probe = textwrap.dedent("""
         import sys
-        from harness.cli import main
+        from rmroute.harness.cli import main
         rc = main(["--help"])
         rc2 = main(["plugins", "--json"])
         heavy = sorted(m for m in ("torch", "transformers", "trl", "datasets") if m in sys.modules)
@@ -39,7 +39,7 @@ def test_console_script_help():
 
 
 def test_missing_runner_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(runners.RUNNERS, "replay", "harness.no_such_runner")
+    monkeypatch.setitem(runners.RUNNERS, "replay", "rmroute.harness.no_such_runner")
     with pytest.raises(NotBuiltError, match="'replay' runner .* is not built yet"):
         runners.get_runner("replay")
 

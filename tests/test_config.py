@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from harness.config import config_sha256, load_config
-from harness.errors import ConfigError
+from rmroute.harness.core.config import config_sha256, load_config
+from rmroute.harness.core.errors import ConfigError
 from tests.conftest import REPO, config_error
 
 GOOD = """\
@@ -52,8 +52,8 @@ def test_shipped_configs_validate():
     import importlib
 
     # configs are named by what reads them (docs/configs.md); everything else is a run config
-    loaders = {"serve-rm": "reward_models.server:load_serve_config", "offline-": "harness.offline:load_offline_config",
-               "pool-": "harness.pool:load_pool_config", "rm-train-": "reward_models.train:load_train_config"}
+    loaders = {"serve-rm": "rmroute.harness.serve:load_serve_config", "offline-": "rmroute.harness.pipelines.offline:load_offline_config",
+               "pool-": "rmroute.harness.pipelines.pool:load_pool_config", "rm-train-": "rmroute.harness.pipelines.rm_train:load_train_config"}
     paths = sorted((REPO / "configs").rglob("*.yaml"))
     assert paths
     for path in paths:
@@ -142,12 +142,12 @@ def test_hash_is_canonical(tmp_path):
 
 def test_cli_validate_one_line_error_without_traceback(tmp_path):
     path = write(tmp_path, GOOD.replace("  - random", "  - randon"))
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)],
+    out = subprocess.run([sys.executable, "-m", "rmroute.harness.cli", "validate", str(path)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 2
     assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
     assert "routers[0].name" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "--debug", "validate", str(path)],
+    out = subprocess.run([sys.executable, "-m", "rmroute.harness.cli", "--debug", "validate", str(path)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode != 0 and "Traceback" in out.stderr
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-import harness.config as config
-from harness.config import load_config, read_yaml_mapping
-from harness.errors import ConfigError
+import rmroute.harness.core.config as config
+from rmroute.harness.core.config import load_config, read_yaml_mapping
+from rmroute.harness.core.errors import ConfigError
 from tests.conftest import config_error
 
 POOL = """\

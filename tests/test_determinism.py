@@ -1,4 +1,4 @@
-"""One CPU code path on every machine (harness.determinism), and the committed cross-machine check:
+"""One CPU code path on every machine (rmroute.harness.determinism), and the committed cross-machine check:
 a slice of the offline router's features and bundle, recomputed here, must hash as committed."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from harness.determinism import PINS, arrays_sha256, fixed_threads, profile
+from rmroute.harness.determinism import PINS, arrays_sha256, fixed_threads, profile
 from tests.conftest import REPO
 
 
@@ -46,7 +46,7 @@ def test_reference_slice_hashes_match_the_committed_ones():
     and compare with results/reference-hashes.json; a mismatch means this machine computes other
     bits than the one that published the runs."""
     env = {k: v for k, v in os.environ.items() if k not in PINS}
-    proc = subprocess.run([sys.executable, "-m", "harness.reference_slice"], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "rmroute.harness.reference_slice"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     got = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
     want = json.loads((REPO / "results" / "reference-hashes.json").read_text())

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.errors import ConfigError
-from harness.plugins import build_registry, reset_registry
+from rmroute.harness.cli import main
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import build_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS
 
 CONFIG = """\
@@ -124,9 +124,9 @@ def test_policy_from_a_train_run_loads_its_adapter(tmp_path, setup):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from harness.evaluate import policy_from_train_run
-    from harness.policy import load_policy
-    from harness.results import CodeVersion, DataInfo, RouterInfo, RunRecord, write_run
+    from rmroute.harness.runners.evaluate import policy_from_train_run
+    from rmroute.harness.pipelines.policy import load_policy
+    from rmroute.harness.results import CodeVersion, DataInfo, RouterInfo, RunRecord, write_run
 
     base = load_policy({"model": "tiny"}, device="cpu")
     peft_model = get_peft_model(base.model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
@@ -160,9 +160,9 @@ def test_train_then_evaluate_the_trained_policy(tmp_path, setup):
     import torch
     from safetensors.torch import load_file
 
-    from harness.evaluate import policy_from_train_run
-    from harness.policy import load_policy
-    from harness.runners import run_config
+    from rmroute.harness.runners.evaluate import policy_from_train_run
+    from rmroute.harness.pipelines.policy import load_policy
+    from rmroute.harness.runners import run_config
     from tests.test_train import _config
 
     cfg, path = _config(tmp_path, "train", settings={"iterations": 1})

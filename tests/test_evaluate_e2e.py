@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from harness.cli import main
+from rmroute.harness.cli import main
 from tests.conftest import REPO
 
 SUITES = ("gsm8k", "mmlu", "alpaca-eval", "arena-hard", "mt-bench")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError, PluginError
+from rmroute.harness.core.errors import ConfigError, PluginError
 
 REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def policy():
-    from harness.policy import load_policy
+    from rmroute.harness.pipelines.policy import load_policy
 
     return load_policy({"model": "tiny"}, device="cpu")
 
@@ -50,14 +50,14 @@ def manual_greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> tuple[s
 
 
 def make(policy, **params):
-    from harness.plugins import create
+    from rmroute.harness.core.plugins import create
 
     return create("generator", "transformers", model=policy.model, tokenizer=policy.tokenizer, **params)
 
 
 # ---- registration -------------------------------------------------------------------------------
 def test_both_generators_registered_with_descriptions():
-    from harness.plugins import get_registry
+    from rmroute.harness.core.plugins import get_registry
 
     reg = get_registry()
     for name in ("transformers", "vllm"):
@@ -67,7 +67,7 @@ def test_both_generators_registered_with_descriptions():
 
 
 def test_plugin_module_imports_neither_torch_nor_vllm():
-    code = "import sys, generators.plugin; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
+    code = "import sys, rmroute.generators.plugin; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -90,7 +90,7 @@ def test_peft_wrapped_model_generates_like_its_base_at_init(policy, prompts):
     from peft import LoraConfig, get_peft_model
 
     peft_model = get_peft_model(copy.deepcopy(policy.model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    from generators.hf import TransformersGenerator
+    from rmroute.generators.hf import TransformersGenerator
 
     gen = TransformersGenerator(peft_model, policy.tokenizer, temperature=0, max_new_tokens=6)
     expected = [manual_greedy(policy.model, policy.tokenizer, p, 6)[0] for p in prompts[:2]]
@@ -153,7 +153,7 @@ def test_eval_mode_during_call_and_train_mode_restored(policy, prompts):
 
 
 def test_sync_is_noop_and_generation_follows_live_weights(prompts):
-    from harness.policy import load_policy
+    from rmroute.harness.pipelines.policy import load_policy
 
     pol = load_policy({"model": "tiny", "tiny": {"seed": 5}}, device="cpu")
     gen = make(pol, temperature=0, max_new_tokens=6)
@@ -167,7 +167,7 @@ def test_sync_is_noop_and_generation_follows_live_weights(prompts):
 
 
 def test_bos_not_doubled(policy):
-    from generators.hf import TransformersGenerator
+    from rmroute.generators.hf import TransformersGenerator
 
     gen = TransformersGenerator(policy.model, policy.tokenizer)
     bos = policy.tokenizer.bos_token
@@ -203,7 +203,7 @@ def test_bad_prompts_and_n(policy):
 def test_vllm_missing_names_the_extra(policy, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError, installed or not
     with pytest.raises(PluginError, match=r"pip install 'rmroute\[gpu\]'"):
-        from harness.plugins import create
+        from rmroute.harness.core.plugins import create
 
         create("generator", "vllm", model=policy.model, tokenizer=policy.tokenizer, model_path=str(REPO))
 
@@ -261,7 +261,7 @@ def peft_policy(policy):
 
 
 def test_vllm_engine_and_sampling_params(fake_vllm, policy, prompts, tmp_path):
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     gen = VllmGenerator(policy.model, policy.tokenizer, model_path=str(tmp_path), tensor_parallel_size=2,
                         gpu_memory_utilization=0.3, dtype="bfloat16", temperature=0.8, top_p=0.9,
@@ -282,7 +282,7 @@ def test_vllm_engine_and_sampling_params(fake_vllm, policy, prompts, tmp_path):
 
 
 def test_vllm_greedy_sends_n_copies(fake_vllm, policy, prompts, tmp_path):
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     gen = VllmGenerator(policy.model, policy.tokenizer, model_path=str(tmp_path), temperature=0)
     out = gen.generate(prompts[:2], n=2, seed=0)
@@ -293,7 +293,7 @@ def test_vllm_greedy_sends_n_copies(fake_vllm, policy, prompts, tmp_path):
 
 
 def test_vllm_sync_exports_adapter_with_new_id(fake_vllm, policy, peft_policy, prompts, tmp_path):
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     gen = VllmGenerator(peft_policy, policy.tokenizer, model_path=str(tmp_path), enable_lora=True, max_lora_rank=8)
     assert fake_vllm.llm_kwargs["enable_lora"] is True and fake_vllm.llm_kwargs["max_lora_rank"] == 8
@@ -323,7 +323,7 @@ def test_vllm_sync_exports_adapter_with_new_id(fake_vllm, policy, peft_policy, p
 
 
 def test_vllm_refuses_mismatched_lora_setup(fake_vllm, policy, peft_policy, tmp_path):
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     gen = VllmGenerator(policy.model, policy.tokenizer, model_path=str(tmp_path))
     with pytest.raises(ConfigError, match="enable_lora is false"):
@@ -335,7 +335,7 @@ def test_vllm_refuses_mismatched_lora_setup(fake_vllm, policy, peft_policy, tmp_
 
 
 def test_vllm_model_path_required(fake_vllm, policy, tmp_path):
-    from generators.vllm_gen import VllmGenerator
+    from rmroute.generators.vllm_gen import VllmGenerator
 
     with pytest.raises(ConfigError, match="model_path is required"):
         VllmGenerator(policy.model, policy.tokenizer)

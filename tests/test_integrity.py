@@ -1,4 +1,4 @@
-"""Run files are self-consistent: harness.integrity.check_run recomputes what a run's stored outcomes,
+"""Run files are self-consistent: rmroute.harness.integrity.check_run recomputes what a run's stored outcomes,
 curves and logs determine; the leaderboard skips, and --resume re-runs, a run whose metrics disagree.
 
 The runs checked are real: a small replay grid on synthetic data (the runner of
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import results as R
-from harness.cli import main
-from harness.integrity import check_run
+from rmroute.harness import results as R
+from rmroute.harness.cli import main
+from rmroute.harness.integrity import check_run
 from tests.conftest import REPO
 from tests.test_replay_runner import setup  # noqa: F401 - the fixture: synthetic replay data, counted cells
 

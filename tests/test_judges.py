@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import ConfigError
-from harness.plugins import create
-from harness.policy import Policy, PolicySpec, build_byte_tokenizer
-from suites.judges import (
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import create
+from rmroute.harness.pipelines.policy import Policy, PolicySpec, build_byte_tokenizer
+from rmroute.suites.judges import (
     GRADES,
     HFLocalJudge,
     OpenAICompatibleJudge,

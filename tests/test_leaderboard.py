@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import leaderboard as L
-from harness import results as R
-from harness.cli import main
-from harness.plots import choice_share, mean_curve, pareto_front
+from rmroute.harness.board import collect as L
+from rmroute.harness import results as R
+from rmroute.harness.cli import main
+from rmroute.harness.board.plots import choice_share, mean_curve, pareto_front
 
 N_ITEMS, N_ORACLE = 500, 400  # test items; the first N_ORACLE of them are the ones some RM gets right
 C_SHA, D_SHA = "c" * 64, "d" * 64
@@ -44,7 +44,7 @@ def replay_record(router: str, seed: int, scenario: str = "iid", *, sha: str = C
                   acc: float | None = None, regret: float | None = None, label: str | None = None,
                   run_id: str | None = None, reward_models: list[str] = RMS) -> R.RunRecord:
     """A replay run whose metrics agree with its per-item outcomes, curves and RM calls, as the replay
-    runner writes them (harness.integrity checks this when the leaderboard loads it)."""
+    runner writes them (rmroute.harness.integrity checks this when the leaderboard loads it)."""
     params, learns, replay_only, calls, stream_regret, accs = ROUTERS[router]
     acc = accs[scenario][seed] if acc is None else acc
     regret = stream_regret if regret is None else regret

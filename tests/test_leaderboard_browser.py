@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard as L
+from rmroute.harness.board import collect as L
 from tests.test_leaderboard import write_demo
 
 CHROMIUM = Path("/usr/bin/chromium")

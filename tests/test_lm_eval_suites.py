@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from lm_eval.api.model import LM
 
-from harness.errors import ConfigError
-from suites import lm_eval_suites as L
-from suites.sources import DataError, cache_root, pypi_path
+from rmroute.harness.core.errors import ConfigError
+from rmroute.suites import lm_eval_suites as L
+from rmroute.harness.assets import DataError, cache_root, pypi_path
 
 LETTERS = "ABCD"
 
@@ -44,7 +44,7 @@ def policy():
     import torch
 
     torch.set_num_threads(1)
-    from harness.policy import load_policy
+    from rmroute.harness.pipelines.policy import load_policy
 
     return load_policy({"model": "tiny"}, device="cpu")
 
@@ -301,9 +301,9 @@ def test_wrong_device_is_a_clear_error(policy, tmp_path, device, message):
 
 
 def test_params_are_checked_and_the_plugins_registered():
-    from harness.errors import PluginError
-    from harness.plugins import create, get_registry
-    from harness.types import EvalSuite
+    from rmroute.harness.core.errors import PluginError
+    from rmroute.harness.core.plugins import create, get_registry
+    from rmroute.harness.core.types import EvalSuite
 
     for name in ("gsm8k", "mmlu"):
         entry = get_registry().get("suite", name)

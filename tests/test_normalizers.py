@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from harness.errors import UnknownPluginError
-from harness.plugins import create, get_registry
-from harness.testing import check_normalizer
-from routers.normalize import NormalizerChain, build_chain
+from rmroute.harness.core.errors import UnknownPluginError
+from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.core.testing import check_normalizer
+from rmroute.routers.normalize import NormalizerChain, build_chain
 
 NAMES = ["identity", "batch-baseline", "quantile", "ema-zscore"]
 

@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from harness.testing import check_featurizer
-from routers.featurize import (
+from rmroute.harness.core.testing import check_featurizer
+from rmroute.routers.featurize import (
     EmbeddingCache,
     HashingEncoder,
     PairEncoderFeaturizer,
     PromptEncoderFeaturizer,
 )
-from routers.offline import (
+from rmroute.harness.pipelines.offline_model import (
     BundleError,
     OfflineBundle,
     TrainSettings,
@@ -322,9 +322,9 @@ def test_mismatched_bundle_is_refused(tmp_path, tiny_bert):
 
 # ---- the harness: offline_train / offline_eval on a synthetic pool ------------------------------
 def _synthetic_pool():
-    from harness.config import PluginRef
-    from harness.pool import Pool, PoolConfig
-    from harness.types import PreferencePair
+    from rmroute.harness.core.config import PluginRef
+    from rmroute.harness.pipelines.pool import Pool, PoolConfig
+    from rmroute.harness.core.types import PreferencePair
 
     rng = np.random.default_rng(1)
     topics = {"math": "two plus three equals five", "animals": "the cat and the dog", "geo": "paris is a city of france"}
@@ -345,7 +345,7 @@ def _synthetic_pool():
 
 
 def test_offline_train_and_eval_on_a_synthetic_pool(tmp_path, monkeypatch):
-    import harness.offline as H
+    import rmroute.harness.pipelines.offline as H
 
     pool = _synthetic_pool()
     monkeypatch.setattr(H, "load_pool", lambda cfg, path, log: pool)
@@ -374,7 +374,7 @@ def test_offline_train_and_eval_on_a_synthetic_pool(tmp_path, monkeypatch):
 
 
 def test_majority_and_mean_ensemble_baselines_by_hand():
-    from harness.offline import majority_right, mean_ensemble_right
+    from rmroute.harness.pipelines.offline import majority_right, mean_ensemble_right
 
     gold = np.array([1, 1, -1, -1, 1])
     margins = np.array([[1.0, 2.0, 1.0], [2.0, NAN, NAN], [0.0, 0.0, 0.0], [2.0, 6.0, NAN], [1.0, -1.0, NAN]])
@@ -386,8 +386,8 @@ def test_majority_and_mean_ensemble_baselines_by_hand():
 
 
 def test_config_errors_name_file_line_and_key(tmp_path):
-    from harness.errors import ConfigError, NotBuiltError
-    from harness.offline import load_offline_config
+    from rmroute.harness.core.errors import ConfigError, NotBuiltError
+    from rmroute.harness.pipelines.offline import load_offline_config
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("pool: p.yaml\nheads: {bt: 1.0, kl: 2.0}\n")

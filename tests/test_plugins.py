@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-from harness.errors import PluginError, UnknownPluginError
-from harness.plugins import PluginWarning, build_registry, create, get_registry, reset_registry
+from rmroute.harness.core.errors import PluginError, UnknownPluginError
+from rmroute.harness.core.plugins import PluginWarning, build_registry, create, get_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS, REPO
 
 
@@ -112,7 +112,7 @@ def _cli_env(site) -> dict:
 
 def test_cli_plugins_json_lists_builtins_example_and_failures(fixture_site):
     out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "plugins", "--json"],
+        [sys.executable, "-m", "rmroute.harness.cli", "plugins", "--json"],
         capture_output=True, text=True, env=_cli_env(fixture_site), cwd=REPO, timeout=120,
     )
     assert out.returncode == 0, out.stderr

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.errors import ConfigError
-from harness.plugins import build_registry, reset_registry
-from harness.pool import build_pool, load_pool_config
-from harness.pool_report import pool_report, render_markdown
+from rmroute.harness.cli import main
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import build_registry, reset_registry
+from rmroute.harness.pipelines.pool import build_pool, load_pool_config
+from rmroute.harness.pipelines.pool_report import pool_report, render_markdown
 from tests.conftest import FIXTURE_PLUGINS
 
 POOL = """\

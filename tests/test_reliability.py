@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.errors import ResultsError, ScoreError
-from harness.pool import Pool, PoolConfig, check_abstention
-from harness.results import CodeVersion, DataInfo, RouterInfo, RunRecord, confined, write_run
-from harness.types import PreferencePair
+from rmroute.harness.cli import main
+from rmroute.harness.core.errors import ResultsError, ScoreError
+from rmroute.harness.pipelines.pool import Pool, PoolConfig, check_abstention
+from rmroute.harness.results import CodeVersion, DataInfo, RouterInfo, RunRecord, confined, write_run
+from rmroute.harness.core.types import PreferencePair
 
 
 def record(**kw) -> RunRecord:
@@ -83,13 +83,13 @@ def test_pool_abstention_rates_count_nan_margins():
 
 def test_replay_fails_naming_the_rm_that_abstains_on_the_stream(monkeypatch):
     """The old failure: a broken RM abstained everywhere inside runs marked ok."""
-    import harness.pool
-    import harness.replay as replay
+    import rmroute.harness.pipelines.pool
+    import rmroute.harness.runners.replay as replay
 
     m = np.ones((10, 2))
     m[:, 1] = np.nan
-    monkeypatch.setattr(harness.pool, "load_pool_config", lambda path: None)
-    monkeypatch.setattr(harness.pool, "build_pool", lambda cfg, log=print: _pool(m))
+    monkeypatch.setattr(rmroute.harness.pipelines.pool, "load_pool_config", lambda path: None)
+    monkeypatch.setattr(rmroute.harness.pipelines.pool, "build_pool", lambda cfg, log=print: _pool(m))
     settings = replay.ReplaySettings(pool="pool.yaml")
     with pytest.raises(ScoreError, match=r"RM 'flaky' abstains on 100.0% of the test split \(every pair\)"):
         replay.build_data(None, settings)

@@ -20,12 +20,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError, RmrouteError
-from harness.plugins import create
-from harness.testing import check_reward_model
-from reward_models.heuristics import LengthRM, check_batch
-from reward_models.remote import RemoteRM, RemoteRMError, RemoteRMUnavailableError
-from reward_models.server import load_serve_config, make_server, parse_reward_request
+from rmroute.harness.core.errors import ConfigError, RmrouteError
+from rmroute.harness.core.plugins import create
+from rmroute.harness.core.testing import check_reward_model
+from rmroute.reward_models.heuristics import LengthRM, check_batch
+from rmroute.reward_models.remote import RemoteRM, RemoteRMError, RemoteRMUnavailableError
+from rmroute.harness.serve import load_serve_config, make_server, parse_reward_request
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = ["What is 2 + 3? ", "Name a prime.\n", "Übersetze 'cat': ", "", "p"]
@@ -150,7 +150,7 @@ def test_request_log_line_never_shows_the_token(caplog, monkeypatch):
         identity = rm.identity()
         with pytest.raises(RemoteRMError):
             RemoteRM(server.url, token="wrong-" + TOKEN, retries=0).score(["a"], ["b"])
-    lines = [r.getMessage() for r in caplog.records if r.name == "reward_models.server"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "rmroute.harness.serve"]
     assert any(re.search(r"POST /get_reward 200 n=3 [\d.]+ms", line) for line in lines), lines
     assert any("POST /get_reward 401" in line for line in lines), lines
     assert TOKEN not in caplog.text
@@ -445,7 +445,7 @@ def test_cli_serve_rm_in_a_subprocess(tmp_path):
     )
     env = {**__import__("os").environ, "RMROUTE_TEST_TOKEN": TOKEN}
     # the real command line: `rmroute serve-rm CONFIG --port 0`
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve-rm", str(cfg), "--port", "0"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "rmroute.harness.cli", "serve-rm", str(cfg), "--port", "0"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     captured: list[str] = []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plugins import get_registry
-from harness.replay import ColdStart, Drift, ReplayData, RouterSpec, Scenario, Split, replay_one, stream_order
-from harness.types import Selection
-from routers.base import BaseRouter
+from rmroute.harness.core.plugins import get_registry
+from rmroute.harness.runners.replay import ColdStart, Drift, ReplayData, RouterSpec, Scenario, Split, replay_one, stream_order
+from rmroute.harness.core.types import Selection
+from rmroute.routers.base import BaseRouter
 
 DOMAINS = ["math", "chat", "code"]
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-import harness.replay as replay
-from harness.cli import main
+import rmroute.harness.runners.replay as replay
+from rmroute.harness.cli import main
 from tests.test_replay import SYNTHETIC_PROVENANCE, make_split
 from tests.test_replay_runner import POOL
 

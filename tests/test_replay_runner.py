@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import harness.replay as replay
-from harness.cli import main
-from harness.plugins import build_registry, reset_registry
+import rmroute.harness.runners.replay as replay
+from rmroute.harness.cli import main
+from rmroute.harness.core.plugins import build_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS
 from tests.test_replay import SYNTHETIC_PROVENANCE, make_split
 

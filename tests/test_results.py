@@ -10,9 +10,9 @@ import warnings
 
 import pytest
 
-from harness import results as R
-from harness.errors import ResultsError
-from harness.leaderboard import build
+from rmroute.harness import results as R
+from rmroute.harness.core.errors import ResultsError
+from rmroute.harness.board.collect import build
 from tests.conftest import REPO
 
 
@@ -66,7 +66,7 @@ def test_process_killed_mid_write_leaves_no_target(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(REPO)!r})
-        from harness import results as R
+        from rmroute.harness import results as R
         R.os.fsync = lambda fd: os._exit(17)
         R.atomic_write_text(__import__('pathlib').Path({str(tmp_path / 'runs' / 'demo' / 'run.json')!r}), "x" * 10_000)
     """)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from harness.testing import check_reward_model
-from reward_models.heuristics import LengthRM, LexicalOverlapRM
-from reward_models.hf import HFLogLikRM, HFSeqClsRM, TruncationWarning
-from reward_models.verifier import MathVerifierRM, final_number
+from rmroute.harness.core.testing import check_reward_model
+from rmroute.reward_models.heuristics import LengthRM, LexicalOverlapRM
+from rmroute.reward_models.hf import HFLogLikRM, HFSeqClsRM, TruncationWarning
+from rmroute.reward_models.verifier import MathVerifierRM, final_number
 from tests.tiny_models import build_causal_lm, build_seqcls
 
 PROMPTS = ["what is two plus two ?", "why is the cat good", "explain the capital of france", "yes"]

@@ -1,4 +1,4 @@
-"""Reward-model training (reward_models.train) on tiny models built from config.
+"""Reward-model training (rmroute.harness.pipelines.rm_train) on tiny models built from config.
 
 The synthetic task is learnable only by looking at the END of a response: the gold response ends
 with the marker word "good", the rejected one with "bad", after random filler. Scores are checked
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import RmrouteError
-from harness.types import PreferencePair
-from reward_models.hf import HFSeqClsRM
-from reward_models.train import (
+from rmroute.harness.core.errors import RmrouteError
+from rmroute.harness.core.types import PreferencePair
+from rmroute.reward_models.hf import HFSeqClsRM
+from rmroute.harness.pipelines.rm_train import (
     TRAIN_RECORD,
     LengthBatchSampler,
     PairEncoder,

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.plugins import create
-from harness.routed_reward import RoutedReward, fallback_order, group_prompts, prompt_text
+from rmroute.harness.core.plugins import create
+from rmroute.harness.pipelines.routed_reward import RoutedReward, fallback_order, group_prompts, prompt_text
 
 torch.set_num_threads(1)
 
@@ -63,7 +63,7 @@ def grpo_run(tmp_path_factory):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from harness.policy import load_policy
+    from rmroute.harness.pipelines.policy import load_policy
 
     pol = load_policy({"model": "tiny"}, device="cpu")
     rms = [RecordingRM("rm-a"), RecordingRM("rm-b"), RecordingRM("rm-c")]
@@ -245,7 +245,7 @@ def test_fallback_order_follows_the_posterior_mean():
 
 # ---- score cache, stats, builders, bad input ----------------------------------------------------------
 def test_score_cache_scores_each_item_once(tmp_path):
-    from harness.score_cache import ScoreCache
+    from rmroute.harness.pipelines.score_cache import ScoreCache
 
     rm = RecordingRM("only")
     reward = RoutedReward(create("router", "single", n_arms=1, dim=1, seed=0), [rm], score_cache=ScoreCache(tmp_path))

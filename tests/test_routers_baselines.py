@@ -12,10 +12,10 @@ import statistics
 import numpy as np
 import pytest
 
-from harness.plugins import create, get_registry
-from harness.testing import check_router
-from harness.types import Selection
-from routers.baselines import OracleRouter
+from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.core.testing import check_router
+from rmroute.harness.core.types import Selection
+from rmroute.routers.baselines import OracleRouter
 
 K, D = 4, 3
 

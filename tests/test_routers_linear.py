@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import harness.plugins as plugins
-from harness.testing import check_router
-from routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRouter, BayesianRouter
-from routers.laser import LaserRouter
-from routers.linear import LinearGaussianArms
+import rmroute.harness.core.plugins as plugins
+from rmroute.harness.core.testing import check_router
+from rmroute.routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRouter, BayesianRouter
+from rmroute.routers.laser import LaserRouter
+from rmroute.routers.linear import LinearGaussianArms
 
 LINEAR = ["bayesian", "bayesian-offline", "bayesian-online", "bayesian-adaptive", "laser"]
 
@@ -459,7 +459,7 @@ def test_adaptive_probability_estimate_matches_gaussian_cdf():
 
 
 def test_adaptive_combine_rule():
-    from harness.types import Selection
+    from rmroute.harness.core.types import Selection
 
     router = BayesianAdaptiveRouter(3, 2)
     calls = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 0], [1, 1, 0]], dtype=bool)

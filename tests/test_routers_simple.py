@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.plugins import create
+from rmroute.harness.core.plugins import create
 
 
 def test_single_always_its_arm():

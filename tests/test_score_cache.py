@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from harness.cli import main
+from rmroute.harness.cli import main
 import pytest
 
-from harness.errors import ScoreError
-from harness.score_cache import CacheWarning, ScoreCache, score_key, score_pairs
-from harness.types import PreferencePair
+from rmroute.harness.core.errors import ScoreError
+from rmroute.harness.pipelines.score_cache import CacheWarning, ScoreCache, score_key, score_pairs
+from rmroute.harness.core.types import PreferencePair
 from tests.conftest import REPO
 
 
@@ -167,7 +167,7 @@ def test_resume_after_a_killed_run(tmp_path):
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         import numpy as np
-        from harness.score_cache import ScoreCache
+        from rmroute.harness.pipelines.score_cache import ScoreCache
         from tests.test_score_cache import CountingRM
 
         class Slow(CountingRM):

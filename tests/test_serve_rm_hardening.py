@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import pytest
 
-from reward_models import server as server_module
-from reward_models.heuristics import LengthRM
-from reward_models.server import (
+from rmroute.harness import serve as server_module
+from rmroute.reward_models.heuristics import LengthRM
+from rmroute.harness.serve import (
     DEFAULT_LISTEN_BACKLOG,
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_JSON_DEPTH,

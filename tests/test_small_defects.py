@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import RmrouteError
+from rmroute.harness.core.errors import RmrouteError
 
 # ---- checkpoints: what load_latest accepts ------------------------------------------------------
 SPRUNG: list[str] = []
@@ -50,7 +50,7 @@ class _FakeAdapterModel:
 @pytest.fixture
 def ckpt(tmp_path):
     """A checkpoint folder holding iteration 1, written by save_checkpoint."""
-    from harness.checkpoint import save_checkpoint
+    from rmroute.harness.runners.train.checkpoint import save_checkpoint
 
     SPRUNG.clear()
     root = tmp_path / "ckpt"
@@ -67,7 +67,7 @@ def _edit_pointer(root: Path, **changes) -> None:
 
 
 def test_a_good_checkpoint_loads(ckpt):
-    from harness.checkpoint import load_latest
+    from rmroute.harness.runners.train.checkpoint import load_latest
 
     ck = load_latest(ckpt)
     assert ck.iteration == 1 and ck.folder == ckpt / "iter-00001"
@@ -76,7 +76,7 @@ def test_a_good_checkpoint_loads(ckpt):
 
 def test_truncated_adapter_is_a_clear_error_naming_the_file(ckpt):
     """Before: safetensors' SafetensorError, naming no file, at restore time."""
-    from harness.checkpoint import load_adapter_weights, load_latest
+    from rmroute.harness.runners.train.checkpoint import load_adapter_weights, load_latest
 
     adapter = ckpt / "iter-00001" / "adapter" / "adapter_model.safetensors"
     adapter.write_bytes(adapter.read_bytes()[:100])
@@ -94,7 +94,7 @@ def test_truncated_adapter_is_a_clear_error_naming_the_file(ckpt):
 @pytest.mark.parametrize("folder", ["../evil", "ABSOLUTE", "iter-00001/../../evil", "iter-00002"])
 def test_pointer_must_name_this_iterations_folder(ckpt, folder):
     """Before: ``root / info["folder"]`` was unpickled wherever it pointed (here: a trap outside)."""
-    from harness.checkpoint import load_latest
+    from rmroute.harness.runners.train.checkpoint import load_latest
 
     evil = ckpt.parent / "evil"
     shutil.copytree(ckpt / "iter-00001", evil)
@@ -109,7 +109,7 @@ def test_pointer_must_name_this_iterations_folder(ckpt, folder):
 
 def test_symlinked_checkpoint_folder_is_refused(ckpt):
     """An identical copy outside the checkpoint folder, reached through a symlink: refused."""
-    from harness.checkpoint import load_latest
+    from rmroute.harness.runners.train.checkpoint import load_latest
 
     outside = ckpt.parent / "outside"
     shutil.move(str(ckpt / "iter-00001"), outside)
@@ -120,7 +120,7 @@ def test_symlinked_checkpoint_folder_is_refused(ckpt):
 
 def test_state_pkl_must_match_its_recorded_sha256(ckpt):
     """Before: any state.pkl in the folder was unpickled."""
-    from harness.checkpoint import load_latest
+    from rmroute.harness.runners.train.checkpoint import load_latest
 
     recorded = json.loads((ckpt / "latest.json").read_text())["sha256"]
     state = ckpt / "iter-00001" / "state.pkl"
@@ -134,7 +134,7 @@ def test_state_pkl_must_match_its_recorded_sha256(ckpt):
 
 def test_pointer_without_hashes_is_refused(ckpt):
     """A latest.json without sha256 (an older rmroute's, or edited) is not trusted."""
-    from harness.checkpoint import load_latest
+    from rmroute.harness.runners.train.checkpoint import load_latest
 
     (ckpt / "iter-00001" / "state.pkl").write_bytes(pickle.dumps(_Trap()))
     _edit_pointer(ckpt, sha256=None)
@@ -147,7 +147,7 @@ def test_pointer_without_hashes_is_refused(ckpt):
 def test_resume_from_a_truncated_adapter_fails_the_run_naming_the_file(tmp_path):
     """The issue's case: kill after iteration 1, truncate the adapter, --resume."""
     pytest.importorskip("trl")
-    from harness.train import StopRequested, run
+    from rmroute.harness.runners.train.runner import StopRequested, run
     from tests.test_train import _config, _quiet, _records
 
     cfg, path = _config(tmp_path, "trunc", routers=["random"], settings={"batch_prompts": 1, "samples_per_prompt": 2})
@@ -164,7 +164,7 @@ def test_an_iteration_whose_pairs_trl_drops_is_skipped(tmp_path):
     """max_length 8: every prompt fills it, so TRL drops every kept pair. Before: the run crashed
     with 'num_samples should be a positive integer value, but got num_samples=0'."""
     pytest.importorskip("trl")
-    from harness.train import run
+    from rmroute.harness.runners.train.runner import run
     from tests.test_train import _config, _records
 
     lines: list[str] = []
@@ -204,7 +204,7 @@ GOOD = {"prompt": "p", "response_a": "A", "response_b": "B", "label": "a"}
 ])
 def test_unknown_field_is_an_error_with_a_suggestion(tmp_path, row, key, hint):
     """Before: a typo such as 'lable' left the pair unlabelled, silently."""
-    from suites.sources import DataError, load_source
+    from rmroute.harness.assets import DataError, load_source
 
     path = _jsonl(tmp_path, [GOOD, row])
     with pytest.raises(DataError) as err:
@@ -215,7 +215,7 @@ def test_unknown_field_is_an_error_with_a_suggestion(tmp_path, row, key, hint):
 
 
 def test_unknown_field_in_a_json_file_names_the_record_index(tmp_path):
-    from suites.sources import DataError, load_source
+    from rmroute.harness.assets import DataError, load_source
 
     path = tmp_path / "d.json"
     path.write_text(json.dumps([GOOD, {**GOOD, "lable": "b"}]))
@@ -226,7 +226,7 @@ def test_unknown_field_in_a_json_file_names_the_record_index(tmp_path):
 @pytest.mark.parametrize("name, content", [("e.jsonl", ""), ("e.jsonl", "\n\n  \n"), ("e.json", "[]")])
 def test_empty_data_file_is_an_error(tmp_path, name, content):
     """Before: 0 pairs and exit 0."""
-    from suites.sources import DataError, load_source
+    from rmroute.harness.assets import DataError, load_source
 
     path = tmp_path / name
     path.write_text(content)
@@ -238,7 +238,7 @@ def test_empty_parquet_file_is_an_error(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from suites.sources import DataError, load_source
+    from rmroute.harness.assets import DataError, load_source
 
     path = tmp_path / "e.parquet"
     pq.write_table(pa.table({k: pa.array([], pa.string()) for k in ("prompt", "response_a", "response_b")}), path)
@@ -249,7 +249,7 @@ def test_empty_parquet_file_is_an_error(tmp_path):
 @pytest.mark.parametrize("label", [1.0, 0.0, True, False, "A", "B", "1", [1], {"a": 1}])
 def test_only_a_b_0_1_null_are_labels(tmp_path, label):
     """Before: 1.0 was taken as 'b' (1.0 == 1), 0.0 as 'a'."""
-    from suites.sources import DataError, load_source
+    from rmroute.harness.assets import DataError, load_source
 
     path = _jsonl(tmp_path, [{**GOOD, "label": label}])
     with pytest.raises(DataError, match=r"d\.jsonl:1: field 'label' must be 'a', 'b', 0, 1 or null"):
@@ -262,7 +262,7 @@ def test_every_layout_and_label_still_loads(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from suites.sources import load_source
+    from rmroute.harness.assets import load_source
 
     convo = "\n\nHuman: hi\n\nAssistant:"
     rows = [
@@ -286,7 +286,7 @@ def test_every_layout_and_label_still_loads(tmp_path):
 
 def test_hub_records_keep_their_extra_columns_ignored():
     """hf: datasets have columns of their own (not typos): the layout's fields are read, the rest ignored."""
-    from suites.sources import record_to_pair
+    from rmroute.harness.assets import record_to_pair
 
     pair = record_to_pair("hf:x:train[0]", {"prompt": "p", "chosen": "A", "rejected": "B", "score_chosen": 9.0},
                           default_id="x:train:0", strict=False)
@@ -297,8 +297,8 @@ def test_hub_records_keep_their_extra_columns_ignored():
 @pytest.mark.parametrize("reference", [math.nan, math.inf, -math.inf, True, [5], {"x": 5}, "no number here", "nan"])
 def test_verifier_abstains_on_an_unusable_reference(tmp_path, reference):
     """Before: reference NaN scored both responses 0.0 (a 0/0 verdict instead of an abstention)."""
-    from harness.score_cache import ScoreCache
-    from reward_models.verifier import MathVerifierRM
+    from rmroute.harness.pipelines.score_cache import ScoreCache
+    from rmroute.reward_models.verifier import MathVerifierRM
 
     rm = MathVerifierRM()
     rm.prepare([{"prompt": "p", "metadata": {"reference": reference}},
@@ -310,8 +310,8 @@ def test_verifier_abstains_on_an_unusable_reference(tmp_path, reference):
 
 def test_verifier_abstains_on_a_nan_reference_from_a_data_file(tmp_path):
     """The issue's case: ``"reference": NaN`` in a file: record (JSON allows NaN)."""
-    from reward_models.verifier import MathVerifierRM
-    from suites.sources import load_source
+    from rmroute.reward_models.verifier import MathVerifierRM
+    from rmroute.harness.assets import load_source
 
     path = _jsonl(tmp_path, ['{"prompt": "p", "response_a": "5", "response_b": "7", "reference": NaN}',
                              '{"prompt": "q", "response_a": "5", "response_b": "7", "reference": 5}'])

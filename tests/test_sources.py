@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from suites import sources
-from suites.sources import DataError, load_source, pypi_path
+from rmroute.harness import assets as sources
+from rmroute.harness.assets import DataError, load_source, pypi_path
 
 
 def jsonl(tmp_path, rows, name="d.jsonl"):

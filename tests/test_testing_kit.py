@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plugins import get_registry
-from harness.testing import (ConformanceError, check_entry, check_normalizer, check_reward_model,
+from rmroute.harness.core.plugins import get_registry
+from rmroute.harness.core.testing import (ConformanceError, check_entry, check_normalizer, check_reward_model,
                              check_router)
-from harness.types import Selection
-from reward_models.heuristics import LengthRM
-from routers.base import BaseRouter
-from routers.simple import RandomRouter
+from rmroute.harness.core.types import Selection
+from rmroute.reward_models.heuristics import LengthRM
+from rmroute.routers.base import BaseRouter
+from rmroute.routers.simple import RandomRouter
 
 
 def test_every_builtin_passes_its_conformance_check():

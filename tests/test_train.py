@@ -1,4 +1,4 @@
-"""The policy-training loop (harness.train): DPO maths against TRL, the loop on a tiny config,
+"""The policy-training loop (rmroute.harness.runners.train.runner): DPO maths against TRL, the loop on a tiny config,
 feedback to the router, resume equality, RM failures, NaN losses, router failures, the plan."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ BASE = {
 
 
 def _config(tmp: Path, name: str, **over):
-    from harness.config import load_config
+    from rmroute.harness.core.config import load_config
 
     data = json.loads(json.dumps(BASE))
     settings = over.pop("settings", {})
@@ -45,7 +45,7 @@ def _config(tmp: Path, name: str, **over):
 
 
 def _records(paths):
-    from harness.results import load_run
+    from rmroute.harness.results import load_run
 
     return {load_run(p).router.label: load_run(p) for p in paths}
 
@@ -56,7 +56,7 @@ def _quiet(msg: str) -> None:
 
 # ---- DPO maths -------------------------------------------------------------------------------
 def test_pair_loss_closed_form():
-    from harness.dpo import pair_loss_from_logps
+    from rmroute.harness.runners.train.dpo import pair_loss_from_logps
 
     pc, pr, rc, rr = np.array([-3.0, -10.0]), np.array([-5.0, -2.0]), np.array([-4.0, -9.0]), np.array([-4.5, -1.0])
     out = pair_loss_from_logps(pc, pr, rc, rr, beta=0.5)
@@ -70,9 +70,9 @@ def trainer_setup(tmp_path_factory):
     """A tiny policy wrapped by TRL's DPOTrainer (LoRA), with non-zero LoRA B so policy != reference."""
     import torch
 
-    from harness.policy import load_policy
-    from harness.train import TrainSettings
-    from harness.train_loop import make_trainer
+    from rmroute.harness.pipelines.policy import load_policy
+    from rmroute.harness.runners.train.runner import TrainSettings
+    from rmroute.harness.runners.train.loop import make_trainer
 
     s = TrainSettings.model_validate({**BASE["settings"], "learning_rate": 0.05})
     pol = load_policy(s.policy)
@@ -88,11 +88,11 @@ def trainer_setup(tmp_path_factory):
 
 
 def test_pair_losses_match_trl(trainer_setup):
-    """harness.dpo's per-pair losses equal TRL's DPO loss on the same pairs, one pair at a time."""
+    """rmroute.harness.runners.train.dpo's per-pair losses equal TRL's DPO loss on the same pairs, one pair at a time."""
     import torch
     from datasets import Dataset
 
-    from harness.dpo import dpo_pair_losses
+    from rmroute.harness.runners.train.dpo import dpo_pair_losses
 
     pol, tr, rows = trainer_setup
     mine = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], beta=tr.beta)
@@ -109,7 +109,7 @@ def test_pair_losses_match_trl(trainer_setup):
 def test_dpo_step_moves_lora_and_lowers_loss(trainer_setup):
     from datasets import Dataset
 
-    from harness.dpo import dpo_pair_losses
+    from rmroute.harness.runners.train.dpo import dpo_pair_losses
 
     pol, tr, rows = trainer_setup
     before_w = {n: p.detach().clone() for n, p in tr.model.named_parameters() if p.requires_grad}
@@ -126,7 +126,7 @@ def test_dpo_step_moves_lora_and_lowers_loss(trainer_setup):
 # ---- the loop ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def loop_runs(tmp_path_factory):
-    from harness.train import run
+    from rmroute.harness.runners.train.runner import run
 
     tmp = tmp_path_factory.mktemp("loop")
     cfg, path = _config(tmp, "loop", routers=[
@@ -168,7 +168,7 @@ def test_laser_per_batch_credits_one_rm_per_batch(loop_runs):
 
 def _spy_updates(monkeypatch) -> dict[str, list]:
     """Record every router.update(contexts, arms, feedback) call, per router name."""
-    import harness.train_loop as loop
+    import rmroute.harness.runners.train.loop as loop
 
     calls: dict[str, list] = {}
     real = loop.build_router
@@ -192,7 +192,7 @@ def _spy_updates(monkeypatch) -> dict[str, list]:
 def test_feedback_reaches_the_router(tmp_path, monkeypatch, chain):
     """The router gets one value per kept pair for its credited arm: the pair's DPO loss through the
     chain (identity: loss, or −loss for laser; batch-baseline: mean(loss) − loss)."""
-    from harness.train import run
+    from rmroute.harness.runners.train.runner import run
 
     calls = _spy_updates(monkeypatch)
     routers = ["bayesian-online"] + ([{"name": "laser", "params": {"mode": "per_item"}}] if chain == "identity" else [])
@@ -211,7 +211,7 @@ def test_feedback_reaches_the_router(tmp_path, monkeypatch, chain):
 
 
 def test_default_chain_is_batch_baseline_then_quantile(tmp_path, monkeypatch):
-    from harness.train import run
+    from rmroute.harness.runners.train.runner import run
 
     calls = _spy_updates(monkeypatch)
     cfg, path = _config(tmp_path, "chain", routers=["bayesian-online"],
@@ -224,8 +224,8 @@ def test_default_chain_is_batch_baseline_then_quantile(tmp_path, monkeypatch):
 
 # ---- reliability -----------------------------------------------------------------------------------
 def test_resume_after_a_stop_equals_an_uninterrupted_run(tmp_path):
-    from harness.errors import RmrouteError
-    from harness.train import StopRequested, run
+    from rmroute.harness.core.errors import RmrouteError
+    from rmroute.harness.runners.train.runner import StopRequested, run
 
     routers = ["bayesian-online", {"name": "laser", "params": {"mode": "per_item"}}]
     cfg, path = _config(tmp_path, "resume", routers=routers)
@@ -280,7 +280,7 @@ class _HashRM:
 
 
 class _TestRMs:
-    from harness.hookspecs import hookimpl
+    from rmroute.harness.core.hookspecs import hookimpl
 
     @hookimpl
     def register_reward_models(self, register):
@@ -290,7 +290,7 @@ class _TestRMs:
 
 @pytest.fixture
 def test_rms():
-    from harness.plugins import build_registry, reset_registry
+    from rmroute.harness.core.plugins import build_registry, reset_registry
 
     reset_registry(build_registry(extra_plugins=[("test-rms", _TestRMs())]))
     yield
@@ -298,7 +298,7 @@ def test_rms():
 
 
 def test_failing_rm_items_abstain_and_fall_back_to_the_next_arm(tmp_path, test_rms):
-    from harness.train import run
+    from rmroute.harness.runners.train.runner import run
 
     cfg, path = _config(tmp_path, "flaky", routers=[{"name": "single", "params": {"arm": "flaky"}}],
                         reward_models=["flaky-test", "length"])
@@ -314,8 +314,8 @@ def test_failing_rm_items_abstain_and_fall_back_to_the_next_arm(tmp_path, test_r
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, test_rms):
-    import harness.dpo as dpo
-    from harness.train import run
+    import rmroute.harness.runners.train.dpo as dpo
+    from rmroute.harness.runners.train.runner import run
 
     real = dpo.dpo_pair_losses
     n = {"calls": 0}
@@ -339,8 +339,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
 # ---- config and plan -------------------------------------------------------------------------------
 def test_bad_settings_name_the_key(tmp_path):
-    from harness.config import load_config
-    from harness.errors import ConfigError
+    from rmroute.harness.core.config import load_config
+    from rmroute.harness.core.errors import ConfigError
 
     data = json.loads(json.dumps(BASE))
     data["settings"]["samples_per_prompt"] = 1
@@ -353,8 +353,8 @@ def test_bad_settings_name_the_key(tmp_path):
 
 
 def test_plan_counts_parameters_and_memory(tmp_path):
-    from harness.policy import TinySpec, build_tiny
-    from harness.train import TrainSettings, plan
+    from rmroute.harness.pipelines.policy import TinySpec, build_tiny
+    from rmroute.harness.runners.train.runner import TrainSettings, plan
 
     cfg, path = _config(tmp_path, "plan")
     text = plan(cfg, path)
@@ -372,8 +372,8 @@ def test_plan_counts_parameters_and_memory(tmp_path):
 def test_ray_executor_gives_the_same_runs(tmp_path):
     """--executor ray: every (router entry, seed) as a Ray task (local Ray, 2 CPUs); identical run files."""
     pytest.importorskip("ray")
-    from harness.results import load_run
-    from harness.runners import run_config
+    from rmroute.harness.results import load_run
+    from rmroute.harness.runners import run_config
 
     cfg, path = _config(tmp_path, "ray", routers=["random", {"name": "single", "params": {"arm": "all"}}],
                         settings={"iterations": 1, "batch_prompts": 1})
@@ -392,8 +392,8 @@ def test_train_tiny_config_every_router(tmp_path):
     """configs/train-tiny.yaml itself, with the trained CPU pool and the offline bundle swapped for cheap
     RMs and hashed features (the pool takes minutes to train): every router entry trains and writes
     an ok run; the calls each pays match its kind."""
-    from harness.config import load_config
-    from harness.runners import run_config
+    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import run_config
     from tests.conftest import REPO
 
     data = yaml.safe_load((REPO / "configs" / "train-tiny.yaml").read_text())

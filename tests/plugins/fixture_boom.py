@@ -1,7 +1,7 @@
 """A fixture router that raises mid-stream, to check that a failing run is recorded and the rest go on."""
 
-from harness import hookimpl
-from routers.simple import RandomRouter
+from rmroute import hookimpl
+from rmroute.routers.simple import RandomRouter
 
 
 class Boom(RandomRouter):

@@ -1,7 +1,7 @@
 """A fixture plugin that claims a name the built-ins already use."""
 
-from harness import hookimpl
-from routers.simple import RandomRouter
+from rmroute import hookimpl
+from rmroute.routers.simple import RandomRouter
 
 
 @hookimpl

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 
-from harness import hookimpl
-from harness.types import SuiteResult
+from rmroute import hookimpl
+from rmroute.harness.core.types import SuiteResult
 
 PROMPTS = ["what?", "no", "why?!", "ok?"]
 

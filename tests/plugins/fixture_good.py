@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from harness import hookimpl
-from harness.types import Selection
-from routers.base import BaseRouter
+from rmroute import hookimpl
+from rmroute.harness.core.types import Selection
+from rmroute.routers.base import BaseRouter
 
 
 class FirstArm(BaseRouter):

@@ -1,7 +1,7 @@
 """A fixture plugin that registers one router and then raises: none of it may be kept."""
 
-from harness import hookimpl
-from routers.simple import RandomRouter
+from rmroute import hookimpl
+from rmroute.routers.simple import RandomRouter
 
 
 @hookimpl

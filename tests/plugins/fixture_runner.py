@@ -1,7 +1,7 @@
 """A fixture runner: writes one run file per seed, so the CLI's dispatch can be tested end to end."""
 
-from harness.config import config_sha256
-from harness.results import (DataInfo, RouterInfo, RunRecord, code_version, new_run_id, now_iso,
+from rmroute.harness.core.config import config_sha256
+from rmroute.harness.results import (DataInfo, RouterInfo, RunRecord, code_version, new_run_id, now_iso,
                              package_versions, reproduce_command, write_run)
 
 

@@ -1,7 +1,7 @@
 """A tiny benchmark suite for pool tests: lengths decide some domains, word overlap others."""
 
-from harness import hookimpl
-from harness.types import PreferencePair
+from rmroute import hookimpl
+from rmroute.harness.core.types import PreferencePair
 
 
 def _pairs(split: str, n: int) -> list[PreferencePair]:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.testing import check_router
+from rmroute import check_router
 from rmroute_example_router import EpsilonGreedyRouter
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import hookimpl
-from harness.types import Selection
-from routers.base import BaseRouter
+from rmroute import BaseRouter, Selection, hookimpl
 
 
 class EpsilonGreedyRouter(BaseRouter):

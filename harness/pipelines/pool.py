@@ -1,0 +1,196 @@
+"""The reward-model pool: train the learned RMs, score every benchmark pair once, report.
+
+`rmroute pool build CONFIG` (see configs/pool-cpu.yaml):
+
+    name: cpu-pool-v1
+    benchmark: {suite: rmroute-pairs-v1, seed: 0}
+    train:                       # RMs trained on the benchmark's rm-train split, by name
+      minilm-math: {domain_mix: {math: 1.0}, max_steps: 120}
+    reward_models:               # the pool, in arm order
+      - length
+      - {name: hf-seqcls, label: minilm-math, params: {model: "trained:minilm-math"}}
+
+`trained:<name>` resolves to the folder that training <name> produces, under
+$RMROUTE_CACHE/rms/, keyed by the training config and the rm-train data: a changed config trains a
+new RM (and, through the model's file hash, invalidates only its scores). Scores go through the
+score cache, so a second build scores nothing and a killed build resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from rmroute.harness.core.config import PluginRef, StrictModel, read_yaml_mapping, validate_model
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.types import PreferencePair
+
+SPLITS = ("rm-train", "offline", "online", "test")
+
+
+class BenchmarkRef(StrictModel):
+    suite: str = "rmroute-pairs-v1"
+    seed: int = 0
+
+
+class PoolConfig(StrictModel):
+    name: str
+    description: str = ""
+    benchmark: BenchmarkRef = Field(default_factory=BenchmarkRef)
+    train: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    reward_models: list[PluginRef] = Field(min_length=1)
+    score_splits: list[str] = Field(default_factory=lambda: ["offline", "online", "test"])
+
+
+def load_pool_config(path: str | Path) -> PoolConfig:
+    path, data, tree = read_yaml_mapping(path, "pool config")
+    cfg = validate_model(PoolConfig, path, data, tree)
+    for i, ref in enumerate(cfg.reward_models):
+        model = str(ref.params.get("model", ""))
+        if model.startswith("trained:") and model[len("trained:"):] not in cfg.train:
+            raise ConfigError(
+                f"{path}: reward_models[{i}].params.model: {model!r} names no entry of `train` "
+                f"(defined: {', '.join(sorted(cfg.train)) or 'none'})"
+            )
+    return cfg
+
+
+def rm_label(ref: PluginRef) -> str:
+    return ref.label or ref.name
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def pairs_sha(pairs: list[PreferencePair]) -> str:
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(json.dumps([p.id, p.domain, p.prompt, p.response_a, p.response_b, p.label], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class Pool:
+    """A built pool: the benchmark splits, the RM names and each split's (N, K) margins."""
+
+    config: PoolConfig
+    names: list[str]
+    splits: dict[str, list[PreferencePair]]
+    margins: dict[str, np.ndarray] = field(default_factory=dict)
+    costs: list[float] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    train_reports: dict[str, Any] = field(default_factory=dict)
+    score_reports: list[Any] = field(default_factory=list)
+
+    def gold(self, split: str) -> np.ndarray:
+        return np.array([p.gold_sign for p in self.splits[split]])
+
+    def domains(self, split: str) -> list[str]:
+        return [p.domain for p in self.splits[split]]
+
+    def kinds(self, split: str) -> list[str]:
+        return [f"{p.domain}/{p.metadata.get('kind', '-')}" for p in self.splits[split]]
+
+    def abstention_rates(self) -> dict[str, dict[str, float]]:
+        """Per RM and scored split: the share of pairs whose margin is NaN (either response abstained)."""
+        return {name: {s: float(np.isnan(m[:, k]).mean()) if m.shape[0] else 0.0 for s, m in self.margins.items()}
+                for k, name in enumerate(self.names)}
+
+
+def check_abstention(rates: dict[str, dict[str, float]], max_share: float | None = None,
+                     margin: float = 0.1, reference: str = "offline") -> list[str]:
+    """Problems (empty when none): an RM whose NaN share on a split exceeds ``max_share`` or, when that
+    is None, exceeds its share on the ``reference`` split + ``margin``, or covers every pair.
+
+    A per-item abstention is normal (a math verifier on a chat pair); an RM that abstains on far more
+    of the stream than of the offline split, or on everything, is broken, and its routers' numbers
+    would be wrong while looking right."""
+    problems = []
+    for name, by_split in rates.items():
+        ref = by_split.get(reference)
+        for split, rate in by_split.items():
+            if max_share is not None:
+                bad, why = rate > max_share, f"more than max_abstention {max_share:.2f}"
+            elif rate >= 1.0:
+                bad, why = True, "every pair"
+            else:
+                bad = ref is not None and rate > ref + margin
+                why = f"more than its {reference} share {ref:.1%} + margin {margin:.2f}" if ref is not None else ""
+            if bad:
+                problems.append(f"RM {name!r} abstains on {rate:.1%} of the {split} split ({why})")
+    return problems
+
+
+def trained_dir(cfg: PoolConfig, name: str, data_sha: str) -> Path:
+    from rmroute.harness.assets import cache_root
+
+    return cache_root() / "rms" / cfg.name / f"{name}-{_sha([cfg.train[name], data_sha])}"
+
+
+def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) -> dict[str, Any]:
+    """Train every `train` entry whose folder does not exist yet; returns {name: report or 'cached'}."""
+    from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
+
+    data_sha = pairs_sha(rm_train)
+    reports: dict[str, Any] = {}
+    for name, params in cfg.train.items():
+        out = trained_dir(cfg, name, data_sha)
+        train_cfg = RMTrainConfig(**{**params, "output_dir": str(out)})
+        cached = (out / "rmroute_train.json").is_file()
+        log(f"[pool] {name}: " + (f"trained RM cached at {out}" if cached else f"training -> {out}"))
+        reports[name] = train_reward_model(train_cfg, rm_train, reuse=True).to_dict()
+    return reports
+
+
+def build_rms(cfg: PoolConfig, rm_train: list[PreferencePair]) -> list[Any]:
+    from rmroute.harness.core.plugins import create
+
+    data_sha = pairs_sha(rm_train)
+    rms = []
+    for ref in cfg.reward_models:
+        params = dict(ref.params)
+        model = str(params.get("model", ""))
+        if model.startswith("trained:"):
+            params["model"] = str(trained_dir(cfg, model[len("trained:"):], data_sha))
+        rm = create("reward_model", ref.name, **params)
+        if ref.label:
+            rm.name = ref.label  # reports and the arm names use the label
+        rms.append(rm)
+    return rms
+
+
+def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bool = True, log=print) -> Pool:
+    from rmroute.harness.core.plugins import create
+    from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
+
+    t0 = time.perf_counter()
+    suite = create("suite", cfg.benchmark.suite, seed=cfg.benchmark.seed)
+    splits = suite.splits()
+    pool = Pool(config=cfg, names=[rm_label(r) for r in cfg.reward_models], splits=splits)
+    pool.timings["benchmark_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    pool.train_reports = train_missing(cfg, splits["rm-train"], log)
+    pool.timings["train_s"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    rms = build_rms(cfg, splits["rm-train"])
+    pool.costs = [float(getattr(rm, "cost", 1.0)) for rm in rms]
+    cache = ScoreCache(cache_dir)
+    for split in cfg.score_splits:
+        if split not in splits:
+            raise ConfigError(f"pool {cfg.name}: score_splits names {split!r}, which the benchmark lacks ({', '.join(splits)})")
+        a, b, reports = score_pairs(cache, rms, splits[split], show_progress=show_progress)
+        pool.margins[split] = a - b
+        pool.score_reports.extend(reports)
+    pool.timings["score_s"] = time.perf_counter() - t2
+    pool.timings["total_s"] = time.perf_counter() - t0
+    return pool

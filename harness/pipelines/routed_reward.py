@@ -1,0 +1,459 @@
+"""``RoutedReward``: a TRL ``reward_funcs`` callable that routes each prompt to one reward model.
+
+For users of TRL's ``GRPOTrainer`` or (experimental) ``OnlineDPOTrainer`` who want rmroute's
+routers inside their own scripts::
+
+    reward = RoutedReward.from_config(router="bayesian-online", reward_models=["length", "lexical-overlap"])
+    trainer = GRPOTrainer(model=..., reward_funcs=reward, callbacks=[reward.loss_callback()], ...)
+
+What TRL passes (TRL 1.16): ``reward_func(prompts=..., completions=..., completion_ids=..., **kw)``
+with one entry per completion. ``prompts[i]`` is a string (standard) or a list of
+``{"role", "content"}`` messages (conversational); ``completions[i]`` is a string or a list holding
+one assistant message. GRPO repeats each prompt ``num_generations`` times; online DPO passes
+``2 * prompts`` (each prompt twice, the two copies B apart). Extra dataset columns arrive as lists
+(one value per completion), plus ``trainer_state`` and, in GRPO, ``log_metric`` / ``log_extra``.
+
+One call (one step's generation batch):
+
+1. **Group** completions by identical prompt (first-appearance order): each group is one routed
+   item, so all of a prompt's completions go to one RM. (Groups are formed within one call on one
+   process; a group TRL splits across processes is routed by each process separately.)
+2. **Context** per group: ``featurizer.embed_pairs([prompt], [a], [b])`` with (a, b) the two
+   completions when the group has exactly two (online DPO's pair), else ``("", "")`` (the prompt
+   alone). Without a featurizer every group gets the constant context ``x = 1/sqrt(d)·1`` (d =
+   router dim, default 1): the router is then a non-contextual bandit. (A zero context would make
+   every linear router's scores 0 and its updates ``x xᵀ = 0`` no-ops, so it could never learn.)
+3. **Route**: ``router.select(contexts, items)`` (items carry ``domain`` when the dataset has such a
+   column). Only the RMs in ``selection.calls`` score the group; majority vote / ensembles call
+   every RM.
+4. **Reward** per completion:
+
+   * one RM called: its score (``RewardModel.score(prompt_texts, responses)``, through the score
+     cache when one is given). If it abstains (NaN, or raises) on any completion of the group, the
+     whole group is re-scored by the router's next-best arm that answers every completion (the
+     order comes from :func:`fallback_order`), and that arm is credited; if none does, the first
+     RM's finite scores are kept and the rest get 0.0. Each such fallback / zero is counted.
+   * several RMs called: ``router.combine(selection, margins)`` per completion, with
+     ``margins[j, k] = s_k(j) - mean_j' s_k(j')`` the completion's score minus the group mean of
+     RM k (NaN where RM k abstained or was not called). For two completions this is ±half the pair
+     margin, so votes and signs agree with the pair decision the router makes in replay. A
+     completion with no usable RM gets 0.0, counted.
+
+5. **Remember** each group's (context, credited arm) until :meth:`RoutedReward.feedback`.
+
+Feedback: ``feedback(values)`` takes one raw value per pending item (or a scalar for all of them),
+runs it through the normaliser chain (``rmroute.routers.normalize.build_chain``) with the pending arms,
+and calls ``router.update`` on the finite results; pending items are then cleared. Items from
+several calls (gradient accumulation) accumulate until the next feedback.
+:meth:`RoutedReward.loss_callback` gives a ``transformers.TrainerCallback`` that feeds back
+``-loss`` (LASeR) whenever the trainer logs a training loss (set ``logging_steps=1`` for every
+step).
+
+Observability: ``calls[k]`` = completions RM k scored (its cost), ``routed[k]`` = groups credited to
+RM k, :attr:`shares` = routed / total, ``abstained`` / ``fallbacks`` counters, ``last_step``
+(the last call's groups, arms and selection) and, under GRPO, ``routed_reward/share/<rm>`` metrics
+through TRL's ``log_metric``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from rmroute.harness.core.types import Selection
+
+
+# ---- TRL inputs -> texts ---------------------------------------------------------------------
+def _content_text(content: Any) -> str:
+    """A message's content as text (multimodal content lists keep their text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    raise ValueError(f"message content must be a string or a list of parts, got {type(content).__name__}")
+
+
+def prompt_text(prompt: Any, index: int = 0) -> str:
+    """The prompt as RMs and featurizers see it: the string itself; for messages, the user's text
+    (one user turn, system messages dropped) or ``Role: content`` lines for a multi-turn prompt."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and all(isinstance(m, Mapping) and "role" in m for m in prompt):
+        turns = [m for m in prompt if m["role"] != "system"]
+        if len(turns) == 1 and turns[0]["role"] == "user":
+            return _content_text(turns[0].get("content", ""))
+        return "\n".join(f"{str(m['role']).capitalize()}: {_content_text(m.get('content', ''))}" for m in turns)
+    raise ValueError(
+        f"prompts[{index}]: expected a string or a list of {{role, content}} messages, got {type(prompt).__name__}"
+    )
+
+
+def completion_text(completion: Any, index: int = 0) -> str:
+    """A completion as text: the string, or the concatenated content of its messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and all(isinstance(m, Mapping) for m in completion):
+        return "".join(_content_text(m.get("content", "")) for m in completion)
+    raise ValueError(
+        f"completions[{index}]: expected a string or a list of messages, got {type(completion).__name__}"
+    )
+
+
+def prompt_key(prompt: Any) -> str:
+    """Identity of a prompt for grouping (messages compared by their JSON form)."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, default=str)
+
+
+def group_prompts(prompts: Sequence[Any]) -> list[list[int]]:
+    """Indices of identical prompts, groups in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(prompt_key(p), []).append(i)
+    return list(groups.values())
+
+
+# ---- the router's fallback order -------------------------------------------------------------
+def arm_ranking(router: Any, contexts: np.ndarray) -> np.ndarray | None:
+    """(B, K) arms best-first by the router's exploit-only value: the posterior mean μ_kᵀx
+    (``predictive``) where the router has one, else ``ucb``; ties go to the lower index. None for
+    routers with neither (their fallback is the next index). Shared with the training loop."""
+    for attr in ("predictive", "ucb"):
+        fn = getattr(router, attr, None)
+        if callable(fn):
+            out = fn(contexts)
+            value = out[0] if isinstance(out, tuple) else out
+            return np.argsort(-np.asarray(value), axis=1, kind="stable")
+    return None
+
+
+def fallback_order(router: Any, context: np.ndarray, first: int) -> list[int]:
+    """Arms to try after ``first`` abstains on one context, best first (:func:`arm_ranking`; without a
+    ranking, the remaining arms in index order after ``first``, wrapping around)."""
+    K = int(router.n_arms)
+    ranked = arm_ranking(router, np.asarray(context, dtype=np.float64).reshape(1, -1))
+    order = ranked[0].tolist() if ranked is not None else [(first + j) % K for j in range(K)]
+    return [int(k) for k in order if int(k) != first]
+
+
+# ---- RoutedReward ------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """What one call routed: per group, its completion indices, context and credited arm."""
+
+    groups: list[list[int]]
+    contexts: np.ndarray
+    arms: np.ndarray  # credited arm per group (after any fallback)
+    selection: Selection  # the router's decision, before fallbacks
+    global_step: int | None = None
+    fallbacks: list[int] = field(default_factory=list)  # groups that fell back
+
+
+class RoutedReward:
+    """Route each prompt's completions to one RM; a TRL ``reward_funcs`` callable.
+
+    ``router``: a :class:`rmroute.harness.core.types.Router`; ``reward_models``: its K arms, in arm order;
+    ``featurizer``: optional (its ``dim`` must equal the router's); ``normalizers``: feedback
+    normaliser specs for :func:`rmroute.routers.normalize.build_chain` (names, ``{name, params}``) or
+    already-built normaliser callables; ``score_cache``: an optional
+    :class:`rmroute.harness.pipelines.score_cache.ScoreCache`; ``on_bad_feedback``: the chain's NaN/inf policy
+    (``error`` or ``skip``); ``history_size``: how many calls' :class:`Step` records to keep.
+    """
+
+    __name__ = "routed_reward"  # TRL names reward functions by ``__name__``
+
+    def __init__(
+        self,
+        router: Any,
+        reward_models: Sequence[Any],
+        featurizer: Any = None,
+        normalizers: Sequence[Any] = (),
+        score_cache: Any = None,
+        on_bad_feedback: str = "error",
+        history_size: int = 64,
+    ) -> None:
+        from rmroute.routers.normalize import NormalizerChain, build_chain
+
+        self.router = router
+        self.reward_models = list(reward_models)
+        K = len(self.reward_models)
+        if K == 0:
+            raise ValueError("RoutedReward: reward_models is empty")
+        if int(router.n_arms) != K:
+            raise ValueError(f"RoutedReward: the router has n_arms={router.n_arms} but {K} reward models were given")
+        for k, rm in enumerate(self.reward_models):
+            if not callable(getattr(rm, "score", None)):
+                raise ValueError(f"RoutedReward: reward_models[{k}] ({rm!r}) has no score(prompts, responses) method")
+        if featurizer is not None and int(featurizer.dim) != int(router.dim):
+            raise ValueError(
+                f"RoutedReward: featurizer dim {featurizer.dim} does not match the router's dim {router.dim}"
+            )
+        self.featurizer = featurizer
+        self.score_cache = score_cache
+        if all(callable(n) and not isinstance(n, (str, Mapping)) for n in normalizers):
+            self.chain = NormalizerChain(list(normalizers), on_bad_feedback=on_bad_feedback)
+        else:
+            self.chain = build_chain(list(normalizers), on_bad_feedback=on_bad_feedback)
+        self.names = [str(getattr(rm, "name", f"rm{k}")) for k, rm in enumerate(self.reward_models)]
+        self.calls = np.zeros(K, dtype=np.int64)
+        self.routed = np.zeros(K, dtype=np.int64)
+        self.abstained = 0  # completions that got 0.0 because no RM answered
+        self.fallbacks = 0  # groups re-scored by a fallback arm
+        self.errors: list[str] = []  # first few RM errors, for the log
+        if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
+            raise ValueError(f"RoutedReward: history_size must be an int >= 1, got {history_size!r}")
+        self.history_size = history_size
+        self.history: list[Step] = []  # the last history_size calls' routing, for inspection
+        self._pending_X: list[np.ndarray] = []
+        self._pending_arms: list[np.ndarray] = []
+
+    # ---- builders ----------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        router: str | Mapping[str, Any],
+        reward_models: Sequence[str | Mapping[str, Any]],
+        featurizer: str | Mapping[str, Any] | None = None,
+        normalizers: Sequence[Any] = (),
+        score_cache: Any = None,
+        seed: int = 0,
+        dim: int | None = None,
+        on_bad_feedback: str = "error",
+    ) -> "RoutedReward":
+        """Build every part by registered name (``rmroute.harness.core.plugins.create``). Each of ``router``,
+        ``reward_models[i]`` and ``featurizer`` is a name or ``{name, params}``. The router gets
+        ``n_arms`` = number of RMs, ``dim`` = the featurizer's (else ``dim``, default 1) and
+        ``seed``. ``score_cache``: None, a ScoreCache, True (the default cache folder) or a folder."""
+        from rmroute.harness.core.plugins import create
+
+        def ref(spec: Any, where: str) -> tuple[str, dict[str, Any]]:
+            if isinstance(spec, str):
+                return spec, {}
+            if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
+                unknown = set(spec) - {"name", "params", "label"}
+                if unknown:
+                    raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected name and optional params")
+                params = spec.get("params") or {}
+                if not isinstance(params, Mapping):
+                    raise ValueError(f"{where} ({spec['name']}): params must be a mapping, got {params!r}")
+                return spec["name"], dict(params)
+            raise ValueError(f"{where}: expected a name or {{name, params}}, got {spec!r}")
+
+        rms = []
+        for i, spec in enumerate(reward_models):
+            name, params = ref(spec, f"reward_models[{i}]")
+            rms.append(create("reward_model", name, **params))
+        feat = None
+        if featurizer is not None:
+            name, params = ref(featurizer, "featurizer")
+            feat = create("featurizer", name, **params)
+        rdim = int(feat.dim) if feat is not None else int(dim or 1)
+        if feat is not None and dim is not None and int(dim) != rdim:
+            raise ValueError(f"RoutedReward.from_config: dim={dim} but the featurizer's dim is {rdim}")
+        name, params = ref(router, "router")
+        r = create("router", name, n_arms=len(rms), dim=rdim, seed=seed, **params)
+        cache = score_cache
+        if cache is True or isinstance(cache, str) or hasattr(cache, "__fspath__"):
+            from rmroute.harness.pipelines.score_cache import ScoreCache
+
+            cache = ScoreCache(None if cache is True else cache)
+        return cls(r, rms, featurizer=feat, normalizers=normalizers, score_cache=cache, on_bad_feedback=on_bad_feedback)
+
+    # ---- the TRL reward function -------------------------------------------------------------
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"RoutedReward: {len(prompts)} prompts but {len(completions)} completions")
+        p_texts = [prompt_text(p, i) for i, p in enumerate(prompts)]
+        c_texts = [completion_text(c, i) for i, c in enumerate(completions)]
+        rewards = np.zeros(len(prompts))
+        if not prompts:
+            return []
+        groups = group_prompts(prompts)
+        X = self._contexts(groups, p_texts, c_texts)
+        selection = self.router.select(X, self._items(groups, kwargs))
+        calls = np.asarray(selection.calls, dtype=bool)
+        arms = np.asarray(selection.arms, dtype=np.int64).copy()
+        step = Step(groups=groups, contexts=X, arms=arms, selection=selection,
+                    global_step=getattr(kwargs.get("trainer_state"), "global_step", None))
+        for g, idx in enumerate(groups):
+            ps, cs = [p_texts[i] for i in idx], [c_texts[i] for i in idx]
+            if calls[g].sum() <= 1:
+                rewards[idx], arms[g] = self._single(g, int(arms[g]), X[g], ps, cs, step)
+            else:
+                rewards[idx] = self._combined(g, selection, calls[g], ps, cs)
+            self.routed[arms[g]] += 1
+        self.history = (self.history + [step])[-self.history_size:]
+        self._pending_X.append(X)
+        self._pending_arms.append(arms)
+        self._log(kwargs.get("log_metric"), arms)
+        return [float(r) for r in rewards]
+
+    # ---- feedback ----------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Routed items waiting for feedback."""
+        return int(sum(a.size for a in self._pending_arms))
+
+    def feedback(self, values: float | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Update the router from raw feedback for the pending items (a scalar: the same value for
+        all). Returns the normalised feedback (NaN where the chain skipped an item)."""
+        n = self.pending
+        if n == 0:
+            raise ValueError("RoutedReward.feedback: no routed items are pending (call the reward function first)")
+        raw = np.asarray(values, dtype=np.float64)
+        if raw.ndim == 0:
+            raw = np.full(n, float(raw))
+        if raw.shape != (n,):
+            raise ValueError(f"RoutedReward.feedback: expected a scalar or {n} values (one per pending item), got shape {raw.shape}")
+        X = np.concatenate(self._pending_X)
+        arms = np.concatenate(self._pending_arms)
+        fb = np.asarray(self.chain(raw, arms), dtype=np.float64)
+        keep = np.isfinite(fb)
+        if keep.any():
+            self.router.update(X[keep], arms[keep], fb[keep])
+        self._pending_X, self._pending_arms = [], []
+        return fb
+
+    def loss_callback(self, sign: float = -1.0) -> Any:
+        """A ``transformers.TrainerCallback`` feeding back ``sign * loss`` whenever the trainer logs
+        a training loss (LASeR: minus the loss)."""
+        return make_loss_callback(self, sign)
+
+    # ---- statistics --------------------------------------------------------------------------
+    @property
+    def shares(self) -> dict[str, float]:
+        """Share of routed groups credited to each RM."""
+        total = int(self.routed.sum())
+        return {n: (float(r) / total if total else 0.0) for n, r in zip(self.names, self.routed)}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "calls": dict(zip(self.names, self.calls.tolist())),
+            "routed": dict(zip(self.names, self.routed.tolist())),
+            "shares": self.shares,
+            "abstained": self.abstained,
+            "fallbacks": self.fallbacks,
+            "errors": list(self.errors),
+        }
+
+    @property
+    def last_step(self) -> Step | None:
+        """The routing of the latest call (``history[-1]``)."""
+        return self.history[-1] if self.history else None
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _contexts(self, groups: list[list[int]], p_texts: list[str], c_texts: list[str]) -> np.ndarray:
+        d = int(self.router.dim)
+        if self.featurizer is None:
+            return np.full((len(groups), d), 1.0 / math.sqrt(d))
+        ps = [p_texts[idx[0]] for idx in groups]
+        a = [c_texts[idx[0]] if len(idx) == 2 else "" for idx in groups]
+        b = [c_texts[idx[1]] if len(idx) == 2 else "" for idx in groups]
+        X = np.asarray(self.featurizer.embed_pairs(ps, a, b), dtype=np.float64)
+        if X.shape != (len(groups), d):
+            raise ValueError(f"RoutedReward: featurizer returned shape {X.shape}, expected ({len(groups)}, {d})")
+        return X
+
+    @staticmethod
+    def _items(groups: list[list[int]], kwargs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        domains = kwargs.get("domain")
+        n = sum(len(idx) for idx in groups)
+        if not isinstance(domains, (list, tuple)) or len(domains) != n:
+            return None
+        return [{"domain": domains[idx[0]]} for idx in groups]
+
+    def _score(self, k: int, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """RM k's scores (NaN = abstained); one failing item never loses the others' scores."""
+        self.calls[k] += len(prompts)
+        rm = self.reward_models[k]
+        if self.score_cache is not None:
+            values, report = self.score_cache.score(rm, prompts, responses)
+            self._note(report.errors)
+            return np.asarray(values, dtype=np.float64)
+        return self._score_direct(rm, prompts, responses)
+
+    def _score_direct(self, rm: Any, prompts: list[str], responses: list[str]) -> np.ndarray:
+        try:
+            values = np.asarray(rm.score(prompts, responses), dtype=np.float64)
+            if values.shape != (len(prompts),):
+                raise ValueError(f"{rm.name}: score returned shape {values.shape} for {len(prompts)} items")
+        except Exception as exc:  # noqa: BLE001 - isolate the failing items
+            if len(prompts) == 1:
+                self._note([f"{getattr(rm, 'name', rm)}: {type(exc).__name__}: {exc}"])
+                return np.array([np.nan])
+            return np.concatenate([self._score_direct(rm, [p], [r]) for p, r in zip(prompts, responses)])
+        return np.where(np.isfinite(values), values, np.nan)
+
+    def _note(self, errors: Sequence[str]) -> None:
+        for e in errors:
+            if len(self.errors) < 10:
+                self.errors.append(e)
+
+    def _single(self, g: int, arm: int, x: np.ndarray, ps: list[str], cs: list[str], step: Step) -> tuple[np.ndarray, int]:
+        """One RM scores the whole group; if it abstains anywhere, the next-best arm that answers
+        every completion re-scores the group. Returns (rewards, credited arm)."""
+        first = self._score(arm, ps, cs)
+        if np.isfinite(first).all():
+            return first, arm
+        for alt in fallback_order(self.router, x, arm):
+            values = self._score(alt, ps, cs)
+            if np.isfinite(values).all():
+                self.fallbacks += 1
+                step.fallbacks.append(g)
+                return values, alt
+        missing = ~np.isfinite(first)
+        self.abstained += int(missing.sum())
+        return np.where(missing, 0.0, first), arm
+
+    def _combined(self, g: int, selection: Selection, calls: np.ndarray, ps: list[str], cs: list[str]) -> np.ndarray:
+        """Every called RM scores the group; ``router.combine`` decides from group-centred margins."""
+        n, K = len(ps), calls.size
+        scores = np.full((n, K), np.nan)
+        for k in np.flatnonzero(calls):
+            scores[:, k] = self._score(int(k), ps, cs)
+        with np.errstate(all="ignore"):
+            centre = np.array([np.nanmean(scores[:, k]) if np.isfinite(scores[:, k]).any() else np.nan for k in range(K)])
+        margins = scores - centre
+        row = Selection(
+            arms=np.full(n, int(selection.arms[g]), dtype=np.int64),
+            calls=np.repeat(calls[None, :], n, axis=0),
+            info={key: np.repeat(np.asarray(v)[g:g + 1], n, axis=0) for key, v in selection.info.items()
+                  if np.ndim(v) >= 1 and len(v) == len(selection.arms)},
+        )
+        out = np.asarray(self.router.combine(row, margins), dtype=np.float64)
+        missing = ~np.isfinite(out)
+        self.abstained += int(missing.sum())
+        return np.where(missing, 0.0, out)
+
+    def _log(self, log_metric: Any, arms: np.ndarray) -> None:
+        if not callable(log_metric):
+            return
+        counts = np.bincount(arms, minlength=len(self.names))
+        for name, c in zip(self.names, counts):
+            log_metric(f"routed_reward/share/{name}", float(c) / max(1, arms.size))
+
+
+def make_loss_callback(routed: RoutedReward, sign: float = -1.0) -> Any:
+    """Build the TrainerCallback (transformers imported lazily)."""
+    from transformers import TrainerCallback
+
+    class RoutedLossFeedback(TrainerCallback):
+        """Feeds ``sign * logs["loss"]`` back to the RoutedReward's router on every training log."""
+
+        def __init__(self) -> None:
+            self.fed: list[float] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is None or routed.pending == 0:
+                return control
+            value = sign * float(loss)
+            routed.feedback(value)
+            self.fed.append(value)
+            return control
+
+    return RoutedLossFeedback()
+

@@ -1,0 +1,306 @@
+"""The ``evaluate`` runner: score policies (base models or trained checkpoints) on evaluation suites.
+
+A config (``kind: evaluate``) names the policies, the suites, the generator that samples from each
+policy and the judge the judge-based suites use::
+
+    settings:
+      policies:
+        - {label: base, policy: {model: tiny}}          # a PolicySpec (harness/pipelines/policy.py)
+        - {train_runs: results/runs/train-tiny}         # every ok train run there: its policy + adapter
+      suites: [{name: gsm8k, params: {limit: 50}}, {name: alpaca-eval, params: {limit: 50}}]
+      generator: {name: transformers, params: {temperature: 0.0, max_new_tokens: 256}}
+      judge: {name: rm-judge, params: {reward_model: length}}
+
+One run JSON per (policy, suite, seed) in ``results/runs/<suite>/``: ``metrics`` are the suite's
+headline numbers, ``extra`` holds the CIs, the suite's flags, the policy and the path of the
+per-sample log (kept next to the run JSON, in ``<run_id>.samples/``). A suite that fails is
+recorded as a failed run with its error; the other suites and policies still run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from rmroute.harness.core.config import Name, NamedRef, PluginRef, StrictModel
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.pipelines.policy import PolicySpec
+from rmroute.harness.results import slug
+
+
+class PolicyEntry(StrictModel):
+    """One policy to evaluate: a spec, one train run JSON, or a folder of train run JSONs."""
+
+    label: Name | None = Field(None, description="row name on the policy leaderboard (default: from the spec / train run)")
+    policy: PolicySpec | None = None
+    train_run: str | None = Field(None, description="a train run JSON: its policy spec with its final adapter")
+    train_runs: str | None = Field(None, description="a folder of train run JSONs: each ok run is a policy")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "PolicyEntry":
+        given = [k for k in ("policy", "train_run", "train_runs") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of policy, train_run, train_runs (got {', '.join(given) or 'none'})")
+        return self
+
+
+class EvaluateSettings(StrictModel):
+    policies: list[PolicyEntry] = Field(min_length=1)
+    suites: list[NamedRef] = Field(min_length=1)
+    generator: PluginRef = Field(default_factory=lambda: PluginRef(
+        name="transformers", params={"temperature": 0.0, "max_new_tokens": 256}))
+    judge: PluginRef | None = None
+    device: str | None = Field(None, description="where every policy runs (auto, cpu, cuda:N); default: each policy's own `device`")
+
+
+SETTINGS = EvaluateSettings
+
+
+@dataclass
+class PolicyPlan:
+    """A resolved policy: what to load, how to label it, and where it came from."""
+
+    label: str
+    spec: PolicySpec
+    router: str = "base"
+    reward_models: tuple[str, ...] = ()
+    train_run: str | None = None
+
+
+def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
+    """The policy a train run produced: its base spec with the run's final LoRA adapter on top."""
+    from rmroute.harness.results import load_run
+
+    run = load_run(path)
+    if run.kind != "train":
+        raise ConfigError(f"{path}: a {run.kind!r} run, not a train run")
+    if run.status != "ok":
+        raise ConfigError(f"{path}: the train run failed ({run.error}); nothing to evaluate")
+    # extra.adapter: relative to the run JSON's folder; extra.checkpoint: where training wrote it
+    spec_data, adapter = run.extra.get("policy"), run.extra.get("adapter") or run.extra.get("checkpoint")
+    if not isinstance(spec_data, dict) or not adapter:
+        raise ConfigError(f"{path}: extra.policy and extra.adapter are missing (not written by `rmroute run` kind train?)")
+    adapter_path = Path(adapter)
+    if not adapter_path.is_absolute():
+        adapter_path = (path.parent / adapter_path).resolve()
+    spec = PolicySpec.model_validate({**spec_data, "adapter": str(adapter_path)})
+    router_label = run.router.label or run.router.name
+    return PolicyPlan(label=label or f"{router_label}@seed{run.seed}", spec=spec, router=router_label,
+                      reward_models=tuple(run.reward_models), train_run=str(path))
+
+
+def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[PolicyPlan]:
+    """Expand the config's policy entries; relative paths are relative to the working directory."""
+    plans: list[PolicyPlan] = []
+    for i, entry in enumerate(settings.policies):
+        if entry.policy is not None:
+            plans.append(PolicyPlan(label=entry.label or slug(Path(entry.policy.model).name or entry.policy.model),
+                                    spec=entry.policy))
+        elif entry.train_run is not None:
+            plans.append(policy_from_train_run(Path(entry.train_run), entry.label))
+        else:
+            folder = Path(entry.train_runs)
+            files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+            found = []
+            for f in files:
+                try:
+                    found.append(policy_from_train_run(f))
+                except ConfigError:
+                    continue  # failed or foreign runs are not policies
+            if not found:
+                raise ConfigError(f"{config_path}: settings.policies[{i}].train_runs: no ok train run in {folder}")
+            plans.extend(found)
+    labels = [p.label for p in plans]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"{config_path}: settings.policies: duplicate labels {dupes}; give each a distinct label")
+    return plans
+
+
+def run_id(policy_label: str, suite: str, seed: int, config_sha: str) -> str:
+    return f"{slug(suite)}--{slug(policy_label)}--seed{seed}--{config_sha[:10]}"
+
+
+def check_config(cfg, path, tree) -> None:
+    """What `rmroute validate` checks of an evaluate config beyond its models (one ConfigError listing
+    every problem): the suites are registered evaluation suites, the generator and judge are
+    registered, all with params that fit; the policies resolve (train runs exist and are ok); suite
+    keys and policy labels each give their own file names; every run id fits in a file name."""
+    from rmroute.harness.core.config import Problems, check_plugin, check_run_ids, slug_clashes
+    from rmroute.harness.core.plugins import get_registry
+
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    problems = Problems(path, tree)
+    registry = get_registry()
+    check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
+                 frozenset({"model", "tokenizer"}))
+    if settings.judge:
+        check_plugin(problems, ("settings", "judge"), "judge", settings.judge.name, settings.judge.params)
+    for i, ref in enumerate(settings.suites):
+        loc = ("settings", "suites", i)
+        entry = check_plugin(problems, loc, "suite", ref.name, ref.params)
+        if entry is not None and entry.metadata.get("kind") != "eval":
+            evals = [n for n in registry.names("suite") if registry.get("suite", n).metadata.get("kind") == "eval"]
+            problems.add(loc + ("name",), f"{ref.name!r} is not an evaluation suite (eval suites: {', '.join(evals)})")
+    keys = [ref.label or ref.name for ref in settings.suites]
+    for first, a, i, b in slug_clashes(list(enumerate(keys))):
+        problems.add(("settings", "suites", i), f"{b!r} gives the same file names as settings.suites[{first}] ({a!r}); "
+                                                "give each entry a distinct `label`")
+    try:
+        plans = resolve_policies(settings, Path(path))
+    except ConfigError as exc:
+        problems.add(("settings", "policies"), str(exc).removeprefix(f"{path}: "))
+        plans = []
+    for _, a, _, b in slug_clashes([(None, p.label) for p in plans]):
+        problems.add(("settings", "policies"), f"the policies {a!r} and {b!r} give the same file names; give them "
+                                               "distinct labels")
+    check_run_ids(problems, [(("settings", "policies"), run_id(p.label, key, max(cfg.seeds), "0" * 64))
+                             for p in plans for key in keys])
+    problems.raise_if_any()
+
+
+def suite_sha(ref: PluginRef) -> str:
+    return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def plan(cfg, config_path) -> str:
+    """What `rmroute run --dry-run` prints for an evaluate config (nothing is loaded)."""
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    plans = resolve_policies(settings, Path(config_path))
+    lines = [f"evaluate {config_path}: {len(plans)} polic(ies) × {len(settings.suites)} suite(s) × "
+             f"{len(cfg.seeds)} seed(s) = {len(plans) * len(settings.suites) * len(cfg.seeds)} runs"]
+    for p in plans:
+        lines.append(f"  policy {p.label}: model {p.spec.model}" + (f" + adapter {p.spec.adapter}" if p.spec.adapter else ""))
+    for s in settings.suites:
+        lines.append(f"  suite {s.name} {s.params or ''}")
+    lines.append(f"  generator {settings.generator.name} {settings.generator.params}")
+    lines.append(f"  judge {settings.judge.name if settings.judge else '(none)'}")
+    return "\n".join(lines)
+
+
+def _flags(ref: PluginRef, result: Any) -> dict[str, Any]:
+    """The suite's flags, plus ``limit`` whenever the config evaluates a subset (shown on the board)."""
+    flags = dict(result.flags) if result is not None else {}
+    if ref.params.get("limit") is not None:
+        flags.setdefault("limit", ref.params["limit"])
+    return flags
+
+
+def _stats(judge: Any) -> dict[str, Any]:
+    return dict(getattr(judge, "stats", None) or {})
+
+
+def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What one suite cost the (shared) judge: numeric counters as differences, the rest as is."""
+    out = {}
+    for key, value in after.items():
+        old = before.get(key, 0)
+        out[key] = value - old if isinstance(value, (int, float)) and isinstance(old, (int, float)) else value
+    return out
+
+
+def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list[Path]:
+    """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
+    (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rmroute.harness.core.config import config_sha256
+    from rmroute.harness.core.plugins import create, get_registry
+    from rmroute.harness.determinism import describe
+    from rmroute.harness.pipelines.policy import load_policy
+    from rmroute.harness.results import (KEY_PACKAGES, DataInfo, RouterInfo, RunRecord, code_version, finished_ok,
+                                 now_iso, package_versions, write_run, confined)
+
+    config_path, out_dir = Path(config_path), Path(out_dir)
+    settings = EvaluateSettings.model_validate(cfg.settings)
+    registry = get_registry()
+    for i, ref in enumerate(settings.suites):
+        entry = registry.get("suite", ref.name)
+        if entry.metadata.get("kind") != "eval":
+            raise ConfigError(f"{config_path}: settings.suites[{i}]: {ref.name!r} is not an evaluation suite "
+                              f"(eval suites: {', '.join(n for n in registry.names('suite') if registry.get('suite', n).metadata.get('kind') == 'eval')})")
+    keys = [ref.label or ref.name for ref in settings.suites]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
+    plans = resolve_policies(settings, config_path)
+    sha = config_sha256(cfg)
+    code, packages = code_version(), package_versions(KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
+    suites = [(key, ref, create("suite", ref.name, **ref.params)) for key, ref in zip(keys, settings.suites)]
+    written: list[Path] = []
+    todo = []
+    for p in plans:  # policy-major: each policy is loaded once
+        for seed in cfg.seeds:
+            for key, ref, suite in suites:
+                if only and (p.label, key, seed) != (only["label"], only["scenario"], only["seed"]):
+                    continue
+                rid = run_id(p.label, key, seed, sha)
+                path = out_dir / "runs" / cfg.suite / f"{rid}.json"
+                if resume and finished_ok(path):
+                    written.append(path)
+                    continue
+                todo.append((seed, p, key, ref, suite, rid))
+    loaded: dict[str, tuple[Any, Any]] = {}
+    judge = None  # built on first need, shared by every suite and policy
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("evaluate", total=len(todo))
+        for seed, p, key, ref, suite, rid in todo:
+            progress.update(task, description=f"evaluate {p.label} on {key} (seed {seed})")
+            samples_dir = confined(out_dir, out_dir / "runs" / cfg.suite / f"{rid}.samples")
+            t0 = time.perf_counter()
+            status, error, result, before = "ok", None, None, {}
+            try:
+                if p.label not in loaded:
+                    loaded.clear()  # one policy in memory at a time
+                    policy = load_policy(p.spec, device=settings.device)
+                    gen = create("generator", settings.generator.name, model=policy.model,
+                                 tokenizer=policy.tokenizer, **settings.generator.params)
+                    loaded[p.label] = (policy, gen)
+                policy, gen = loaded[p.label]
+                if suite.needs_judge and settings.judge is None:
+                    raise ConfigError(f"{config_path}: suite {ref.name!r} needs a judge: set settings.judge")
+                if suite.needs_judge and judge is None:
+                    judge = create("judge", settings.judge.name, **settings.judge.params)
+                samples_dir.mkdir(parents=True, exist_ok=True)
+                before = _stats(judge)
+                result = suite.evaluate(policy, gen, judge if suite.needs_judge else None, samples_dir,
+                                        np.random.default_rng(seed))
+            except Exception as exc:  # noqa: BLE001 - one suite's failure must not lose the others
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            wall = time.perf_counter() - t0
+            samples = None
+            if result is not None and result.samples:
+                try:
+                    samples = Path(result.samples).resolve().relative_to((out_dir / "runs" / cfg.suite).resolve()).as_posix()
+                except ValueError:
+                    samples = str(result.samples)
+            judge_obj = judge if suite.needs_judge else None
+            record = RunRecord(
+                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=key, status=status, error=error,
+                router=RouterInfo(name=p.router, params={}, label=p.label),
+                reward_models=list(p.reward_models),
+                data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
+                seed=seed, metrics=dict(result.metrics) if result else {}, wall_s=wall,
+                config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
+                command=f"rmroute run {config_path}", created=now_iso(),
+                extra={
+                    "eval_suite": key, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
+                    "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
+                    "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
+                    "flags": _flags(ref, result), "samples": samples,
+                    "judge": getattr(judge_obj, "name", None),
+                    "judge_stats": _stats_delta(before, _stats(judge_obj)) if judge_obj is not None else {},
+                    "generator": settings.generator.model_dump(mode="json"),
+                    "compute": describe(),
+                },
+            )
+            written.append(write_run(record, out_dir))
+            progress.advance(task)
+    return written

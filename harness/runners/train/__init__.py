@@ -1,0 +1,1 @@
+"""The train runner: policy training under a router (settings, plan, loop, runner)."""
