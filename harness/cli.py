@@ -115,13 +115,13 @@ def run(
 
 def _fail_on_failed_runs(paths: list[Path]) -> None:
     """Exit non-zero, naming them, when any of the runs just written has status failed."""
-    from rmroute.harness.board.collect import _first_line
+    from rmroute.harness.board.model import first_line
     from rmroute.harness.results import load_run
 
     failed = [(p, r.error) for p in paths for r in [load_run(p)] if r.status == "failed"]
     if failed:
         for p, error in failed:
-            err_console.print(f"failed: {p.name}: {_first_line(error)}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(f"failed: {p.name}: {first_line(error)}", markup=False, highlight=False, soft_wrap=True)
         raise RmrouteError(f"{len(failed)} of {len(paths)} run(s) failed (listed above; their run files say why)")
 
 
@@ -254,7 +254,8 @@ def serve_rm(
 @app.command()
 def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
     """Rebuild the leaderboard (Markdown, HTML, plots) from the run JSON files."""
-    from rmroute.harness.board.collect import build, print_top
+    from rmroute.harness.board.build import build
+    from rmroute.harness.board.terminal import print_top
 
     if not (Path(root) / "runs").is_dir():
         raise RmrouteError(f"{root}: no runs/ folder here; give the results root that `rmroute run --out` wrote")

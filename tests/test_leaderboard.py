@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmroute.harness.board import collect as L
 from rmroute.harness import results as R
 from rmroute.harness.cli import main
+from rmroute.harness.board.build import build
+from rmroute.harness.board.model import md_code
 from rmroute.harness.board.plots import choice_share, mean_curve, pareto_front
+from rmroute.harness.board.stats import Stat, bootstrap_mean_ci, paired_test
 
 N_ITEMS, N_ORACLE = 500, 400  # test items; the first N_ORACLE of them are the ones some RM gets right
 C_SHA, D_SHA = "c" * 64, "d" * 64
@@ -104,14 +106,14 @@ def demo(tmp_path_factory):
     """Built once for the read-only tests (the CLI test rebuilds the same files)."""
     root = tmp_path_factory.mktemp("results")
     paths = write_demo(root)
-    result = L.build(root)
+    result = build(root)
     return root, paths, result
 
 
 @pytest.fixture
 def fresh_demo(tmp_path):
     paths = write_demo(tmp_path)
-    return tmp_path, paths, L.build(tmp_path)
+    return tmp_path, paths, build(tmp_path)
 
 
 def section(text: str, start: str, end: str | None = None) -> str:
@@ -135,23 +137,23 @@ def row_of(text: str, label: str) -> list[str]:
 
 
 def test_stat_mean_std_and_three_seed_ci_by_hand():
-    st = L.Stat.of([0.70, 0.80, 0.75])
+    st = Stat.of([0.70, 0.80, 0.75])
     assert st.mean == pytest.approx(0.75) and st.std == pytest.approx(0.05) and st.n == 3
     # 27 equally likely resamples; P(all three = the minimum) = 1/27 > 2.5%: the interval is [min, max]
     assert (st.lo, st.hi) == pytest.approx((0.70, 0.80))
     assert st.fmt() == "0.75 ± 0.05" and st.fmt_ci() == "[0.7, 0.8]"
-    one = L.Stat.of([0.4, None, float("nan")])
+    one = Stat.of([0.4, None, float("nan")])
     assert one.n == 1 and one.fmt() == "0.4" and one.fmt_ci() == "–"
-    assert L.Stat.of([]).fmt() == "–"
+    assert Stat.of([]).fmt() == "–"
 
 
 def test_exact_bootstrap_ci_binomial_hand_computation():
     # values 0.6 ×4 and 0.8: the resampled mean is 0.6 + 0.2·k/5 with k ~ Binomial(5, 1/5).
     # P(k=0) = 0.32768 ≥ 0.025 -> lo = 0.6; P(k≤2) = 0.94208 < 0.975 ≤ P(k≤3) = 0.99328 -> hi = 0.6 + 0.2·3/5
-    lo, hi = L.bootstrap_mean_ci([0.6, 0.6, 0.6, 0.6, 0.8])
+    lo, hi = bootstrap_mean_ci([0.6, 0.6, 0.6, 0.6, 0.8])
     assert lo == pytest.approx(0.6) and hi == pytest.approx(0.72)
     # two values a, b: resampled means a, (a+b)/2, (a+b)/2, b each with 1/4 -> [a, b]
-    assert L.bootstrap_mean_ci([0.5, 0.6]) == pytest.approx((0.5, 0.6))
+    assert bootstrap_mean_ci([0.5, 0.6]) == pytest.approx((0.5, 0.6))
 
 
 def test_exact_bootstrap_matches_brute_force_enumeration():
@@ -160,19 +162,19 @@ def test_exact_bootstrap_matches_brute_force_enumeration():
     n = len(means)  # 3125 equally likely resamples
     lo = means[int(np.ceil(0.025 * n)) - 1]  # smallest mean with cumulative share >= 2.5%
     hi = means[int(np.ceil(0.975 * n)) - 1]
-    assert L.bootstrap_mean_ci(x) == pytest.approx((lo, hi))
+    assert bootstrap_mean_ci(x) == pytest.approx((lo, hi))
 
 
 def test_monte_carlo_bootstrap_beyond_eight_seeds():
     # nine 0s and one 1: mean = k/10, k ~ Binomial(10, 0.1): P(k=0)=0.349 -> lo=0; P(k≤2)=0.930,
     # P(k≤3)=0.987 -> hi=0.3 (far from the 2.5%/97.5% edges, so 20,000 resamples find them)
-    lo, hi = L.bootstrap_mean_ci([0.0] * 9 + [1.0])
+    lo, hi = bootstrap_mean_ci([0.0] * 9 + [1.0])
     assert lo == pytest.approx(0.0) and hi == pytest.approx(0.3)
 
 
 def test_paired_identical_outcomes_give_zero_and_p_one():
     a = ["1100101", "0110011", "1111000"]
-    p = L.paired_test(a, list(a))
+    p = paired_test(a, list(a))
     assert (p.diff, p.lo, p.hi, p.p) == (0.0, 0.0, 0.0, 1.0)
     assert (p.n_seeds, p.n_items) == (3, 7)
 
@@ -180,30 +182,30 @@ def test_paired_identical_outcomes_give_zero_and_p_one():
 def test_paired_dominance_gives_large_difference_and_small_p():
     a = ["1" * 20] * 3
     b = ["1" * 10 + "0" * 10] * 3  # a right on every item b gets wrong
-    p = L.paired_test(a, b)
+    p = paired_test(a, b)
     assert p.diff == pytest.approx(0.5)
     assert 0.2 < p.lo <= 0.5 <= p.hi < 0.8
     assert p.p < 0.001
-    rev = L.paired_test(b, a)
+    rev = paired_test(b, a)
     assert rev.diff == pytest.approx(-0.5) and rev.p == pytest.approx(p.p)
 
 
 def test_paired_difference_is_mean_of_per_seed_differences():
     a = ["1110000000", "1111100000"]  # accuracies 0.3, 0.5
     b = ["1000000000", "1000000000"]  # 0.1, 0.1
-    assert L.paired_test(a, b).diff == pytest.approx(((0.3 - 0.1) + (0.5 - 0.1)) / 2)
+    assert paired_test(a, b).diff == pytest.approx(((0.3 - 0.1) + (0.5 - 0.1)) / 2)
     # swapped wins of equal count: symmetric bootstrap, no evidence
-    p = L.paired_test(["1111100000"], ["0000011111"])
+    p = paired_test(["1111100000"], ["0000011111"])
     assert p.diff == 0.0 and p.lo < 0 < p.hi and p.p > 0.5
 
 
 def test_paired_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="same seeds"):
-        L.paired_test(["10"], ["10", "01"])
+        paired_test(["10"], ["10", "01"])
     with pytest.raises(ValueError, match="test items"):
-        L.paired_test(["10"], ["101"])
+        paired_test(["10"], ["101"])
     with pytest.raises(ValueError, match="only '0' and '1'"):
-        L.paired_test(["1x"], ["10"])
+        paired_test(["1x"], ["10"])
 
 
 def test_pareto_front_mean_curve_and_choice_share_by_hand():
@@ -343,7 +345,7 @@ def test_plots_are_valid_pngs(fresh_demo):
         assert w >= 300 and h >= 200 and p.stat().st_size > 5000
     # the plots folder is rebuilt: a stale PNG goes
     (plots / "stale.png").write_bytes(PNG_SIGNATURE)
-    L.build(root)
+    build(root)
     assert not (plots / "stale.png").exists()
     assert "![acc-vs-calls](plots/demo-cccccccccccc-iid-acc-vs-calls.png)" in result.path.read_text()
 
@@ -387,7 +389,7 @@ def test_top_table_and_cli_prints_it(demo, capsys):
 
 
 def test_empty_results(tmp_path):
-    path, n_runs, n_skipped = result = L.build(tmp_path)
+    path, n_runs, n_skipped = result = build(tmp_path)
     assert (n_runs, n_skipped) == (0, 0) and "No runs yet." in path.read_text()
     assert result.top is None and result.plots == [] and result.html.is_file()
 
@@ -398,7 +400,7 @@ def test_missing_numbers_show_a_dash_and_sort_last(tmp_path):
         rec = replay_record("mean-ensemble", seed)
         rec.metrics["stream_mean_reward"] = float("nan")  # stored as null
         R.write_run(rec, tmp_path)
-    result = L.build(tmp_path)
+    result = build(tmp_path)
     text = result.path.read_text()
     cols = [unescape(c.strip()) for c in next(x for x in text.splitlines() if x.startswith("| router")).split("|")[1:-1]]
     bay = dict(zip(cols, row_of(text, "bayesian")))
@@ -485,7 +487,7 @@ def crafted(tmp_path_factory):
     write_crafted(root)
     (root / "runs" / "crafted" / (CRAFTED[1] + ".json")).write_text("{")  # a skipped file with a crafted name
     with pytest.warns(R.ResultsWarning):
-        result = L.build(root)
+        result = build(root)
     return root, result
 
 
@@ -577,10 +579,10 @@ def test_md_code_keeps_backticks_and_pipes_inside_one_span():
 
     parser = MarkdownIt("commonmark").enable("table")
     for text in ["plain", "a`b", "``x``", "`", " lead", "a|b", "a\\|b", "a\\\\|b", ""]:
-        span = L.md_code(text, in_table=False)
+        span = md_code(text, in_table=False)
         (para,) = [t for t in parser.parse(span) if t.type == "inline"]
         assert [c.type for c in para.children] == ["code_inline"] and para.children[0].content == (text or " "), text
-        row = parser.parse(f"| h | i |\n|---|---|\n| {L.md_code(text)} | z |\n")
+        row = parser.parse(f"| h | i |\n|---|---|\n| {md_code(text)} | z |\n")
         cells = [t for t in row if t.type == "inline"][2:]
         assert [c.children[0].content for c in cells][1] == "z", text  # the pipe did not split the cell
         shown = cells[0].children[0].content

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rmroute.harness.board import collect as L
+from rmroute.harness.board.build import build
 from tests.test_leaderboard import write_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,7 @@ def browser(tmp_path, monkeypatch):
 def page(tmp_path):
     root = tmp_path / "results"
     write_demo(root)
-    result = L.build(root)
+    result = build(root)
     return result
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from rmroute.harness import results as R
 from rmroute.harness.core.errors import ResultsError
-from rmroute.harness.board.collect import build
+from rmroute.harness.board.build import build
 from tests.conftest import REPO
 
 

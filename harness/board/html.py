@@ -9,13 +9,11 @@ is copied.
 
 from __future__ import annotations
 
-import math
 from html import escape
 from urllib.parse import quote
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from rmroute.harness.board.collect import Board, Table
+from rmroute.harness.board.model import Board, Table, first_line, header, html_td, router_label, row_cells
+from rmroute.harness.board.policy import policy_html
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #1d1d1f; }
@@ -69,17 +67,7 @@ JS = """
 """
 
 
-def _td(text: str, value: float | None = None, raw: bool = False) -> str:
-    inner = text if raw else escape(text)
-    if value is None:
-        return f"<td>{inner}</td>"
-    key = repr(float(value)) if math.isfinite(value) else ""  # missing numbers sort last
-    return f'<td class="num" data-value="{key}">{inner}</td>'
-
-
-def _table(table: "Table", tid: str) -> list[str]:
-    from rmroute.harness.board.collect import header, row_cells
-
+def _table(table: Table, tid: str) -> list[str]:
     out = [f'<h3 id="{escape(tid)}">scenario {escape(table.scenario)}</h3>']
     if table.primary:
         out.append(f'<p class="note">Sorted by mean {escape(table.primary)}.</p>')
@@ -93,11 +81,11 @@ def _table(table: "Table", tid: str) -> list[str]:
     out.append(f'<div class="wrap"><table class="sortable" id="{escape(tid)}-table">')
     out.append("<thead><tr>" + "".join(f'<th scope="col">{escape(c)}</th>' for c in cols) + "</tr></thead><tbody>")
     for row in table.rows:
-        cells = [_td(text, value) for text, value in row_cells(table, row)]
+        cells = [html_td(text, value) for text, value in row_cells(table, row)]
         links = " ".join(f'<a href="{escape(quote(r.rel))}">{r.run.seed}</a>' for r in row.refs)
         repro = (f"<details><summary>{len(row.refs)} command(s)</summary>"
                  + "<br>".join(f"<code>{escape(r.reproduce)}</code>" for r in row.refs) + "</details>")
-        cells += [_td(links, raw=True), _td(repro, raw=True)]
+        cells += [html_td(links, raw=True), html_td(repro, raw=True)]
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     if any(r.replay_only for r in table.rows):
@@ -109,9 +97,8 @@ def _table(table: "Table", tid: str) -> list[str]:
     return out
 
 
-def render_html(board: "Board") -> str:
-    from rmroute.harness.board.collect import _first_line, router_label
-
+def render_html(board: Board) -> str:
+    """The whole page: the policy table, then per group its scenario tables, failed runs, skipped files."""
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            '<link rel="icon" href="data:,">',  # no favicon request
@@ -124,8 +111,6 @@ def render_html(board: "Board") -> str:
     if not board.groups and board.policies is None:
         out.append("<p>No runs yet.</p>")
     if board.policies is not None:
-        from rmroute.harness.board.policy import render_html as policy_html
-
         out += policy_html(board.policies)
     for gi, group in enumerate(board.groups):
         out.append(f"<h2>{escape(group.suite)} · config <code>{escape(group.config_sha256[:12])}</code> · "
@@ -144,10 +129,11 @@ def render_html(board: "Board") -> str:
                        + "".join(f'<th scope="col">{c}</th>' for c in ("router", "scenario", "seed", "error", "run", "reproduce"))
                        + "</tr></thead><tbody>")
             for r in group.failed:
-                out.append("<tr>" + _td(router_label(r.run)) + _td(r.run.scenario) + _td(str(r.run.seed), float(r.run.seed))
-                           + f'<td class="err">{escape(_first_line(r.run.error))}</td>'
-                           + _td(f'<a href="{escape(quote(r.rel))}">json</a>', raw=True)
-                           + _td(f"<code>{escape(r.reproduce)}</code>", raw=True) + "</tr>")
+                out.append("<tr>" + html_td(router_label(r.run)) + html_td(r.run.scenario)
+                           + html_td(str(r.run.seed), float(r.run.seed))
+                           + f'<td class="err">{escape(first_line(r.run.error))}</td>'
+                           + html_td(f'<a href="{escape(quote(r.rel))}">json</a>', raw=True)
+                           + html_td(f"<code>{escape(r.reproduce)}</code>", raw=True) + "</tr>")
             out.append("</tbody></table>")
     if board.skipped:
         out.append("<h2>Skipped files</h2><ul>")

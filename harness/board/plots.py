@@ -18,14 +18,13 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from rmroute.harness.results import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from rmroute.harness.board.collect import Board, Row, Table
+from rmroute.harness.board.model import Board, Row, Table
+from rmroute.harness.board.stats import Stat
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -71,13 +70,13 @@ def _plain(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", text).replace("$", r"\$")
 
 
-def _err(stat) -> tuple[float, float]:
+def _err(stat: Stat) -> tuple[float, float]:
     if stat.n > 1 and math.isfinite(stat.lo) and math.isfinite(stat.hi):
         return (max(0.0, stat.mean - stat.lo), max(0.0, stat.hi - stat.mean))
     return (0.0, 0.0)
 
 
-def plot_acc_vs_calls(table: "Table", path: Path) -> Path | None:
+def plot_acc_vs_calls(table: Table, path: Path) -> Path | None:
     rows = [r for r in table.rows
             if r.stats["test_routing_accuracy"].n and r.stats["test_calls_per_item"].n]
     if not rows:
@@ -128,7 +127,7 @@ def mean_curve(runs: Sequence, key: str = "regret", x_key: str = "regret_x") -> 
     return x0, np.mean(ys, axis=0)
 
 
-def plot_regret(table: "Table", path: Path) -> Path | None:
+def plot_regret(table: Table, path: Path) -> Path | None:
     lines = [(r, mean_curve([ref.run for ref in r.refs])) for r in table.rows]
     lines = [(r, c) for r, c in lines if c is not None]
     if not lines:
@@ -145,7 +144,7 @@ def plot_regret(table: "Table", path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def choice_share(row: "Row") -> tuple[list[str], list[str], np.ndarray] | None:
+def choice_share(row: Row) -> tuple[list[str], list[str], np.ndarray] | None:
     """(domains, RMs, (D, K) mean share over seeds) from ``per_domain[d]['choice_share']``."""
     runs = [ref.run for ref in row.refs]
     rms: list[str] = []
@@ -170,7 +169,7 @@ def choice_share(row: "Row") -> tuple[list[str], list[str], np.ndarray] | None:
     return domains, rms, mat
 
 
-def plot_choice_share(table: "Table", path: Path) -> Path | None:
+def plot_choice_share(table: Table, path: Path) -> Path | None:
     panels = [(r, choice_share(r)) for r in table.rows if r.learns]
     panels = [(r, c) for r, c in panels if c is not None]
     if not panels:
@@ -198,7 +197,7 @@ def plot_choice_share(table: "Table", path: Path) -> Path | None:
 PLOTS = (("acc-vs-calls", plot_acc_vs_calls), ("regret", plot_regret), ("choice-share", plot_choice_share))
 
 
-def write_plots(board: "Board", outdir: str | Path) -> list[Path]:
+def write_plots(board: Board, outdir: str | Path) -> list[Path]:
     """Write every plot for every replay table; sets ``table.plots``; returns the files written."""
     outdir = Path(outdir)
     written: list[Path] = []
