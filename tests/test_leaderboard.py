@@ -14,9 +14,9 @@ import pytest
 from rmroute.harness import results as R
 from rmroute.harness.cli import main
 from rmroute.harness.board.build import build
-from rmroute.harness.board.model import md_code
+from rmroute.harness.board.model import first_line, html_td, md_code
 from rmroute.harness.board.plots import choice_share, mean_curve, pareto_front
-from rmroute.harness.board.stats import Stat, bootstrap_mean_ci, paired_test
+from rmroute.harness.board.stats import Stat, bootstrap_mean_ci, finite_values, paired_test
 
 N_ITEMS, N_ORACLE = 500, 400  # test items; the first N_ORACLE of them are the ones some RM gets right
 C_SHA, D_SHA = "c" * 64, "d" * 64
@@ -587,3 +587,40 @@ def test_md_code_keeps_backticks_and_pipes_inside_one_span():
         assert [c.children[0].content for c in cells][1] == "z", text  # the pipe did not split the cell
         shown = cells[0].children[0].content
         assert shown == (text or " ") or (text.count("\\|") and shown.replace("\\\\|", "\\|") == text), (text, shown)
+
+
+def test_first_line_html_td_and_finite_values():
+    assert first_line("  \n boom: bad key\nTraceback ...") == "boom: bad key"
+    assert first_line(None) == first_line("  \n") == "(no error recorded)"
+    assert first_line("x" * 301) == "x" * 299 + "…" and first_line("x" * 300) == "x" * 300
+    assert html_td("<b>") == "<td>&lt;b&gt;</td>" and html_td("<b>", raw=True) == "<td><b></td>"
+    assert html_td("0.5", 0.5) == '<td class="num" data-value="0.5">0.5</td>'
+    assert html_td("–", float("nan")) == '<td class="num" data-value="">–</td>'  # a missing number sorts last
+    assert finite_values([1, 2.5, True, None, "3", float("nan"), float("inf")]) == [1.0, 2.5]
+
+
+# ---- the package's floors ---------------------------------------------------------------------
+
+#: harness/board's modules by floor: a module imports only modules of lower floors
+BOARD_FLOORS = {"stats": 0, "model": 1, "collect": 2, "policy": 3, "plots": 3, "terminal": 3,
+                "markdown": 4, "html": 4, "build": 5}
+
+
+def test_board_imports_run_one_way():
+    import ast
+
+    board = Path(__file__).resolve().parents[1] / "harness" / "board"
+    found = {p.stem for p in board.glob("*.py")} - {"__init__"}
+    assert found == set(BOARD_FLOORS), "a new module in harness/board/ needs its floor in BOARD_FLOORS"
+    wrong = []
+    for name, floor in BOARD_FLOORS.items():
+        tree = ast.parse((board / f"{name}.py").read_text())
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rmroute.harness.board"):
+                target = node.module.split(".")[3] if node.module.count(".") > 2 else node.names[0].name
+                if BOARD_FLOORS[target] >= floor or id(node) not in top:
+                    wrong.append(f"{name} (floor {floor}) imports {target} (floor {BOARD_FLOORS[target]})"
+                                 + ("" if id(node) in top else " inside a function"))
+                wrong += [f"{name} imports private {a.name} from {target}" for a in node.names if a.name.startswith("_")]
+    assert not wrong, wrong
