@@ -129,7 +129,6 @@ def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
     return PolicyTable(columns, dict(rows), routers, failed, flags, dict(sorted(sources.items())))
 
 
-
 def _scenario_key(name: str) -> tuple[int, str]:
     return (SCENARIO_ORDER.index(name) if name in SCENARIO_ORDER else len(SCENARIO_ORDER), name)
 
