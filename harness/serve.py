@@ -55,8 +55,8 @@ import numpy as np
 from pydantic import Field, StrictFloat, StrictInt
 
 from rmroute.harness.core.config import PluginRef, StrictModel, _line_of, format_loc, read_yaml_mapping, validate_model
-from rmroute.reward_models.remote import is_loopback
 from rmroute.harness.core.errors import ConfigError, PluginError
+from rmroute.harness.net import is_loopback
 
 log = logging.getLogger(__name__)
 

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.net import build_opener
 
 GRADES = tuple(range(1, 11))
 
@@ -384,10 +385,7 @@ class OpenAICompatibleJudge:
         self.stats: dict[str, int] = {"items": 0, "no_verdict": 0, "requests": 0, "retries": 0}
         self._lock = threading.Lock()
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        from rmroute.reward_models.remote import NoRedirect, is_loopback
-
-        proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
-        self._opener = urllib.request.build_opener(proxies, NoRedirect())
+        self._opener = build_opener(host)
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleJudge(base_url={self.base_url!r}, model={self.model!r}, "

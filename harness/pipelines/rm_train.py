@@ -51,6 +51,7 @@ from rmroute.harness.core.config import (
     validate_model,
 )
 from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.devices import pick_device
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.types import PreferencePair
 
@@ -660,11 +661,7 @@ def _versions() -> dict[str, str]:
 
 def _reward_config(reward_config_cls: Any, cfg: RMTrainConfig, staging: Path, max_steps: int) -> Any:
     """TRL's RewardConfig: fp32, no checkpoints, no built-in evaluation (ours runs in a callback)."""
-    on_cpu = cfg.device == "cpu"
-    if cfg.device == "auto":
-        import torch
-
-        on_cpu = not torch.cuda.is_available()
+    on_cpu = (pick_device("auto") if cfg.device == "auto" else cfg.device) == "cpu"
     with warnings.catch_warnings():  # TRL's config sets transformers' deprecated gradient_checkpointing
         warnings.simplefilter("ignore", FutureWarning)
         return _build_reward_config(reward_config_cls, cfg, staging, max_steps, on_cpu)
