@@ -195,9 +195,9 @@ def encode_split(featurizer: Any, pairs: list, log: Log, split: str) -> tuple[np
 
 
 def train_settings(cfg: OfflineConfig):
-    from rmroute.harness.pipelines.offline_model import TrainSettings
+    from rmroute.harness.pipelines.offline_model import OfflineTrainSettings
 
-    return TrainSettings(
+    return OfflineTrainSettings(
         dim=cfg.dim, heads=cfg.heads.model_dump(), route_head=cfg.route_head,
         bt_scale=cfg.scales.bt, cls_scale=cfg.scales.cls, reg_scale=cfg.scales.reg,
         balance_bt=cfg.balance.bt, balance_cls=cfg.balance.cls, val_fraction=cfg.val_fraction,
@@ -210,7 +210,7 @@ def train_settings(cfg: OfflineConfig):
 def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]:
     """Train one offline router per seed and write the bundles; returns the summary (also in train.json)."""
     from rmroute.harness.results import atomic_write_text
-    from rmroute.harness.pipelines.offline_model import data_sha256, save_bundle, train_offline_router
+    from rmroute.harness.pipelines.offline_model import bundle_data_sha256, save_bundle, train_offline_router
 
     path, cfg = load_offline_config(config_path)
     t_all = time.perf_counter()
@@ -228,7 +228,7 @@ def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]
 
     split = cfg.train_split
     pairs, margins, gold = pool.splits[split], pool.margins[split], pool.gold(split)
-    data_hash = data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pairs], margins, gold, pool.names)
+    data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pairs], margins, gold, pool.names)
     settings = train_settings(cfg)
     per_seed = {}
     t_train = time.perf_counter()
@@ -283,7 +283,7 @@ def _acc(outcome: np.ndarray, mask: np.ndarray) -> float:
 def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]:
     """The evaluation as a dict (see the module docstring); also written to ``<bundle_dir>/eval.json``."""
     from rmroute.harness.results import atomic_write_text
-    from rmroute.harness.pipelines.offline_model import BundleError, OfflineBundle, data_sha256
+    from rmroute.harness.pipelines.offline_model import BundleError, OfflineBundle, bundle_data_sha256
 
     path, cfg = load_offline_config(config_path)
     pool = load_pool(cfg, path, log)
@@ -296,7 +296,7 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
     right_tr, right_ev = A.correct_matrix(m_tr, g_tr), A.correct_matrix(m_ev, g_ev)
     dom_tr, dom_ev = pool.domains(tr), pool.domains(ev)
     some = right_ev.any(axis=1)
-    data_hash = data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)
+    data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)
 
     feats, enc_s = encode_split(featurizer, pool.splits[ev], log, ev)
     router_outcomes, picks, stale = [], [], []
