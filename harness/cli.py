@@ -79,7 +79,8 @@ def _check_all(registry) -> None:
 @app.command()
 def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) -> None:
     """Check a config without running it."""
-    from rmroute.harness.core.config import config_sha256, load_config
+    from rmroute.harness.core.config import config_sha256
+    from rmroute.harness.runners import load_config
 
     cfg = load_config(config)
     console.print(f"{config}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
@@ -96,8 +97,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
 ) -> None:
     """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
-    from rmroute.harness.core.config import load_config
-    from rmroute.harness.runners import get_plan, run_config
+    from rmroute.harness.runners import get_plan, load_config, run_config
 
     cfg = load_config(config)
     if dry_run:
@@ -210,8 +210,8 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every (RM, prompt, response) of a config once into the score cache (resumable)."""
-    from rmroute.harness.core.config import load_config
     from rmroute.harness.pipelines.scoring import run_score
+    from rmroute.harness.runners import load_config
 
     summary = run_score(load_config(config, check_run=False), cache, show_progress=not as_json)
     if as_json:

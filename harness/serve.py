@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, StrictFloat, StrictInt
 
-from rmroute.harness.core.config import PluginRef, StrictModel, _line_of, format_loc, read_yaml_mapping, validate_model
+from rmroute.harness.core.config import PluginRef, StrictModel, format_loc, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError, PluginError
 from rmroute.harness.core.plugins import check_params, create_ref, get_registry
 from rmroute.harness.net import is_loopback
@@ -593,7 +593,7 @@ def load_serve_config(config_path: str | Path) -> ServeConfig:
     cfg = validate_model(ServeConfig, path, data, tree)
 
     def where(*loc: Any) -> str:
-        return f"{path}:{_line_of(tree, loc) or '?'}: {format_loc(loc)}"
+        return f"{path}:{line_of(tree, loc) or '?'}: {format_loc(loc)}"
 
     bare = isinstance(data.get("reward_model"), str)  # `reward_model: length`
     try:

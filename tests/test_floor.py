@@ -1,4 +1,4 @@
-"""The host's floor: the cache root, model specs, devices, network helpers."""
+"""The host's floor: the cache root, model specs, devices, network helpers, and core importing no runner."""
 
 from __future__ import annotations
 
@@ -139,3 +139,17 @@ def test_the_opener_refuses_redirects_and_bypasses_proxies_for_loopback(server, 
     with pytest.raises(urllib.error.URLError):  # a non-loopback host goes through the (dead) proxy
         build_opener("example.invalid").open("http://example.invalid/", timeout=10)
 
+
+# ---- core imports no runner ---------------------------------------------------------------------
+def test_the_core_imports_no_runner_pipeline_or_plugin():
+    """harness/core/ is the floor: configs are checked by runners (``rmroute.harness.runners.load_config``),
+    not the other way round, at module level or inside a function."""
+    upward = ("rmroute.harness.runners", "rmroute.harness.pipelines", "rmroute.harness.board",
+              *(f"rmroute.{p}" for p in PACKAGES[1:]))
+    found = []
+    for path in sorted((REPO / "harness" / "core").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [(path.name, n) for n in names if n.startswith(upward)]
+    assert found == []
