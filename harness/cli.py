@@ -285,17 +285,22 @@ app.add_typer(pool_app, name="pool")
 def data_build(
     seed: int = typer.Option(0, "--seed", help="Benchmark seed (split assignment, pair construction)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark suite."),
 ) -> None:
-    """Build (or load from the cache) rmroute-pairs-v1 and print counts per split and domain."""
-    from rmroute.suites.benchmark import data_build as build
+    """Build (or load from the cache) a benchmark (default rmroute-pairs-v1) and print counts per split and domain."""
+    from rmroute.harness.core.plugins import create, get_registry
 
-    counts = build(seed=seed, as_json=as_json)
+    entry = get_registry().get("suite", benchmark)
+    if entry.metadata.get("kind") != "benchmark":
+        raise RmrouteError(f"suite {benchmark!r} is not a benchmark (kind {entry.metadata.get('kind')!r}); "
+                           "`rmroute plugins` lists the suites of kind benchmark")
+    counts = create("suite", benchmark, seed=seed).summary()
     if as_json:
         print(json.dumps(counts, indent=2))
         return
     splits = counts["splits"]
     domains = sorted({d for per in splits.values() for d in per})
-    table = Table(title=f"rmroute-pairs-v1, seed {seed}")
+    table = Table(title=f"{benchmark}, seed {seed}")
     table.add_column("split")
     for d in domains + ["total"]:
         table.add_column(d, justify="right")
