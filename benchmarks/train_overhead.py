@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, help="read run JSONs from this folder instead of training")
     args = ap.parse_args()
     if args.runs is None:
-        from rmroute.harness.core.config import load_config
+        from rmroute.harness.runners import load_config
         from rmroute.harness.runners.train.runner import run
 
         cfg = load_config(args.config)

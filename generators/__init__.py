@@ -1,0 +1,1 @@
+"""Built-in generator plugins: policy sampling with transformers or vLLM."""

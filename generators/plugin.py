@@ -25,7 +25,6 @@ def vllm_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
 
 @hookimpl
 def register_generators(register: Register) -> None:
-    # --- generators register below this line (modules import torch/vllm lazily) ---
     register(
         "transformers", transformers_generator,
         description="batched model.generate on the live policy (CPU or CUDA, left padding); "

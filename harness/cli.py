@@ -79,7 +79,8 @@ def _check_all(registry) -> None:
 @app.command()
 def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) -> None:
     """Check a config without running it."""
-    from rmroute.harness.core.config import config_sha256, load_config
+    from rmroute.harness.core.config import config_sha256
+    from rmroute.harness.runners import load_config
 
     cfg = load_config(config)
     console.print(f"{config}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
@@ -96,8 +97,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
 ) -> None:
     """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
-    from rmroute.harness.core.config import load_config
-    from rmroute.harness.runners import get_plan, run_config
+    from rmroute.harness.runners import get_plan, load_config, run_config
 
     cfg = load_config(config)
     if dry_run:
@@ -210,8 +210,8 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every (RM, prompt, response) of a config once into the score cache (resumable)."""
-    from rmroute.harness.core.config import load_config
     from rmroute.harness.pipelines.scoring import run_score
+    from rmroute.harness.runners import load_config
 
     summary = run_score(load_config(config, check_run=False), cache, show_progress=not as_json)
     if as_json:
@@ -286,17 +286,22 @@ app.add_typer(pool_app, name="pool")
 def data_build(
     seed: int = typer.Option(0, "--seed", help="Benchmark seed (split assignment, pair construction)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark suite."),
 ) -> None:
-    """Build (or load from the cache) rmroute-pairs-v1 and print counts per split and domain."""
-    from rmroute.suites.benchmark import data_build as build
+    """Build (or load from the cache) a benchmark (default rmroute-pairs-v1) and print counts per split and domain."""
+    from rmroute.harness.core.plugins import create, get_registry
 
-    counts = build(seed=seed, as_json=as_json)
+    entry = get_registry().get("suite", benchmark)
+    if entry.metadata.get("kind") != "benchmark":
+        raise RmrouteError(f"suite {benchmark!r} is not a benchmark (kind {entry.metadata.get('kind')!r}); "
+                           "`rmroute plugins` lists the suites of kind benchmark")
+    counts = create("suite", benchmark, seed=seed).summary()
     if as_json:
         print(json.dumps(counts, indent=2))
         return
     splits = counts["splits"]
     domains = sorted({d for per in splits.values() for d in per})
-    table = Table(title=f"rmroute-pairs-v1, seed {seed}")
+    table = Table(title=f"{benchmark}, seed {seed}")
     table.add_column("split")
     for d in domains + ["total"]:
         table.add_column(d, justify="right")

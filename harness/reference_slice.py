@@ -19,10 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rmroute.harness.core.plugins import create_ref
+from rmroute.harness.determinism import arrays_sha256, describe
+from rmroute.harness.pipelines.offline import load_offline_config, train_settings
+from rmroute.harness.pipelines.offline_model import train_offline_router
+from rmroute.harness.results import atomic_write_text
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference-hashes.json"
 OFFLINE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "offline-cpu.yaml"
@@ -57,16 +64,10 @@ def compute(cache_dir: str | None = None) -> dict[str, Any]:
     """Recompute the slice; returns the hashes and what they were computed under."""
     import torch
 
-    from rmroute.harness.determinism import arrays_sha256, describe
-    from rmroute.harness.pipelines.offline import load_offline_config, train_settings
-    from rmroute.harness.core.plugins import create
-    from rmroute.harness.pipelines.offline_model import train_offline_router
-
     _, cfg = load_offline_config(OFFLINE_CONFIG)
-    params = dict(cfg.featurizer.params)
-    if cache_dir is not None:
-        params["cache_dir"] = cache_dir  # a fresh embedding cache: the features are computed, not read
-    featurizer = create("featurizer", cfg.featurizer.name, **params)
+    # a fresh embedding cache: the features are computed, not read
+    fresh = {} if cache_dir is None else {"cache_dir": cache_dir}
+    featurizer = create_ref("featurizer", cfg.featurizer, **fresh)
     features = np.asarray(featurizer.embed_pairs(*slice_texts()), dtype=np.float64)
     margins, gold, domains = slice_labels()
     settings = train_settings(cfg)
@@ -86,14 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {REFERENCE}")
     args = parser.parse_args(argv)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         got = compute(cache_dir=tmp)
     print(json.dumps(got, indent=2))
     if args.write:
-        from rmroute.harness.results import atomic_write_text
-
         atomic_write_text(REFERENCE, json.dumps(got, indent=2, sort_keys=True) + "\n")
         print(f"wrote {REFERENCE}")
         return 0

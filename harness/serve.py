@@ -54,9 +54,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field, StrictFloat, StrictInt
 
-from rmroute.harness.core.config import PluginRef, StrictModel, _line_of, format_loc, read_yaml_mapping, validate_model
-from rmroute.reward_models.remote import is_loopback
+from rmroute.harness.core.config import PluginRef, StrictModel, format_loc, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError, PluginError
+from rmroute.harness.core.plugins import check_params, create_ref, get_registry
+from rmroute.harness.net import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -588,13 +589,11 @@ class ServeConfig(StrictModel):
 
 def load_serve_config(config_path: str | Path) -> ServeConfig:
     """Read and validate a serve-rm config; :class:`ConfigError` names file, line and key."""
-    from rmroute.harness.core.plugins import check_params, get_registry
-
     path, data, tree = read_yaml_mapping(config_path, "serve-rm config")
     cfg = validate_model(ServeConfig, path, data, tree)
 
     def where(*loc: Any) -> str:
-        return f"{path}:{_line_of(tree, loc) or '?'}: {format_loc(loc)}"
+        return f"{path}:{line_of(tree, loc) or '?'}: {format_loc(loc)}"
 
     bare = isinstance(data.get("reward_model"), str)  # `reward_model: length`
     try:
@@ -630,13 +629,11 @@ def _ensure_logging() -> None:
 def serve_from_config(config_path: str | Path, host: str | None = None, port: int | None = None) -> None:
     """Serve the RM a config names until interrupted (Ctrl-C or SIGTERM); ``host`` / ``port``
     override the config's. Prints ``serving <identity> on http://HOST:PORT`` to stderr once bound."""
-    from rmroute.harness.core.plugins import create
-
     path = Path(config_path)
     cfg = load_serve_config(path)
     token = os.environ[cfg.token_env] if cfg.token_env else None
     try:
-        rm = create("reward_model", cfg.reward_model.name, **cfg.reward_model.params)
+        rm = create_ref("reward_model", cfg.reward_model)
     except (PluginError, TypeError, ValueError) as exc:
         raise ConfigError(
             f"{path}: reward_model: building {cfg.reward_model.name!r} failed: {type(exc).__name__}: {exc}"

@@ -6,17 +6,17 @@ plugins (and ``rmroute --help``) stays cheap. Models load on first use.
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import json
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from rmroute.harness.assets import model_revision
+from rmroute.harness.devices import compute_tag, pick_device, pick_dtype
+from rmroute.harness.pipelines.rm_train import TRAIN_RECORD, PairEncoder
 from rmroute.reward_models.heuristics import check_batch
-
-log = logging.getLogger(__name__)
 
 
 class TruncationWarning(UserWarning):
@@ -24,61 +24,6 @@ class TruncationWarning(UserWarning):
 
 
 # ---- shared plumbing ------------------------------------------------------------------------
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'auto' or 'cpu')")
-    return device
-
-
-def compute_tag(device_request: str) -> str:
-    """What a CPU computation's bits depend on besides the model (rmroute.harness.determinism), for cache keys;
-    empty on a GPU (outside that guarantee)."""
-    from rmroute.harness.determinism import THREADS, profile
-
-    return f":cpu={profile()}-t{THREADS}" if pick_device(device_request) == "cpu" else ""
-
-
-def pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in table:
-        raise ValueError(f"dtype must be 'auto' or one of {sorted(table)}, got {dtype!r}")
-    return table[dtype]
-
-
-_HASH_CACHE: dict[tuple[str, int, float], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
-
-
-def model_revision(model: str, revision: str | None) -> str:
-    """A revision string for the cache key: the hash of a local folder's files, else the hub revision."""
-    folder = Path(model)
-    if folder.is_dir():
-        h = hashlib.sha256()
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            h.update(str(path.relative_to(folder)).encode() + b"\0" + _file_sha256(path).encode())
-        return "sha256:" + h.hexdigest()[:16]
-    return revision or "main"
-
-
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
     """Index batches of similar length (longest first), so padding is small."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
@@ -233,12 +178,8 @@ class HFSeqClsRM(_HFBase):
         if self._model is not None:
             return
         super().load()
-        record = Path(self.model_id) / "rmroute_train.json"
+        record = Path(self.model_id) / TRAIN_RECORD
         if record.is_file() and not self.chat():
-            import json
-
-            from rmroute.harness.pipelines.rm_train import PairEncoder
-
             scoring = json.loads(record.read_text(encoding="utf-8")).get("scoring", {})
             self._pair_encoder = PairEncoder(
                 self._tokenizer, self.max_length, int(scoring.get("prompt_min_tokens", 64)),
@@ -246,7 +187,7 @@ class HFSeqClsRM(_HFBase):
             )
 
     def identity(self) -> str:
-        trained = (Path(self.model_id) / "rmroute_train.json").is_file()
+        trained = (Path(self.model_id) / TRAIN_RECORD).is_file()
         return super().identity() + (":train-layout" if trained else "")
 
     def texts(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], bool]:

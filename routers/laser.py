@@ -30,7 +30,7 @@ import numpy as np
 from rmroute.harness.core.types import Selection
 from rmroute.routers.bayesian import LinearPosteriorRouter
 from rmroute.routers.base import real
-from rmroute.routers.linear import _positive
+from rmroute.routers.linear import positive
 
 MODES = ("per_batch", "per_item")
 
@@ -47,7 +47,7 @@ class LaserRouter(LinearPosteriorRouter):
         ridge: float = 1.0,
         mode: str = "per_batch",
     ) -> None:
-        ridge = _positive("ridge", ridge, "LaserRouter")
+        ridge = positive("ridge", ridge, "LaserRouter")
         a = real("LaserRouter", "alpha", alpha, low=0)
         if mode not in MODES:
             raise ValueError(f"LaserRouter: mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -39,7 +39,8 @@ DEFAULT_BLOCK = 128
 _PREDICT_BYTES = 64 * 2**20
 
 
-def _positive(name: str, value: Any, owner: str) -> float:
+def positive(name: str, value: Any, owner: str) -> float:
+    """``value`` as a float that must be finite and > 0; the error names ``owner`` and ``name``."""
     return real(owner, name, value, low=0, low_open=True)
 
 
@@ -64,8 +65,8 @@ class LinearGaussianArms:
         owner: str = "LinearGaussianArms",
     ) -> None:
         self.n_arms, self.dim = int(n_arms), int(dim)
-        self.prior_precision = _positive("prior_precision", prior_precision, owner)
-        self.noise = _positive("noise", noise, owner)
+        self.prior_precision = positive("prior_precision", prior_precision, owner)
+        self.noise = positive("noise", noise, owner)
         if not isinstance(block, (int, np.integer)) or block < 1:
             raise ValueError(f"{owner}: block must be a positive int, got {block!r}")
         self.block = int(block)

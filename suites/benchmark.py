@@ -630,7 +630,8 @@ def benchmark_sha256(seed: int = 0) -> str:
 # ------------------------------------------------------------------------------------- plugin ----
 
 class RoutingBenchmark:
-    """The ``rmroute-pairs-v1`` suite: ``splits()``, ``pairs(split)``, ``manifest()``, ``sha256``."""
+    """The ``rmroute-pairs-v1`` suite: ``splits()``, ``pairs(split)``, ``manifest()``, ``sha256``,
+    ``summary()`` (what ``rmroute data build`` prints)."""
 
     name = BENCHMARK
 
@@ -663,6 +664,20 @@ class RoutingBenchmark:
         self._load()
         return self._manifest["sha256"]
 
+    def summary(self, rebuild: bool = False) -> dict[str, Any]:
+        """The counts of the benchmark (built or loaded from the cache; the pairs are not read):
+        {"name", "seed", "sha256", "path", "builder_version", "total", "splits": {split: {domain: n}},
+        "kinds": {split: {"domain/kind": n}}, "labels": {split: {"a": n, "b": n}}}, splits in the
+        order rm-train, offline, online, test."""
+        folder, manifest = ensure_benchmark(self.seed, rebuild)
+        return {
+            "name": BENCHMARK, "seed": manifest["seed"], "sha256": manifest["sha256"], "path": str(folder),
+            "builder_version": manifest["builder_version"], "total": manifest["total"],
+            "splits": {s: manifest["counts"][s] for s in SPLITS},
+            "kinds": {s: manifest["kinds"][s] for s in SPLITS},
+            "labels": {s: manifest["labels"][s] for s in SPLITS},
+        }
+
 
 def routing_benchmark(seed: int = 0) -> RoutingBenchmark:
     """Plugin factory for ``rmroute-pairs-v1``."""
@@ -692,21 +707,10 @@ def render_counts(summary: Mapping[str, Any]) -> str:
 
 
 def data_build(seed: int = 0, as_json: bool = False, rebuild: bool = False) -> dict[str, Any]:
-    """Build (or load from the cache) the benchmark for ``seed`` and summarise it.
-
-    Returns {"name", "seed", "sha256", "path", "builder_version", "total",
-    "splits": {split: {domain: n}}, "kinds": {split: {"domain/kind": n}}, "labels": {split: {"a": n, "b": n}}}
-    with splits in the order rm-train, offline, online, test; plus, unless ``as_json``, "table": the
-    same counts as plain text.
+    """Build (or load from the cache) the benchmark for ``seed`` and summarise it: the counts of
+    :meth:`RoutingBenchmark.summary`, plus, unless ``as_json``, "table": the same counts as plain text.
     """
-    folder, manifest = ensure_benchmark(seed, rebuild)
-    summary = {
-        "name": BENCHMARK, "seed": manifest["seed"], "sha256": manifest["sha256"], "path": str(folder),
-        "builder_version": manifest["builder_version"], "total": manifest["total"],
-        "splits": {s: manifest["counts"][s] for s in SPLITS},
-        "kinds": {s: manifest["kinds"][s] for s in SPLITS},
-        "labels": {s: manifest["labels"][s] for s in SPLITS},
-    }
+    summary = RoutingBenchmark(seed).summary(rebuild)
     if not as_json:
         summary["table"] = render_counts(summary)
     return summary

@@ -64,7 +64,6 @@ def rm_judge(reward_model: str | dict[str, Any]) -> Any:
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    # --- evaluation suites register below this line (kind="eval") ---
     register("alpaca-eval", alpaca_eval, kind="eval", needs_judge=True,
              description="AlpacaEval 2: 805 instructions vs gpt4_1106_preview references; win rate and "
                          "length-controlled win rate (alpaca_eval.metrics; LC without the gamed baselines)",
@@ -81,7 +80,6 @@ def register_suites(register: Register) -> None:
 
 @hookimpl
 def register_judges(register: Register) -> None:
-    # --- judges register below this line ---
     register("hf-local", hf_local,
              description="local causal LM judge: verdict / grade token log-probabilities, both orders",
              params="model (policy spec or name), device, batch_size, max_length (default: the model's, at most 8192)")

@@ -62,6 +62,9 @@ from typing import Any
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import create, parse_ref
+from rmroute.harness.net import build_opener
+from rmroute.harness.pipelines.policy import load_policy
 
 GRADES = tuple(range(1, 11))
 
@@ -167,8 +170,6 @@ class HFLocalJudge:
 
     def __init__(self, model: str | dict[str, Any], device: str = "auto", batch_size: int = 8,
                  max_length: int | None = None) -> None:
-        from rmroute.harness.pipelines.policy import load_policy
-
         spec = {"model": model} if isinstance(model, str) else model
         if not isinstance(spec, dict):
             raise ConfigError(f"hf-local: model must be a string or a policy spec mapping, got {type(model).__name__}")
@@ -384,10 +385,7 @@ class OpenAICompatibleJudge:
         self.stats: dict[str, int] = {"items": 0, "no_verdict": 0, "requests": 0, "retries": 0}
         self._lock = threading.Lock()
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        from rmroute.reward_models.remote import NoRedirect, is_loopback
-
-        proxies = urllib.request.ProxyHandler({}) if is_loopback(host) else urllib.request.ProxyHandler()
-        self._opener = urllib.request.build_opener(proxies, NoRedirect())
+        self._opener = build_opener(host)
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleJudge(base_url={self.base_url!r}, model={self.model!r}, "
@@ -518,23 +516,13 @@ class OpenAICompatibleJudge:
 class RMJudge:
     """A reward model from the pool as the judge: compare = sigmoid(s_A - s_B), grade = 1 + 9 sigmoid(s).
 
-    ``reward_model`` is a registered RM name or ``{"name": ..., "params": {...}}`` built through
-    :func:`rmroute.harness.core.plugins.create`. References are not used (an RM scores (prompt, response) only).
+    ``reward_model`` is a plugin ref (:func:`rmroute.harness.core.plugins.parse_ref`): a registered
+    RM name or ``{"name": ..., "params": {...}}``. References are not used (an RM scores (prompt,
+    response) only).
     """
 
     def __init__(self, reward_model: str | dict[str, Any]) -> None:
-        from rmroute.harness.core.plugins import create
-
-        if isinstance(reward_model, str):
-            name, params = reward_model, {}
-        elif isinstance(reward_model, dict) and isinstance(reward_model.get("name"), str):
-            unknown = set(reward_model) - {"name", "params"}
-            if unknown:
-                raise ConfigError(f"rm-judge: reward_model has unknown keys {sorted(unknown)}; allowed: name, params")
-            name, params = reward_model["name"], dict(reward_model.get("params") or {})
-        else:
-            raise ConfigError("rm-judge: reward_model must be an RM name or a mapping {name: ..., params: {...}}, "
-                              f"got {reward_model!r}")
+        name, params = parse_ref(reward_model, "rm-judge: reward_model")
         self.rm = create("reward_model", name, **params)
         self.name = f"rm-judge:{name}"
         self.stats: dict[str, int] = {"items": 0, "no_verdict": 0, "rm_abstained": 0}

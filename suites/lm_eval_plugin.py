@@ -1,4 +1,4 @@
-"""Built-in evaluation suites and judges (registered through the same hooks as third-party plugins)."""
+"""Built-in lm-eval suites ``gsm8k`` and ``mmlu`` (registered through the same hooks as third-party plugins)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from rmroute.harness.core.hookspecs import Register, hookimpl
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    # --- evaluation suites register below this line (kind="eval") ---
     # rmroute.suites.lm_eval_suites imports lm-eval, torch and transformers only when a suite runs
     from rmroute.suites.lm_eval_suites import GSM8K_POOL, MMLU_POOL, Gsm8kSuite, MmluSuite
 

@@ -67,6 +67,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator
 
+from rmroute.harness.analysis import wilson
 from rmroute.harness.core.config import StrictModel, format_loc
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.results import atomic_dir
@@ -407,8 +408,6 @@ class LmEvalSuite:
 
     def summarise(self, samples: dict[str, list[dict[str, Any]]], plan: TaskPlan, chat: bool,
                   samples_path: Path) -> SuiteResult:
-        from rmroute.harness.analysis import wilson
-
         metrics: dict[str, float] = {}
         ci: dict[str, tuple[float, float]] = {}
         n_items = 0

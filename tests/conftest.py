@@ -63,7 +63,7 @@ def _fresh_registry():
 
 def config_error(path: Path) -> str:
     """The message of the ConfigError that loading the run config at ``path`` raises (it must name the file)."""
-    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import load_config
     from rmroute.harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:

@@ -251,6 +251,17 @@ def test_counts_labels_and_manifest(bench, cache):
     assert "rm-train" in B.data_build(0)["table"]
 
 
+
+def test_cli_data_build_reaches_the_benchmark_through_the_registry(bench, capsys):
+    from rmroute.harness.cli import main
+
+    assert main(["data", "build", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == B.data_build(0, as_json=True)
+    assert main(["data", "build", "--benchmark", "gsm8k"]) == 2
+    assert "suite 'gsm8k' is not a benchmark (kind 'eval')" in capsys.readouterr().err
+    assert main(["data", "build", "--benchmark", "rmroute-pairs-v2"]) == 2
+    assert "unknown suite 'rmroute-pairs-v2'" in capsys.readouterr().err
+
 def test_splits_are_disjoint_by_item_and_by_question(bench):
     _, splits = bench
     seen_items, seen_prompts = {}, {}

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from rmroute.harness.core.config import config_sha256, load_config
+from rmroute.harness.core.config import config_sha256
+from rmroute.harness.runners import load_config
 from rmroute.harness.core.errors import ConfigError
 from tests.conftest import REPO, config_error
 

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import rmroute.harness.core.config as config
-from rmroute.harness.core.config import load_config, read_yaml_mapping
+from rmroute.harness.core.config import read_yaml_mapping
+from rmroute.harness.runners import load_config
 from rmroute.harness.core.errors import ConfigError
 from tests.conftest import config_error
 

@@ -19,7 +19,7 @@ from rmroute.routers.featurize import (
 from rmroute.harness.pipelines.offline_model import (
     BundleError,
     OfflineBundle,
-    TrainSettings,
+    OfflineTrainSettings,
     _make_net,
     bt_balance_weights,
     bt_loss,
@@ -160,7 +160,7 @@ def synthetic(n=900, k=3, dim=24, seed=0):
 def test_end_to_end_router_learns_which_rm_is_right_on_which_domain(tmp_path):
     feats, margins, gold, dom = synthetic()
     tr, te = slice(0, 600), slice(600, None)
-    res = train_offline_router(feats[tr], margins[tr], gold[tr], TrainSettings(dim=16), seed=0,
+    res = train_offline_router(feats[tr], margins[tr], gold[tr], OfflineTrainSettings(dim=16), seed=0,
                                strata=[str(d) for d in dom[tr]])
     bundle = OfflineBundle.load(save_bundle(tmp_path / "b", res, ["rm0", "rm1", "rm2"],
                                             {"name": "none", "params": {}, "identity": None}, "hash"))
@@ -177,7 +177,7 @@ def test_end_to_end_router_learns_which_rm_is_right_on_which_domain(tmp_path):
 
 def test_training_is_deterministic_under_a_seed():
     feats, margins, gold, _ = synthetic(n=200)
-    settings = TrainSettings(dim=8, epochs=5, heads={"bt": 1.0, "cls": 0.5, "reg": 0.5}, balance_bt=True, balance_cls=True)
+    settings = OfflineTrainSettings(dim=8, epochs=5, heads={"bt": 1.0, "cls": 0.5, "reg": 0.5}, balance_bt=True, balance_cls=True)
     a = train_offline_router(feats, margins, gold, settings, seed=3)
     b = train_offline_router(feats, margins, gold, settings, seed=3)
     for (ka, va), (kb, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
@@ -272,7 +272,7 @@ def _bundle(tmp_path, tiny_bert, names=("rm0", "rm1", "rm2")):
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(60, feat.dim))
     margins, gold = rng.normal(size=(60, 3)), np.where(rng.random(60) < 0.5, 1, -1)
-    res = train_offline_router(feats, margins, gold, TrainSettings(dim=8, epochs=3), seed=1)
+    res = train_offline_router(feats, margins, gold, OfflineTrainSettings(dim=8, epochs=3), seed=1)
     spec = {"name": "pair-encoder", "params": {"model": str(tiny_bert), "cache_dir": str(tmp_path / "emb")},
             "identity": feat.identity()}
     return save_bundle(tmp_path / "bundle", res, list(names), spec, "abc123", config={"x": 1}), res, feat

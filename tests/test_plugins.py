@@ -124,3 +124,43 @@ def test_cli_plugins_json_lists_builtins_example_and_failures(fixture_site):
     failed = {f["name"]: f for f in data["failed"]}
     assert set(failed) == {"fixture-broken-import", "fixture-raising-hook"}
     assert "ImportError" in failed["fixture-broken-import"]["error"]
+
+
+# ---- create_ref: a plugin ref as configs write it -----------------------------------------------
+def test_create_ref_takes_a_name_a_mapping_or_a_config_ref():
+    from rmroute.harness.core.config import PluginRef
+    from rmroute.harness.core.plugins import create_ref, parse_ref
+
+    assert parse_ref("single", "r") == ("single", {})
+    assert parse_ref({"name": "single", "params": {"arm": 2}, "label": "s2"}, "r") == ("single", {"arm": 2})
+    assert parse_ref({"name": "single", "params": None}, "r") == ("single", {})
+    assert parse_ref(PluginRef(name="single", params={"arm": 1}), "r") == ("single", {"arm": 1})
+    for ref in ("single", {"name": "single", "params": {"arm": 1}}, PluginRef(name="single", params={"arm": 1})):
+        router = create_ref("router", ref, n_arms=3, dim=2, seed=0)
+        assert (router.n_arms, router.dim) == (3, 2)
+    assert create_ref("router", {"name": "single", "params": {"arm": 2}}, n_arms=3, dim=2).arm == 2
+
+
+@pytest.mark.parametrize("ref, message", [
+    ({"name": "length", "param": {}}, r"reward_models\[0\]: unknown keys \['param'\]"),
+    ({"params": {}}, r"reward_models\[0\]: 'name' must be a non-empty string"),
+    ({"name": "length", "params": [1]}, r"reward_models\[0\] \(length\): params must be a mapping"),
+    (3, r"reward_models\[0\]: expected a name or \{name, params\}, got 3"),
+    ("", r"reward_models\[0\]: expected a name"),
+])
+def test_a_malformed_ref_is_a_config_error_naming_where(ref, message):
+    from rmroute.harness.core.errors import ConfigError
+    from rmroute.harness.core.plugins import PluginRefError, create_ref
+
+    with pytest.raises(PluginRefError, match=message) as info:
+        create_ref("reward_model", ref, "reward_models[0]")
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+
+
+def test_create_ref_refuses_params_the_caller_supplies():
+    from rmroute.harness.core.plugins import PluginRefError, create_ref
+
+    with pytest.raises(PluginRefError, match=r"router \(random\): params \['seed'\] are set by rmroute"):
+        create_ref("router", {"name": "random", "params": {"seed": 3}}, n_arms=2, dim=1, seed=0)
+    with pytest.raises(UnknownPluginError, match="did you mean 'random'"):
+        create_ref("router", "randm", n_arms=2, dim=1)

@@ -32,7 +32,7 @@ BASE = {
 
 
 def _config(tmp: Path, name: str, **over):
-    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import load_config
 
     data = json.loads(json.dumps(BASE))
     settings = over.pop("settings", {})
@@ -339,7 +339,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
 # ---- config and plan -------------------------------------------------------------------------------
 def test_bad_settings_name_the_key(tmp_path):
-    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import load_config
     from rmroute.harness.core.errors import ConfigError
 
     data = json.loads(json.dumps(BASE))
@@ -392,7 +392,7 @@ def test_train_tiny_config_every_router(tmp_path):
     """configs/train-tiny.yaml itself, with the trained CPU pool and the offline bundle swapped for cheap
     RMs and hashed features (the pool takes minutes to train): every router entry trains and writes
     an ok run; the calls each pays match its kind."""
-    from rmroute.harness.core.config import load_config
+    from rmroute.harness.runners import load_config
     from rmroute.harness.runners import run_config
     from tests.conftest import REPO
 

@@ -18,6 +18,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, V
 from pydantic_core import PydanticCustomError
 
 from rmroute.harness.core.errors import ConfigError, PluginError
+from rmroute.harness.core.plugins import check_params, get_registry
+from rmroute.harness.results import slug
 
 RUN_KINDS = ("replay", "train", "evaluate")
 
@@ -74,8 +76,6 @@ def _check_name(value: str) -> str:
 
 
 def _check_suite(value: str) -> str:
-    from rmroute.harness.results import slug
-
     _check_name(value)
     if slug(value) != value:
         raise PydanticCustomError(
@@ -94,8 +94,6 @@ def slug_clashes(names: Sequence[tuple[Any, str]]) -> list[tuple[Any, str, Any, 
     """Pairs of names that would give the same file name: ``(first key, first name, key, name)`` for
     every name whose :func:`rmroute.harness.results.slug` an earlier one already has. ``names`` holds
     (key, name) pairs, the key saying where the name came from."""
-    from rmroute.harness.results import slug
-
     first: dict[str, tuple[Any, str]] = {}
     out = []
     for key, name in names:
@@ -159,8 +157,10 @@ PLUGIN_FIELDS: dict[str, tuple[str, frozenset[str]]] = {
 
 
 # ---- locating keys in the YAML source -------------------------------------------------------
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest node along ``loc`` that exists in the YAML tree."""
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node along ``loc`` (a key path such as ``("routers", 1, "params")``)
+    that exists in the YAML tree ``node`` (from :func:`read_yaml_mapping`); None without a tree.
+    Error messages use it to point at the line of the key that is wrong."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -179,6 +179,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
+    """A key path as people write it: ``("routers", 1, "params")`` -> ``routers[1].params``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -201,7 +202,7 @@ def _format_errors(path: Path, tree: yaml.Node | None, exc: ValidationError, pre
         loc = prefix + _clean_loc(err["loc"])
         if err["type"] == "unknown_key":
             loc = loc + (err["ctx"]["key"],)
-        where = f"{path}:{_line_of(tree, loc) or '?'}"
+        where = f"{path}:{line_of(tree, loc) or '?'}"
         value = "" if err["type"] in ("missing", "unknown_key") else f" (got {_short_repr(err['input'])})"
         lines.append(f"{where}: {format_loc(loc)}: {err['msg']}{value}")
     return "\n".join(lines)
@@ -215,7 +216,7 @@ class Problems:
         self.path, self.tree, self.lines = path, tree, []
 
     def line(self, loc: tuple[Any, ...]) -> int | str:
-        return _line_of(self.tree, loc) or "?"
+        return line_of(self.tree, loc) or "?"
 
     def add(self, loc: tuple[Any, ...], message: str) -> None:
         self.lines.append(f"{self.path}:{self.line(loc)}: {format_loc(loc)}: {message}")
@@ -230,8 +231,6 @@ def check_plugin(problems: Problems, loc: tuple[Any, ...], kind: str, name: str,
     """The registered ``kind`` called ``name``, when it is registered and ``params`` fit its factory's
     signature (``supplied``: the parameters the runner passes itself, which the config may not set);
     else None, after adding the problem at ``loc``."""
-    from rmroute.harness.core.plugins import check_params, get_registry
-
     try:
         entry = get_registry().get(kind, name)
     except PluginError as exc:
@@ -249,7 +248,7 @@ def check_plugin(problems: Problems, loc: tuple[Any, ...], kind: str, name: str,
     return entry
 
 
-def _check_plugins(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> None:
+def check_plugin_refs(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> None:
     """Every plugin name is registered and its params fit the factory's signature; normalisers
     (cheap, no model) are also built once, so their own checks of the values run here."""
     problems = Problems(path, tree)
@@ -385,43 +384,17 @@ def validate_model(model: type[BaseModel], path: Path, data: dict[str, Any], tre
         raise ConfigError(_format_errors(path, tree, exc)) from None
 
 
-def load_config(path: str | Path, check_plugins: bool = True, check_run: bool = True) -> RunConfig:
-    """Read and validate a run config; raise :class:`ConfigError` naming file, line and key path.
-
-    With ``check_plugins`` every plugin name and its params are checked; with ``check_run`` too,
-    the runner for ``kind`` checks what a run needs (its ``check_config(cfg, path, tree)``, e.g.
-    :func:`rmroute.harness.runners.replay.check_config`): the files it names, one run file per grid cell, each
-    router built once. A config that passes runs. ``rmroute score`` reads only ``reward_models``
-    and ``data``, so it passes ``check_run=False``."""
+def read_run_config(path: str | Path) -> tuple[RunConfig, Path, yaml.Node]:
+    """Read a run config and validate its common part (:class:`RunConfig`); returns (config, path,
+    node tree for line numbers). What each runner checks on top (its ``settings`` and
+    ``check_config``) is added by :func:`rmroute.harness.runners.load_config`, which knows the runners."""
     path, data, tree = read_yaml_mapping(path)
-    cfg = validate_model(RunConfig, path, data, tree)
-    module = _runner_module(cfg.kind)
-    _check_settings(cfg, module, path, tree)
-    if check_plugins:
-        _check_plugins(cfg, path, tree)
-        check = getattr(module, "check_config", None)
-        if check_run and check is not None:
-            check(cfg, path, tree)
-    return cfg
+    return validate_model(RunConfig, path, data, tree), path, tree
 
 
-def _runner_module(kind: str):
-    """The runner module for ``kind``, or None when that runner is not built."""
-    import importlib
-
-    from rmroute.harness.runners import RUNNERS
-
-    try:
-        return importlib.import_module(RUNNERS[kind])
-    except ModuleNotFoundError as exc:
-        if exc.name == RUNNERS[kind]:
-            return None
-        raise
-
-
-def _check_settings(cfg: RunConfig, module, path: Path, tree: yaml.Node) -> None:
-    """Validate ``settings`` with the model of the runner for ``kind`` (when that runner exists)."""
-    model = getattr(module, "SETTINGS", None)
+def check_settings(model: type[BaseModel] | None, cfg: RunConfig, path: Path, tree: yaml.Node) -> None:
+    """Validate ``cfg.settings`` with ``model`` (a runner's settings model; None: nothing to check);
+    errors name file, line and ``settings.<key>``."""
     if model is None:
         return
     try:
@@ -431,100 +404,6 @@ def _check_settings(cfg: RunConfig, module, path: Path, tree: yaml.Node) -> None
 
 
 # ---- what a run needs: the runners' check_config use these ----------------------------------------
-def pool_rm_names(problems: Problems, loc: tuple[Any, ...], pool_path: str) -> list[str] | None:
-    """The RM names (arm order) of the pool config ``pool_path``, read as the runners read it
-    (relative to the working directory; cheap: no model is built); None after adding a problem."""
-    from rmroute.harness.pipelines.pool import load_pool_config, rm_label
-
-    try:
-        pool = load_pool_config(pool_path)
-    except ConfigError as exc:
-        problems.add(loc, f"the pool config does not load: {exc}")
-        return None
-    return [rm_label(ref) for ref in pool.reward_models]
-
-
-def check_offline_ref(problems: Problems, loc: tuple[Any, ...], offline_path: str, names: list[str] | None) -> None:
-    """The offline-router config ``offline_path`` loads, and its pool has the RMs ``names`` in the
-    same order (its bundle's arms are that pool's RMs; a run refuses a bundle that differs)."""
-    from rmroute.harness.core.errors import RmrouteError
-    from rmroute.harness.pipelines.offline import _pool_path, load_offline_config
-
-    try:
-        off_path, off_cfg = load_offline_config(offline_path)
-        pool_path = _pool_path(off_cfg, off_path)
-    except RmrouteError as exc:
-        problems.add(loc, f"the offline-router config does not load: {exc}")
-        return
-    inner = Problems(off_path, None)
-    off_names = pool_rm_names(inner, ("pool",), str(pool_path))
-    if off_names is None:
-        problems.add(loc, "; ".join(inner.lines))
-    elif names is not None and off_names != names:
-        problems.add(loc, f"its pool ({pool_path}) has the RMs {off_names}, the run's pool {names}; the offline "
-                          "bundle routes over its pool's RMs in that order, so they must be the same")
-
-
-def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], names: list[str],
-                  has_offline: bool) -> list[tuple[int, str]]:
-    """Expand each router entry as the runners do (:func:`rmroute.harness.runners.replay.expand_routers`), check that
-    every label gives its own file name, and build each router once (``n_arms`` = the pool's RMs, a
-    small ``dim``, seed 0) so that its own checks of the values run now. Returns (entry index, label)."""
-    from rmroute.harness.core.plugins import get_registry
-    from rmroute.harness.runners.replay import expand_routers
-
-    registry = get_registry()
-    labels: list[tuple[int, str]] = []
-    for i, ref in entries:
-        try:
-            rows = expand_routers([ref], names)
-        except ValueError as exc:
-            problems.add(("routers", i, "params", "arm"), str(exc))
-            continue
-        for _, label, name, params in rows:
-            labels.append((i, label))
-            problem = _router_problem(registry.get("router", name).factory, name, params, len(names), has_offline)
-            if problem:
-                problems.add(("routers", i, "params"), problem)
-                break
-    for first, a, i, b in slug_clashes(labels):
-        if first == i:
-            why = f"gives the label {b!r} twice"
-        else:
-            why = (f"gives the label {b!r}, which routers[{first}] (line {problems.line(('routers', first))}) "
-                   f"already gives" + ("" if a == b else f" as {a!r} (the same file name)"))
-        problems.add(("routers", i), f"{why}; each label is one run file: give the entries distinct `label`s")
-    return labels
-
-
-#: the context width routers are built with at validate time (the real one comes from the bundle)
-_CHECK_DIM = 4
-
-
-def _router_problem(factory, name: str, params: dict[str, Any], n_arms: int, has_offline: bool) -> str | None:
-    """Why ``factory(n_arms, dim, seed=0, **params)`` fails, or None. ``prior_mean: offline`` stands
-    for the offline bundle's RM embeddings, so it needs ``settings.offline``."""
-    import numpy as np
-
-    params, dim = dict(params), _CHECK_DIM
-    prior = params.get("prior_mean")
-    if isinstance(prior, str):
-        if prior != "offline":
-            return f"prior_mean must be 'offline' (the offline bundle's RM embeddings) or {n_arms} vectors, got {prior!r}"
-        if not has_offline:
-            return "prior_mean: offline needs settings.offline (an offline-router config)"
-        params["prior_mean"] = np.zeros((n_arms, dim))
-    elif isinstance(prior, list) and prior and isinstance(prior[0], list):
-        dim = len(prior[0]) or dim
-    try:
-        factory(n_arms=n_arms, dim=dim, seed=0, **params)
-    except ValueError as exc:  # the router's own check of its values (built-ins name the router)
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - a plugin's check may raise anything
-        return f"router {name!r}: {type(exc).__name__}: {exc}"
-    return None
-
-
 def check_run_ids(problems: Problems, ids: Sequence[tuple[tuple[Any, ...], str]]) -> None:
     """Each run id (a file and folder name) fits in :data:`MAX_RUN_ID_BYTES` UTF-8 bytes."""
     for loc, rid in ids:

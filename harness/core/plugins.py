@@ -1,5 +1,8 @@
 """The plugin registry: pluggy hooks, entry-point discovery, allow/deny lists, one constructor.
 
+:func:`create` builds a plugin by kind and name; :func:`create_ref` builds it from a plugin ref as
+configs write it (a bare name, ``{name, params}`` or a config ``PluginRef``).
+
 Built-ins (``rmroute.routers.plugin``, ``rmroute.reward_models.plugin``, ``rmroute.suites.plugin``) and third-party
 packages (entry-point group ``rmroute``) go through the same hooks. The registry is built once
 per process (:func:`get_registry`); :func:`reset_registry` is for tests.
@@ -20,12 +23,12 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
 
 from rmroute.harness.core import hookspecs
-from rmroute.harness.core.errors import PluginError, UnknownPluginError
+from rmroute.harness.core.errors import ConfigError, PluginError, UnknownPluginError
 from rmroute.harness.core.hookspecs import KINDS, PROJECT
 
 BUILTIN_PLUGINS: dict[str, str] = {
@@ -263,3 +266,53 @@ def create(kind: str, name: str, /, **params: Any) -> Any:
     entry = get_registry().get(kind, name)
     check_params(entry, params)
     return entry.factory(**params)
+
+
+class PluginRefError(ConfigError, ValueError):
+    """A plugin ref is malformed (not a name or ``{name, params}``, unknown keys, params not a
+    mapping, params that the caller supplies itself); the message names where the ref came from."""
+
+
+#: the keys a ``{name, params}`` ref may have (``label`` is how results show it; it is not built)
+REF_KEYS = ("name", "params", "label")
+
+
+def parse_ref(ref: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """(name, params) of a plugin ref: a bare name, a mapping ``{name, params[, label]}`` or an object
+    with ``.name`` and ``.params`` (a config ``PluginRef``). ``where`` names the ref in errors
+    (e.g. ``reward_models[0]``); a malformed ref is a :class:`PluginRefError`."""
+    if isinstance(ref, str):
+        if not ref:
+            raise PluginRefError(f"{where}: expected a name or {{name, params}}, got an empty string")
+        return ref, {}
+    if isinstance(ref, Mapping):
+        unknown = sorted(set(ref) - set(REF_KEYS), key=str)
+        if unknown:
+            raise PluginRefError(f"{where}: unknown keys {unknown}; expected name and optional params")
+        name, params = ref.get("name"), ref.get("params")
+    elif hasattr(ref, "name") and hasattr(ref, "params"):
+        name, params = ref.name, ref.params
+    else:
+        raise PluginRefError(f"{where}: expected a name or {{name, params}}, got {ref!r}")
+    if not isinstance(name, str) or not name:
+        raise PluginRefError(f"{where}: 'name' must be a non-empty string, got {name!r}")
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise PluginRefError(f"{where} ({name}): params must be a mapping, got {params!r}")
+    return name, dict(params)
+
+
+def create_ref(kind: str, ref: Any, where: str | None = None, /, **supplied: Any) -> Any:
+    """Build the plugin a ref names (see :func:`parse_ref`; ``where`` defaults to ``kind``), passing
+    ``supplied`` (what the caller sets itself, e.g. a router's ``n_arms``, ``dim``, ``seed``) with
+    the ref's params; a ref that sets one of those itself is a :class:`PluginRefError`.
+
+    >>> create_ref("reward_model", {"name": "length", "params": {}})   # doctest: +SKIP
+    """
+    where = kind if where is None else where
+    name, params = parse_ref(ref, where)
+    clash = sorted(set(params) & set(supplied))
+    if clash:
+        raise PluginRefError(f"{where} ({name}): params {clash} are set by rmroute, not by the ref")
+    return create(kind, name, **params, **supplied)

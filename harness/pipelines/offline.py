@@ -12,8 +12,8 @@ through the featurizer's embedding cache, train one offline router per seed on `
 (early stopping on a validation part of it) and write one bundle per seed to
 ``<bundle_dir>/seed-<s>/`` plus ``<bundle_dir>/train.json``.
 
-Eval: routing accuracy (DESIGN.md: share of pairs where the chosen RM prefers the gold response,
-over pairs where at least one RM does) on ``eval_split``, overall and per domain, for the offline
+Eval: routing accuracy (the share of pairs where the chosen RM prefers the gold response, over
+pairs where at least one RM does) on ``eval_split``, overall and per domain, for the offline
 router's argmax (mean over seeds) and the baselines: every single RM, random (expected value),
 majority vote (ties count 0.5), mean-ensemble (z-scored with ``train_split`` statistics),
 domain-best (chosen on ``train_split``) and the oracle. Written to ``<bundle_dir>/eval.json``.
@@ -21,9 +21,11 @@ domain-best (chosen on ``train_split``) and the oracle. Written to ``<bundle_dir
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -32,15 +34,20 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from rmroute.harness import analysis as A
-from rmroute.harness.core.config import PluginRef, StrictModel, read_yaml_mapping, validate_model
-from rmroute.harness.core.errors import ConfigError, NotBuiltError
+from rmroute.harness.assets import cache_root
+from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
+from rmroute.harness.core.errors import ConfigError, NotBuiltError, PluginError, RmrouteError
+from rmroute.harness.core.plugins import check_params, create, create_ref, get_registry
+from rmroute.harness.core.types import Selection
+from rmroute.harness.pipelines.offline_model import (BundleError, OfflineBundle, OfflineTrainSettings, bundle_data_sha256,
+                                                     save_bundle, train_offline_router)
+from rmroute.harness.pipelines.pool import build_pool, load_pool_config, pool_rm_names
+from rmroute.harness.results import atomic_write_text
 
 Log = Callable[[str], None]
 
 
 def _stderr(msg: str) -> None:
-    import sys
-
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -108,9 +115,8 @@ class OfflineConfig(StrictModel):
 
 
 def expand_path(value: str) -> Path:
-    """``$RMROUTE_CACHE`` (default ~/.cache/rmroute), other environment variables and ``~`` expanded."""
-    from rmroute.harness.assets import cache_root
-
+    """``$RMROUTE_CACHE`` (:func:`rmroute.harness.assets.cache_root`), other environment variables and
+    ``~`` expanded."""
     value = re.sub(r"\$\{RMROUTE_CACHE\}|\$RMROUTE_CACHE(?![A-Za-z0-9_])", lambda _: str(cache_root()), value)
     return Path(os.path.expanduser(os.path.expandvars(value)))
 
@@ -118,14 +124,10 @@ def expand_path(value: str) -> Path:
 def load_offline_config(path: str | Path) -> tuple[Path, OfflineConfig]:
     path, data, tree = read_yaml_mapping(path, "offline router config")
     cfg = validate_model(OfflineConfig, path, data, tree)
-    from rmroute.harness.core.config import _line_of
-    from rmroute.harness.core.errors import PluginError
-    from rmroute.harness.core.plugins import check_params, get_registry
-
     try:
         check_params(get_registry().get("featurizer", cfg.featurizer.name), dict(cfg.featurizer.params))
     except PluginError as exc:
-        raise ConfigError(f"{path}:{_line_of(tree, ('featurizer',)) or '?'}: featurizer: {exc}") from None
+        raise ConfigError(f"{path}:{line_of(tree, ('featurizer',)) or '?'}: featurizer: {exc}") from None
     if cfg.finetune_encoder:
         raise NotBuiltError(
             f"{path}: finetune_encoder: true is not built; the CPU path trains the projection and heads on "
@@ -142,7 +144,9 @@ def seed_dir(cfg: OfflineConfig, seed: int) -> Path:
     return bundle_root(cfg) / f"seed-{seed}"
 
 
-def _pool_path(cfg: OfflineConfig, config_path: Path) -> Path:
+def pool_path(cfg: OfflineConfig, config_path: Path) -> Path:
+    """The pool config an offline config names: its ``pool`` with ``$RMROUTE_CACHE`` expanded, found
+    relative to the working directory, else to the offline config's folder."""
     p = expand_path(cfg.pool)
     candidates = [p] if p.is_absolute() else [Path.cwd() / p, config_path.parent / p]
     for c in candidates:
@@ -153,9 +157,7 @@ def _pool_path(cfg: OfflineConfig, config_path: Path) -> Path:
 
 def load_pool(cfg: OfflineConfig, config_path: Path, log: Log):
     """The built pool named by the config (scores come from the score cache when already built)."""
-    from rmroute.harness.pipelines.pool import build_pool, load_pool_config
-
-    pool_cfg = load_pool_config(_pool_path(cfg, config_path))
+    pool_cfg = load_pool_config(pool_path(cfg, config_path))
     pool = build_pool(pool_cfg, show_progress=False, log=log)
     for split in (cfg.train_split, cfg.eval_split):
         if split not in pool.margins:
@@ -165,9 +167,7 @@ def load_pool(cfg: OfflineConfig, config_path: Path, log: Log):
 
 
 def make_featurizer(cfg: OfflineConfig):
-    from rmroute.harness.core.plugins import create
-
-    return create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
+    return create_ref("featurizer", cfg.featurizer)
 
 
 def featurizer_spec(cfg: OfflineConfig, featurizer: Any) -> dict[str, Any]:
@@ -187,17 +187,14 @@ def encode_split(featurizer: Any, pairs: list, log: Log, split: str) -> tuple[np
 
     prompts = [p.prompt for p in pairs]
     a, b = [p.response_a for p in pairs], [p.response_b for p in pairs]
-    import inspect
-
     takes_progress = "progress" in inspect.signature(featurizer.embed_pairs).parameters
     feats = featurizer.embed_pairs(prompts, a, b, progress=progress) if takes_progress else featurizer.embed_pairs(prompts, a, b)
     return np.asarray(feats, dtype=np.float64), time.perf_counter() - t0
 
 
-def train_settings(cfg: OfflineConfig):
-    from rmroute.harness.pipelines.offline_model import TrainSettings
-
-    return TrainSettings(
+def train_settings(cfg: OfflineConfig) -> OfflineTrainSettings:
+    """The offline config's training options as the trainer takes them."""
+    return OfflineTrainSettings(
         dim=cfg.dim, heads=cfg.heads.model_dump(), route_head=cfg.route_head,
         bt_scale=cfg.scales.bt, cls_scale=cfg.scales.cls, reg_scale=cfg.scales.reg,
         balance_bt=cfg.balance.bt, balance_cls=cfg.balance.cls, val_fraction=cfg.val_fraction,
@@ -209,9 +206,6 @@ def train_settings(cfg: OfflineConfig):
 # ---- train ------------------------------------------------------------------------------------
 def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]:
     """Train one offline router per seed and write the bundles; returns the summary (also in train.json)."""
-    from rmroute.harness.results import atomic_write_text
-    from rmroute.harness.pipelines.offline_model import data_sha256, save_bundle, train_offline_router
-
     path, cfg = load_offline_config(config_path)
     t_all = time.perf_counter()
     pool = load_pool(cfg, path, log)
@@ -228,7 +222,7 @@ def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]
 
     split = cfg.train_split
     pairs, margins, gold = pool.splits[split], pool.margins[split], pool.gold(split)
-    data_hash = data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pairs], margins, gold, pool.names)
+    data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pairs], margins, gold, pool.names)
     settings = train_settings(cfg)
     per_seed = {}
     t_train = time.perf_counter()
@@ -264,11 +258,8 @@ def majority_right(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
 
 def mean_ensemble_right(train_margins: np.ndarray, margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """(N,) correctness of the mean of per-RM z-scores (train-split statistics; rmroute.routers.baselines semantics); 0 counts 0.5."""
-    from rmroute.harness.core.types import Selection
-    from rmroute.routers.baselines import MeanEnsembleRouter
-
     K = margins.shape[1]
-    ens = MeanEnsembleRouter(K, 1)
+    ens = create("router", "mean-ensemble", n_arms=K, dim=1)
     ens.fit_offline(None, train_margins, np.ones(train_margins.shape[0]))
     sel = Selection(arms=np.zeros(margins.shape[0], dtype=np.int64), calls=np.ones(margins.shape, dtype=bool))
     z = ens.combine(sel, margins)
@@ -282,9 +273,6 @@ def _acc(outcome: np.ndarray, mask: np.ndarray) -> float:
 
 def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]:
     """The evaluation as a dict (see the module docstring); also written to ``<bundle_dir>/eval.json``."""
-    from rmroute.harness.results import atomic_write_text
-    from rmroute.harness.pipelines.offline_model import BundleError, OfflineBundle, data_sha256
-
     path, cfg = load_offline_config(config_path)
     pool = load_pool(cfg, path, log)
     featurizer = make_featurizer(cfg)
@@ -296,7 +284,7 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
     right_tr, right_ev = A.correct_matrix(m_tr, g_tr), A.correct_matrix(m_ev, g_ev)
     dom_tr, dom_ev = pool.domains(tr), pool.domains(ev)
     some = right_ev.any(axis=1)
-    data_hash = data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)
+    data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)
 
     feats, enc_s = encode_split(featurizer, pool.splits[ev], log, ev)
     router_outcomes, picks, stale = [], [], []
@@ -404,8 +392,6 @@ def offline_eval(config_path: str | Path, as_json: bool = False, log: Log = _std
 def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _stderr):
     """The offline bundle for ``seed`` (default: the config's first seed), trained first when missing
     or when it was trained from a different config."""
-    from rmroute.harness.pipelines.offline_model import OfflineBundle
-
     path, cfg = load_offline_config(config_path)
     seed = cfg.seeds[0] if seed is None else seed
     folder = seed_dir(cfg, seed)
@@ -417,3 +403,22 @@ def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _
         log(f"[offline] bundle at {folder} was trained from another config; retraining")
     offline_train(path, log)
     return OfflineBundle.load(folder)
+
+
+# ---- config check (the runners' check_config) --------------------------------------------------
+def check_offline_ref(problems: Problems, loc: tuple[Any, ...], offline_path: str, names: list[str] | None) -> None:
+    """The offline-router config ``offline_path`` loads, and its pool has the RMs ``names`` in the
+    same order (its bundle's arms are that pool's RMs; a run refuses a bundle that differs)."""
+    try:
+        off_path, off_cfg = load_offline_config(offline_path)
+        off_pool = pool_path(off_cfg, off_path)
+    except RmrouteError as exc:
+        problems.add(loc, f"the offline-router config does not load: {exc}")
+        return
+    inner = Problems(off_path, None)
+    off_names = pool_rm_names(inner, ("pool",), str(off_pool))
+    if off_names is None:
+        problems.add(loc, "; ".join(inner.lines))
+    elif names is not None and off_names != names:
+        problems.add(loc, f"its pool ({off_pool}) has the RMs {off_names}, the run's pool {names}; the offline "
+                          "bundle routes over its pool's RMs in that order, so they must be the same")

@@ -21,7 +21,7 @@ and, per RM k, one vector per head:
 
     L = λ_bt L_bt + λ_cls L_cls + λ_reg L_reg          (default λ = (1, 0, 0): the released config)
 
-Labels (DESIGN.md): RM k is right on a pair when sign(margin_k) == gold; a tie (0) or an abstention
+Labels: RM k is right on a pair when sign(margin_k) == gold; a tie (0) or an abstention
 (NaN) is not right. Unlabelled pairs (gold 0) are dropped.
 
 Label balancing (off by default; ``balance_bt`` / ``balance_cls``):
@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import RmrouteError
+from rmroute.harness.core.plugins import create
+from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.devices import pick_device
 
 BUNDLE_SCHEMA = 1
 BUNDLE_KIND = "rmroute-offline-router"
@@ -237,8 +241,9 @@ def _make_net(in_dim: int, dim: int, n_rms: int, scales: dict[str, float], rng: 
 
 # ---- training ---------------------------------------------------------------------------------
 @dataclass
-class TrainSettings:
-    """Everything that shapes an offline training run (the harness config maps onto this)."""
+class OfflineTrainSettings:
+    """Everything that shapes an offline router training run (``rmroute.harness.pipelines.offline``
+    maps an offline config onto this)."""
 
     dim: int | None = None  # d; None = the encoder's width (feature width / 2), as the released code
     heads: dict[str, float] = field(default_factory=lambda: {"bt": 1.0, "cls": 0.0, "reg": 0.0})
@@ -278,7 +283,7 @@ class TrainSettings:
 @dataclass
 class TrainResult:
     net: Any
-    settings: TrainSettings
+    settings: OfflineTrainSettings
     seed: int
     metrics: dict[str, Any]
     history: list[dict[str, float]]
@@ -310,7 +315,7 @@ def train_offline_router(
     features: np.ndarray,
     margins: np.ndarray,
     gold: np.ndarray,
-    settings: TrainSettings | None = None,
+    settings: OfflineTrainSettings | None = None,
     seed: int = 0,
     strata: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
@@ -320,14 +325,12 @@ def train_offline_router(
     The matrices are small, so one CPU thread is fastest (several threads mostly fight each other and
     any other process on the machine); ``settings.threads`` sets it for the duration of the call.
     """
-    from rmroute.harness.determinism import fixed_threads
-
-    s = settings or TrainSettings()
+    s = settings or OfflineTrainSettings()
     with fixed_threads(s.threads or None):
         return _train(features, margins, gold, s, seed, strata, log)
 
 
-def _train(features, margins, gold, s: TrainSettings, seed: int, strata, log) -> TrainResult:
+def _train(features, margins, gold, s: OfflineTrainSettings, seed: int, strata, log) -> TrainResult:
     import torch
 
     f = np.asarray(features, dtype=np.float32)
@@ -356,7 +359,7 @@ def _train(features, margins, gold, s: TrainSettings, seed: int, strata, log) ->
     w_bt_all = bt_balance_weights(triples_all, K) if s.balance_bt else np.ones(len(triples_all))
     w_cls = cls_balance_weights(right[train_idx]) if s.balance_cls else np.ones((train_idx.size, K))
 
-    device = torch.device(s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(pick_device(s.device))
     net = _make_net(f.shape[1], dim, K, {"bt": s.bt_scale, "cls": s.cls_scale, "reg": s.reg_scale}, rng).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     F_all = torch.as_tensor(f, device=device)
@@ -444,7 +447,7 @@ def _train(features, margins, gold, s: TrainSettings, seed: int, strata, log) ->
 TENSORS = ("proj.weight", "proj.bias", "ln.weight", "ln.bias", "bt", "cls", "cls_bias", "reg", "reg_bias")
 
 
-def data_sha256(features_identity: str, pair_ids: Sequence[str], margins: np.ndarray, gold: np.ndarray, rm_names: Sequence[str]) -> str:
+def bundle_data_sha256(features_identity: str, pair_ids: Sequence[str], margins: np.ndarray, gold: np.ndarray, rm_names: Sequence[str]) -> str:
     """Hash of what a bundle was trained on: featurizer identity, pair ids, margins, gold, RM names."""
     h = hashlib.sha256()
     h.update(json.dumps([features_identity, list(pair_ids), list(rm_names)], ensure_ascii=False).encode())
@@ -466,8 +469,6 @@ def save_bundle(
 
     ``featurizer`` = {"name", "params", "identity"}: how to rebuild the context features.
     """
-    import os
-
     from safetensors.torch import save_file
 
     folder = Path(path)
@@ -559,8 +560,6 @@ class OfflineBundle:
     @property
     def featurizer(self) -> Any:
         if self._featurizer is None:
-            from rmroute.harness.core.plugins import create
-
             spec = self.meta["featurizer"]
             self._featurizer = create("featurizer", spec["name"], **spec.get("params", {}))
         self._check_featurizer(self._featurizer)

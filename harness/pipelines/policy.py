@@ -24,6 +24,8 @@ from pydantic import Field
 
 from rmroute.harness.core.config import StrictModel
 from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.devices import pick_device, pick_dtype
+from rmroute.harness.pipelines.gguf_policy import resolve_spec
 
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "<|end|>"]
 TINY_CHAT_TEMPLATE = (
@@ -136,10 +138,6 @@ def _drop_gguf_marker(model: Any) -> None:
 
 def load_policy(spec: PolicySpec | dict[str, Any], device: str | None = None) -> Policy:
     """Load the policy named by ``spec`` (see the module docstring); errors name the model and why."""
-    from rmroute.reward_models.hf import pick_device, pick_dtype
-
-    from rmroute.harness.pipelines.gguf_policy import resolve_spec
-
     if isinstance(spec, dict):
         spec = PolicySpec.model_validate(spec)
     spec = resolve_spec(spec)  # pypi-gguf:<name> -> the joined, verified file in the cache

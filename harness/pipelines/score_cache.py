@@ -31,14 +31,20 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rmroute.harness.assets import cache_root, file_sha256
 from rmroute.harness.core.errors import RmrouteError, ScoreError
+from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.progress import RateColumn
+from rmroute.harness.results import atomic_write_text
 
 SCHEMA = ("key", "rm", "identity", "score", "error")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute")) / "scores"
+    """``<cache root>/scores`` (see :func:`rmroute.harness.assets.cache_root`)."""
+    return cache_root() / "scores"
 
 
 def rm_identity(rm: Any) -> str:
@@ -256,17 +262,12 @@ def _sidecar(part: Path) -> Path:
 
 def _write_sidecar(part: Path, written: Path) -> None:
     """The sha256 of ``written`` (the part's temporary file) into ``part``'s sidecar."""
-    from rmroute.harness.results import atomic_write_text
-    from rmroute.harness.assets import file_sha256
-
     atomic_write_text(_sidecar(part), file_sha256(written) + "\n")
 
 
 def _check_part(path: Path) -> None:
     """Raise when ``path`` does not match its sidecar checksum (parts written before sidecars existed
     are only checked by reading them)."""
-    from rmroute.harness.assets import file_sha256
-
     side = _sidecar(path)
     if side.exists():
         want = side.read_text(encoding="utf-8").strip()
@@ -287,12 +288,6 @@ def score_pairs(
 
     A broken RM does not stop the others (their scores are cached); afterwards a :class:`ScoreError`
     names every broken RM, unless ``raise_on_failure`` is False (then ``report.failed`` says why)."""
-    from rmroute.harness.determinism import fixed_threads
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rmroute.harness.progress import RateColumn
-
     pairs = list(pairs)
     prompts = [p.prompt for p in pairs] * 2
     responses = [p.response_a for p in pairs] + [p.response_b for p in pairs]

@@ -1,7 +1,10 @@
 """Dispatch a validated config to the runner for its ``kind``.
 
 A runner is a module with ``run(cfg, config_path, out_dir) -> list[Path]`` (the run JSONs it
-wrote). Runners are imported lazily: torch and transformers load only when a run needs them.
+wrote), and optionally ``SETTINGS`` (the pydantic model of its ``settings``), ``check_config(cfg,
+path, tree)`` (what a run needs beyond the models) and ``plan``. :func:`load_config` validates a
+config with its runner's checks. Runners are imported lazily: torch and transformers load only when
+a run needs them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from rmroute.harness.core.config import RunConfig
+from rmroute.harness.core.config import RunConfig, check_plugin_refs, check_settings, read_run_config
 from rmroute.harness.core.errors import NotBuiltError
 
 RUNNERS: dict[str, str] = {
@@ -35,6 +38,30 @@ def _module(kind: str):
             ) from None
         raise
     return module
+
+
+def load_config(path: str | Path, check_plugins: bool = True, check_run: bool = True) -> RunConfig:
+    """Read and validate a run config; raise :class:`rmroute.harness.core.errors.ConfigError` naming
+    file, line and key path.
+
+    The common part and the runner's ``SETTINGS`` are always checked; with ``check_plugins`` every
+    plugin name and its params; with ``check_run`` too, the runner's ``check_config(cfg, path,
+    tree)`` (e.g. :func:`rmroute.harness.runners.replay.check_config`): the files it names, one run
+    file per grid cell, each router built once. A config that passes runs. A runner that is not
+    built yet checks nothing of its own. ``rmroute score`` reads only ``reward_models`` and
+    ``data``, so it passes ``check_run=False``."""
+    cfg, path, tree = read_run_config(path)
+    try:
+        module = _module(cfg.kind)
+    except NotBuiltError:
+        module = None
+    check_settings(getattr(module, "SETTINGS", None), cfg, path, tree)
+    if check_plugins:
+        check_plugin_refs(cfg, path, tree)
+        check = getattr(module, "check_config", None)
+        if check_run and check is not None:
+            check(cfg, path, tree)
+    return cfg
 
 
 def get_runner(kind: str) -> Runner:

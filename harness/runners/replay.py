@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.core.config import Name, StrictModel
+from rmroute.harness.core.config import Name, PluginRef, Problems, StrictModel, slug_clashes
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -323,6 +323,63 @@ def expand_routers(routers: Sequence[Any], names: Sequence[str]) -> list[tuple[i
     return out
 
 
+def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], names: list[str],
+                  has_offline: bool) -> list[tuple[int, str]]:
+    """Expand each router entry as the runners do (:func:`expand_routers`), check that
+    every label gives its own file name, and build each router once (``n_arms`` = the pool's RMs, a
+    small ``dim``, seed 0) so that its own checks of the values run now. Returns (entry index, label)."""
+    from rmroute.harness.core.plugins import get_registry
+
+    registry = get_registry()
+    labels: list[tuple[int, str]] = []
+    for i, ref in entries:
+        try:
+            rows = expand_routers([ref], names)
+        except ValueError as exc:
+            problems.add(("routers", i, "params", "arm"), str(exc))
+            continue
+        for _, label, name, params in rows:
+            labels.append((i, label))
+            problem = _router_problem(registry.get("router", name).factory, name, params, len(names), has_offline)
+            if problem:
+                problems.add(("routers", i, "params"), problem)
+                break
+    for first, a, i, b in slug_clashes(labels):
+        if first == i:
+            why = f"gives the label {b!r} twice"
+        else:
+            why = (f"gives the label {b!r}, which routers[{first}] (line {problems.line(('routers', first))}) "
+                   f"already gives" + ("" if a == b else f" as {a!r} (the same file name)"))
+        problems.add(("routers", i), f"{why}; each label is one run file: give the entries distinct `label`s")
+    return labels
+
+
+#: the context width routers are built with at validate time (the real one comes from the bundle)
+_CHECK_DIM = 4
+
+
+def _router_problem(factory, name: str, params: dict[str, Any], n_arms: int, has_offline: bool) -> str | None:
+    """Why ``factory(n_arms, dim, seed=0, **params)`` fails, or None. ``prior_mean: offline`` stands
+    for the offline bundle's RM embeddings, so it needs ``settings.offline``."""
+    params, dim = dict(params), _CHECK_DIM
+    prior = params.get("prior_mean")
+    if isinstance(prior, str):
+        if prior != "offline":
+            return f"prior_mean must be 'offline' (the offline bundle's RM embeddings) or {n_arms} vectors, got {prior!r}"
+        if not has_offline:
+            return "prior_mean: offline needs settings.offline (an offline-router config)"
+        params["prior_mean"] = np.zeros((n_arms, dim))
+    elif isinstance(prior, list) and prior and isinstance(prior[0], list):
+        dim = len(prior[0]) or dim
+    try:
+        factory(n_arms=n_arms, dim=dim, seed=0, **params)
+    except ValueError as exc:  # the router's own check of its values (built-ins name the router)
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a plugin's check may raise anything
+        return f"router {name!r}: {type(exc).__name__}: {exc}"
+    return None
+
+
 def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
     """(label, spec) per router the grid runs (see :func:`expand_routers`)."""
     from rmroute.harness.core.plugins import get_registry
@@ -348,7 +405,9 @@ def check_config(cfg, path, tree) -> None:
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
     names; every router builds with its params; every run id fits in a file name; contexts come
     from ``settings.offline`` or a ``featurizer``."""
-    from rmroute.harness.core.config import Problems, check_offline_ref, check_routers, check_run_ids, pool_rm_names, slug_clashes
+    from rmroute.harness.core.config import check_run_ids
+    from rmroute.harness.pipelines.offline import check_offline_ref
+    from rmroute.harness.pipelines.pool import pool_rm_names
 
     settings = ReplaySettings.model_validate(cfg.settings)
     problems = Problems(path, tree)

@@ -487,7 +487,10 @@ def check_config(cfg, path, tree) -> None:
     which must load); contexts (``settings.offline``, which must load and route over the same RMs,
     or a ``featurizer``); labels that give their own file names; every router builds with its
     params; every run id fits in a file name."""
-    from rmroute.harness.core.config import Problems, check_offline_ref, check_plugin, check_routers, check_run_ids, pool_rm_names
+    from rmroute.harness.core.config import Problems, check_plugin, check_run_ids
+    from rmroute.harness.pipelines.offline import check_offline_ref
+    from rmroute.harness.pipelines.pool import pool_rm_names
+    from rmroute.harness.runners.replay import check_routers
 
     settings = TrainSettings.model_validate(cfg.settings)
     problems = Problems(path, tree)
