@@ -184,31 +184,21 @@ def load_prompts(settings: TrainSettings) -> list[PromptItem]:
     return [items[i] for i in order]
 
 
-def config_rms(cfg) -> tuple[list[str], list[Any]]:
-    """The config's ``reward_models``, built (RM constructors do not load models) and named."""
-    from rmroute.harness.core.plugins import create
+def reward_models(cfg, settings: TrainSettings) -> tuple[list[str], list[Any]]:
+    """(names, RMs) in arm order: the config's ``reward_models``, else the pool config's (its
+    ``trained:`` RMs trained first when missing). RM constructors do not load models."""
+    from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 
-    rms = []
-    for ref in cfg.reward_models:
-        rm = create("reward_model", ref.name, **ref.params)
-        if ref.label:
-            rm.name = ref.label
-        rms.append(rm)
-    return [rm.name for rm in rms], rms
-
-
-def build_rms(cfg, settings: TrainSettings) -> tuple[list[str], list[Any]]:
-    """The RM pool in arm order: the config's ``reward_models``, else the pool config's."""
     if cfg.reward_models:
-        return config_rms(cfg)
+        rms = build_reward_models(cfg.reward_models)
+        return [rm.name for rm in rms], rms
     if not settings.pool:
         raise ConfigError("a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
-    from rmroute.harness.pipelines.pool import build_rms as pool_rms, load_pool_config, rm_label, train_missing
-
     pool_cfg = load_pool_config(settings.pool)
     rm_train = _suite_pairs(settings, "rm-train")
     train_missing(pool_cfg, rm_train)
-    return [rm_label(r) for r in pool_cfg.reward_models], pool_rms(pool_cfg, rm_train)
+    return [rm_label(r) for r in pool_cfg.reward_models], build_reward_models(pool_cfg.reward_models,
+                                                                              trained_dirs(pool_cfg, rm_train))
 
 
 def build_env(cfg, settings: TrainSettings, need_offline: bool, log: Callable[[str], None]) -> Env:
@@ -216,7 +206,7 @@ def build_env(cfg, settings: TrainSettings, need_offline: bool, log: Callable[[s
 
     from rmroute.harness.pipelines.score_cache import ScoreCache
 
-    names, rms = build_rms(cfg, settings)
+    names, rms = reward_models(cfg, settings)
     prompts = load_prompts(settings)
     prior = None
     if settings.offline:
@@ -501,7 +491,9 @@ def check_config(cfg, path, tree) -> None:
     names = None
     if cfg.reward_models:
         try:
-            names = config_rms(cfg)[0]
+            from rmroute.harness.pipelines.pool import build_reward_models
+
+            names = [rm.name for rm in build_reward_models(cfg.reward_models)]
         except Exception as exc:  # noqa: BLE001 - an RM's own check of its params, whatever it raises
             problems.add(("reward_models",), str(exc))
     elif settings.pool:
