@@ -390,7 +390,8 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
 
     from rmroute.harness.core.config import config_sha256
     from rmroute.harness.determinism import describe
-    from rmroute.harness.runners.replay import _jsonable_params, router_specs
+    from rmroute.harness.runners.grid import jsonable_params
+    from rmroute.harness.runners.replay import router_specs
     from rmroute.harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
                                  package_versions, write_run, confined)
 
@@ -440,7 +441,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                     log(f"[train] {label} seed {seed} failed: {error}")
                 record = RunRecord(
                     run_id=rid, kind="train", suite=cfg.suite, status=status, error=error,
-                    router=RouterInfo(name=spec.name, params=_jsonable_params(spec.params), label=label),
+                    router=RouterInfo(name=spec.name, params=jsonable_params(spec.params), label=label),
                     reward_models=list(env.names), data=data, seed=seed,
                     metrics=out["metrics"] if out else {}, rm_calls=out["rm_calls"] if out else {},
                     wall_s=time.perf_counter() - t0, config=cfg.model_dump(mode="json"), config_sha256=sha,
@@ -525,7 +526,7 @@ def _ray_cell(cfg_json: dict[str, Any], config_path: str, out_dir: str, resume: 
 def _run_ray(cfg, config_path, out_dir, resume: bool, address: str | None) -> list[Path]:
     import os
 
-    from rmroute.harness.runners import ray_session
+    from rmroute.harness.runners.grid import ray_session
 
     settings = TrainSettings.model_validate(cfg.settings)
     cells = [{"entry": i, "seed": seed} for i, _ in trainable_entries(cfg, config_path) for seed in cfg.seeds]
