@@ -18,6 +18,8 @@ SCHEMA_VERSION = 1
 
 
 class RouterInfo(BaseModel):
+    """The run's router: plugin name, params (arrays as ``array[shape]``) and label."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -25,6 +27,8 @@ class RouterInfo(BaseModel):
 
 
 class DataInfo(BaseModel):
+    """The data the run used: a name, its sha256 and its size."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
     sha256: str
@@ -32,6 +36,8 @@ class DataInfo(BaseModel):
 
 
 class CodeVersion(BaseModel):
+    """The git commit of the code that ran, and whether the work tree had changes (None outside git)."""
+
     model_config = ConfigDict(extra="forbid")
     git_sha: str | None
     dirty: bool | None

@@ -55,6 +55,8 @@ class PolicyEntry(StrictModel):
 
 
 class EvaluateSettings(StrictModel):
+    """An evaluate config's ``settings``: the policies, the evaluation suites, the generator and the judge."""
+
     policies: list[PolicyEntry] = Field(min_length=1)
     suites: list[NamedRef] = Field(min_length=1)
     generator: PluginRef = Field(default_factory=lambda: PluginRef(

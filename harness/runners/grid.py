@@ -51,6 +51,7 @@ def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_executor(executor: str) -> None:
+    """A ConfigError unless ``executor`` is one of :data:`EXECUTORS`."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
 
