@@ -76,10 +76,6 @@ class Outcome:
     value: Any
     wall_s: float
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
 
 def attempt(fn: Callable[..., Any], *args: Any, reraise: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Outcome:
     """``fn(*args, **kwargs)`` as an :class:`Outcome`, timed; an exception (other than ``reraise``)
