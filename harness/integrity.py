@@ -36,7 +36,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from rmroute.harness.results import RunRecord
+import numpy as np
+
+from rmroute.harness.records import RunRecord
 
 #: how far a recomputed non-count metric may be from the stored one
 FLOAT_TOL = 1e-12
@@ -246,8 +248,6 @@ def train_expected(its: list[dict[str, Any]], names: list[str]) -> tuple[dict[st
     """(metrics, RM calls per RM) of a train run, recomputed from its per-iteration log the way
     ``rmroute.harness.runners.train.runner.summarise`` computes them (every metric but ``cost``). Raises KeyError or
     TypeError when the log is not what the train runner writes."""
-    import numpy as np
-
     per_rm = {rm: sum(int(it["calls_per_rm"][rm]) for it in its) for rm in names}
     pairs = sum(int(it["pairs"]) for it in its)
     losses = [_as_float(it["dpo_loss"]) for it in its]

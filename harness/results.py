@@ -1,6 +1,8 @@
 """The results store: one schema-versioned JSON per run, written atomically, loaded defensively.
 
 Layout: ``<root>/runs/<suite>/<run_id>.json``. The leaderboard is rebuilt from these files only.
+The schema (:class:`RunRecord` and its parts) is defined in :mod:`rmroute.harness.records` and
+imported from here; loading skips files that fail :func:`rmroute.harness.integrity.check_run`.
 """
 
 from __future__ import annotations
@@ -19,66 +21,21 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-SCHEMA_VERSION = 1
+from rmroute.harness.core.errors import ResultsError
+from rmroute.harness.integrity import check_run
+# the run-file schema lives in records.py (so that integrity.py can check records without importing
+# this module); the store's users import it from here
+from rmroute.harness.records import SCHEMA_VERSION, CodeVersion, DataInfo, RouterInfo, RunRecord  # noqa: F401
+
 KEY_PACKAGES = ("rmroute", "numpy", "torch", "transformers", "trl", "datasets", "pluggy", "pydantic")
 
 
 class ResultsWarning(UserWarning):
     """A results file was skipped; the message names it and why."""
-
-
-class RouterInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    label: str | None = None
-
-
-class DataInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    sha256: str
-    n: int
-
-
-class CodeVersion(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    git_sha: str | None
-    dirty: bool | None
-
-
-class RunRecord(BaseModel):
-    """Everything needed to read, compare and reproduce one run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    run_id: str
-    kind: Literal["replay", "train", "evaluate"]
-    suite: str
-    scenario: str = "default"
-    status: Literal["ok", "failed"] = "ok"
-    error: str | None = None  # what went wrong, for failed runs (their metrics may be empty)
-    router: RouterInfo
-    reward_models: list[str]
-    data: DataInfo
-    seed: int
-    metrics: dict[str, Any]
-    per_domain: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    rm_calls: dict[str, Any] = Field(default_factory=dict)
-    wall_s: float
-    config: dict[str, Any]
-    config_sha256: str
-    code: CodeVersion
-    packages: dict[str, str]
-    command: str
-    created: str
-    inputs: dict[str, str] = Field(default_factory=dict)  # sha256 of every input consumed (data, scores:<rm>, features, ...)
-    extra: dict[str, Any] = Field(default_factory=dict)  # curves, per-sample log paths, notes
 
 
 def slug(text: str) -> str:
@@ -189,8 +146,6 @@ def run_path(root: Path, record: RunRecord) -> Path:
 def confined(root: str | Path, path: str | Path) -> Path:
     """``path``, after checking that it stays inside ``root`` once ``..`` and symlinks are resolved;
     a path that would escape is a ResultsError naming both. Every run-file write goes through it."""
-    from rmroute.harness.core.errors import ResultsError
-
     base, target = Path(root).resolve(), Path(path).resolve()
     if target != base and base not in target.parents:
         raise ResultsError(f"refusing to write {path}: it resolves to {target}, outside the output folder {base}")
@@ -199,8 +154,6 @@ def confined(root: str | Path, path: str | Path) -> Path:
 
 def write_run(record: RunRecord, root: str | Path = "results") -> Path:
     """Validate and write one run (inside ``root/runs/<suite>/``, never elsewhere); returns its path."""
-    from rmroute.harness.core.errors import ResultsError
-
     payload = _json_safe(record.model_dump(mode="json"))
     RunRecord.model_validate(payload)  # what is written must load back
     for what, part in (("suite", record.suite), ("run_id", record.run_id)):
@@ -212,8 +165,6 @@ def write_run(record: RunRecord, root: str | Path = "results") -> Path:
 
 
 def load_run(path: str | Path) -> RunRecord:
-    from rmroute.harness.core.errors import ResultsError
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -237,9 +188,6 @@ def load_consistent_run(path: str | Path) -> RunRecord:
     """:func:`load_run`, and a ResultsError too when the run's metrics disagree with its own stored
     outcomes and curves (:func:`rmroute.harness.integrity.check_run`; failed runs are not checked). The
     message names the file and the first disagreeing metric."""
-    from rmroute.harness.core.errors import ResultsError
-    from rmroute.harness.integrity import check_run
-
     run = load_run(path)
     problems = check_run(run)
     if problems:
@@ -271,8 +219,6 @@ def newest(items: list[Any], key: Callable[[Any], Any], run: Callable[[Any], Run
 def load_runs(root: str | Path = "results") -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     """Load every run under ``<root>/runs``; corrupt, foreign or inconsistent files (metrics that
     disagree with the run's own stored outcomes) are skipped with a warning naming the file."""
-    from rmroute.harness.core.errors import ResultsError
-
     runs: list[RunRecord] = []
     skipped: list[tuple[Path, str]] = []
     base = Path(root) / "runs"

@@ -70,3 +70,28 @@ def test_trained_reference_must_name_a_train_entry(tmp_path):
     path.write_text("name: p\nreward_models:\n  - {name: hf-seqcls, params: {model: 'trained:nope'}}\n")
     with pytest.raises(ConfigError, match="'trained:nope' names no entry of `train`"):
         load_pool_config(path)
+
+
+def test_one_rm_builder_resolves_labels_and_trained_models(tmp_path):
+    """build_reward_model: the label names the RM; `trained:<name>` becomes that entry's folder only
+    when the trained folders are given (a pool), and an unknown name is refused."""
+    from rmroute.harness.core.config import PluginRef, RunConfig
+    from rmroute.harness.pipelines.pool import build_reward_model, build_reward_models
+    from rmroute.harness.pipelines.scoring import reward_models_to_score
+
+    plain, labelled = build_reward_models([PluginRef(name="length"), PluginRef(name="length", label="len-2")])
+    assert (plain.name, labelled.name) == ("length", "len-2")
+    trained = {"minilm-math": tmp_path / "rms" / "minilm-math-abc"}
+    ref = PluginRef(name="hf-seqcls", label="math", params={"model": "trained:minilm-math", "batch_size": 4})
+    rm = build_reward_model(ref, trained)
+    assert (rm.name, rm.model_id, rm.batch_size) == ("math", str(trained["minilm-math"]), 4)
+    assert build_reward_model(ref).model_id == "trained:minilm-math"  # no pool: passed on as written
+    with pytest.raises(ConfigError, match="'trained:minilm-math' names no `train` entry"):
+        build_reward_model(ref, {})
+    # `rmroute score`: an RM that does not build is reported by its label; the others go on
+    cfg = RunConfig.model_validate({"kind": "replay", "suite": "s", "routers": ["random"], "reward_models": [
+        "length", {"name": "hf-seqcls", "label": "broken", "params": {"model": "m", "batch_size": 0}}]})
+    rms, failed = reward_models_to_score(cfg)
+    assert [r.name for r in rms] == ["length"]
+    assert failed == [("broken", "could not be built: ValueError: hf-seqcls: batch_size must be >= 1 and "
+                                 "max_length >= 8, got 0, 1024")]

@@ -1,4 +1,4 @@
-"""The policy-training loop (rmroute.harness.runners.train.runner): DPO maths against TRL, the loop on a tiny config,
+"""The policy-training loop (rmroute.harness.runners.train): DPO maths against TRL, the loop on a tiny config,
 feedback to the router, resume equality, RM failures, NaN losses, router failures, the plan."""
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def trainer_setup(tmp_path_factory):
     import torch
 
     from rmroute.harness.pipelines.policy import load_policy
-    from rmroute.harness.runners.train.runner import TrainSettings
-    from rmroute.harness.runners.train.loop import make_trainer
+    from rmroute.harness.runners.train.settings import PolicyTrainSettings
+    from rmroute.harness.runners.train.state import make_trainer
 
-    s = TrainSettings.model_validate({**BASE["settings"], "learning_rate": 0.05})
+    s = PolicyTrainSettings.model_validate({**BASE["settings"], "learning_rate": 0.05})
     pol = load_policy(s.policy)
     trainer = make_trainer(pol, s, tmp_path_factory.mktemp("trainer"), 0, {})
     with torch.no_grad():
@@ -168,10 +168,10 @@ def test_laser_per_batch_credits_one_rm_per_batch(loop_runs):
 
 def _spy_updates(monkeypatch) -> dict[str, list]:
     """Record every router.update(contexts, arms, feedback) call, per router name."""
-    import rmroute.harness.runners.train.loop as loop
+    import rmroute.harness.runners.train.state as state
 
     calls: dict[str, list] = {}
-    real = loop.build_router
+    real = state.build_router
 
     def spying(env, spec, seed):
         router = real(env, spec, seed)
@@ -184,7 +184,7 @@ def _spy_updates(monkeypatch) -> dict[str, list]:
         router.update = record
         return router
 
-    monkeypatch.setattr(loop, "build_router", spying)
+    monkeypatch.setattr(state, "build_router", spying)
     return calls
 
 
@@ -354,11 +354,12 @@ def test_bad_settings_name_the_key(tmp_path):
 
 def test_plan_counts_parameters_and_memory(tmp_path):
     from rmroute.harness.pipelines.policy import TinySpec, build_tiny
-    from rmroute.harness.runners.train.runner import TrainSettings, plan
+    from rmroute.harness.runners.train.runner import plan
+    from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
     cfg, path = _config(tmp_path, "plan")
     text = plan(cfg, path)
-    spec = TrainSettings.model_validate(cfg.settings).policy.tiny
+    spec = PolicyTrainSettings.model_validate(cfg.settings).policy.tiny
     model, _ = build_tiny(TinySpec.model_validate(spec.model_dump()))
     n = sum(p.numel() for p in model.parameters())
     c = model.config

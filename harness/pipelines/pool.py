@@ -23,14 +23,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from pydantic import Field
 
+from rmroute.harness.assets import cache_root
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import create
 from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
+from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
 
 SPLITS = ("rm-train", "offline", "online", "test")
 
@@ -63,6 +67,7 @@ def load_pool_config(path: str | Path) -> PoolConfig:
 
 
 def rm_label(ref: PluginRef) -> str:
+    """An RM's name in the pool: its label, else its plugin name."""
     return ref.label or ref.name
 
 
@@ -141,19 +146,21 @@ def check_abstention(rates: dict[str, dict[str, float]], max_share: float | None
 
 
 def trained_dir(cfg: PoolConfig, name: str, data_sha: str) -> Path:
-    from rmroute.harness.assets import cache_root
-
+    """The folder training ``cfg.train[name]`` on rm-train data with sha ``data_sha`` produces."""
     return cache_root() / "rms" / cfg.name / f"{name}-{_sha([cfg.train[name], data_sha])}"
+
+
+def trained_dirs(cfg: PoolConfig, rm_train: list[PreferencePair]) -> dict[str, Path]:
+    """``name -> folder`` for every ``train`` entry: where ``model: trained:<name>`` points."""
+    data_sha = pairs_sha(rm_train)
+    return {name: trained_dir(cfg, name, data_sha) for name in cfg.train}
 
 
 def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) -> dict[str, Any]:
     """Train every `train` entry whose folder does not exist yet; returns {name: report or 'cached'}."""
-    from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
-
-    data_sha = pairs_sha(rm_train)
     reports: dict[str, Any] = {}
-    for name, params in cfg.train.items():
-        out = trained_dir(cfg, name, data_sha)
+    for name, out in trained_dirs(cfg, rm_train).items():
+        params = cfg.train[name]
         train_cfg = RMTrainConfig(**{**params, "output_dir": str(out)})
         cached = (out / "rmroute_train.json").is_file()
         log(f"[pool] {name}: " + (f"trained RM cached at {out}" if cached else f"training -> {out}"))
@@ -161,27 +168,31 @@ def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) ->
     return reports
 
 
-def build_rms(cfg: PoolConfig, rm_train: list[PreferencePair]) -> list[Any]:
-    from rmroute.harness.core.plugins import create
+def build_reward_model(ref: PluginRef, trained: Mapping[str, Path] | None = None) -> Any:
+    """The RM a config ref names (constructors do not load models), named by the ref's label when it
+    has one (reports and arm names use it). ``params.model: trained:<name>`` becomes the folder
+    ``trained[name]`` (see :func:`trained_dirs`) when ``trained`` is given."""
+    params = dict(ref.params)
+    model = str(params.get("model", ""))
+    if trained is not None and model.startswith("trained:"):
+        name = model[len("trained:"):]
+        if name not in trained:
+            raise ConfigError(f"RM {rm_label(ref)!r}: {model!r} names no `train` entry (defined: {', '.join(sorted(trained)) or 'none'})")
+        params["model"] = str(trained[name])
+    rm = create("reward_model", ref.name, **params)
+    if ref.label:
+        rm.name = ref.label
+    return rm
 
-    data_sha = pairs_sha(rm_train)
-    rms = []
-    for ref in cfg.reward_models:
-        params = dict(ref.params)
-        model = str(params.get("model", ""))
-        if model.startswith("trained:"):
-            params["model"] = str(trained_dir(cfg, model[len("trained:"):], data_sha))
-        rm = create("reward_model", ref.name, **params)
-        if ref.label:
-            rm.name = ref.label  # reports and the arm names use the label
-        rms.append(rm)
-    return rms
+
+def build_reward_models(refs: Sequence[PluginRef], trained: Mapping[str, Path] | None = None) -> list[Any]:
+    """:func:`build_reward_model` of every ref, in order (the arm order)."""
+    return [build_reward_model(ref, trained) for ref in refs]
 
 
 def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bool = True, log=print) -> Pool:
-    from rmroute.harness.core.plugins import create
-    from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
-
+    """Build the pool: the benchmark's splits, its ``train`` RMs (trained when missing), every RM's
+    margins on ``score_splits`` (through the score cache), with timings and reports."""
     t0 = time.perf_counter()
     suite = create("suite", cfg.benchmark.suite, seed=cfg.benchmark.seed)
     splits = suite.splits()
@@ -193,7 +204,7 @@ def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bo
     pool.timings["train_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    rms = build_rms(cfg, splits["rm-train"])
+    rms = build_reward_models(cfg.reward_models, trained_dirs(cfg, splits["rm-train"]))
     pool.costs = [float(getattr(rm, "cost", 1.0)) for rm in rms]
     cache = ScoreCache(cache_dir)
     for split in cfg.score_splits:

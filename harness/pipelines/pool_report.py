@@ -12,6 +12,7 @@ from rmroute.harness.pipelines.pool import Pool
 
 
 def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
+    """The report of a built pool (JSON-ready): accuracies with CIs, headroom, per-pair signal, oracle gap."""
     rng = np.random.default_rng(seed)
     names = pool.names
     right_t = A.correct_matrix(pool.margins["test"], pool.gold("test"))
@@ -88,6 +89,7 @@ def _scoring_summary(pool: Pool) -> dict[str, dict[str, float]]:
 
 
 def render_markdown(rep: dict[str, Any]) -> str:
+    """:func:`pool_report`'s report as the Markdown `rmroute pool build` writes."""
     names = rep["names"]
     out = [f"Pool `{rep['pool']}`, test split ({rep['n_test']} pairs). Accuracy in % with 95% Wilson CIs; "
            "a tie or an abstention counts as not right.", ""]

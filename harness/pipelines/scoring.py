@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from rmroute.harness.assets import load_source
 from rmroute.harness.core.config import RunConfig
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.pipelines.score_cache import ScoreCache, ScoreReport, score_pairs
 from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.pipelines.pool import build_reward_model, rm_label
+from rmroute.harness.pipelines.score_cache import ScoreCache, ScoreReport, score_pairs
 
 
 def config_pairs(cfg: RunConfig) -> dict[str, list[PreferencePair]]:
     """The pairs of each split named in ``cfg.data`` (split -> source spec or list of specs)."""
-    from rmroute.harness.assets import load_source
-
     if not cfg.data:
         raise ConfigError("config has no `data` section: give split -> source, e.g. data: {test: file:pairs.jsonl}")
     out: dict[str, list[PreferencePair]] = {}
@@ -29,16 +29,15 @@ def config_pairs(cfg: RunConfig) -> dict[str, list[PreferencePair]]:
     return out
 
 
-def build_pool(cfg: RunConfig) -> tuple[list[Any], list[tuple[str, str]]]:
-    """Build the config's RMs; one that fails to build is reported and left out, the others go on."""
-    from rmroute.harness.core.plugins import create
-
+def reward_models_to_score(cfg: RunConfig) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The config's RMs (:func:`rmroute.harness.pipelines.pool.build_reward_model`); one that fails to
+    build is reported as ``(label, "could not be built: ...")`` and left out, the others go on."""
     rms, failed = [], []
     for ref in cfg.reward_models:
         try:
-            rms.append(create("reward_model", ref.name, **ref.params))
+            rms.append(build_reward_model(ref))
         except Exception as exc:  # noqa: BLE001
-            failed.append((ref.label or ref.name, f"could not be built: {type(exc).__name__}: {exc}"))
+            failed.append((rm_label(ref), f"could not be built: {type(exc).__name__}: {exc}"))
     return rms, failed
 
 
@@ -51,9 +50,10 @@ class ScoreSummary:
 
 
 def run_score(cfg: RunConfig, cache_dir: Path | None = None, show_progress: bool = True) -> ScoreSummary:
+    """Score every pair of ``cfg.data`` under every RM that builds; per RM, the share of labelled pairs it gets right."""
     splits = config_pairs(cfg)
     pairs = [p for ps in splits.values() for p in ps]
-    rms, failed = build_pool(cfg)
+    rms, failed = reward_models_to_score(cfg)
     a, b, reports = score_pairs(ScoreCache(cache_dir), rms, pairs, show_progress=show_progress, raise_on_failure=False)
     failed += [(r.rm, r.failed) for r in reports if r.failed]
     gold = np.array([p.gold_sign for p in pairs])

@@ -1,18 +1,19 @@
 """Dispatch a validated config to the runner for its ``kind``.
 
 A runner is a module with ``run(cfg, config_path, out_dir) -> list[Path]`` (the run JSONs it
-wrote), and optionally ``SETTINGS`` (the pydantic model of its ``settings``), ``check_config(cfg,
-path, tree)`` (what a run needs beyond the models) and ``plan``. :func:`load_config` validates a
-config with its runner's checks. Runners are imported lazily: torch and transformers load only when
-a run needs them.
+wrote), ``plan(cfg, config_path) -> str`` (``--dry-run``), and optionally ``SETTINGS`` (the
+pydantic model of its config's ``settings``) and ``check_config(cfg, path, tree)`` (what a run needs
+beyond the models). :func:`load_config` validates a config with its runner's checks. Runners are
+imported lazily: torch and transformers load only when a run needs them. The grid they share (run
+ids, ``--resume``, ``--only``, run records, Ray) is :mod:`rmroute.harness.runners.grid`.
 """
 
 from __future__ import annotations
 
 import importlib
-from contextlib import contextmanager
+import inspect
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 from rmroute.harness.core.config import RunConfig, check_plugin_refs, check_settings, read_run_config
 from rmroute.harness.core.errors import NotBuiltError
@@ -65,6 +66,7 @@ def load_config(path: str | Path, check_plugins: bool = True, check_run: bool = 
 
 
 def get_runner(kind: str) -> Runner:
+    """The runner's ``run(cfg, config_path, out_dir, **options) -> list[Path]``."""
     return _module(kind).run
 
 
@@ -78,32 +80,9 @@ def get_plan(kind: str) -> Callable[..., str]:
 
 def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> list[Path]:
     """Run ``cfg``; options (``resume``, ``only``) are passed to runners that take them."""
-    import inspect
-
     runner = get_runner(cfg.kind)
     accepted = inspect.signature(runner).parameters
     unknown = [k for k, v in options.items() if v and k not in accepted]
     if unknown:
         raise NotBuiltError(f"the {cfg.kind!r} runner does not support {', '.join(unknown)}")
     return runner(cfg, config_path, out_dir, **{k: v for k, v in options.items() if k in accepted})
-
-
-@contextmanager
-def ray_session(address: str | None = None) -> Iterator[Any]:
-    """The ``ray`` module with Ray running: a local Ray with 2 CPUs, or the cluster at ``address``.
-
-    Shuts down only a Ray it started itself; used by the replay and train runners' ``--executor ray``.
-    """
-    try:
-        import ray
-    except ImportError:
-        raise NotBuiltError("--executor ray needs Ray: pip install 'rmroute[distributed]'") from None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, num_cpus=None if address else 2, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from rmroute.harness.core.config import Name, NamedRef, PluginRef, StrictModel
+from rmroute.harness.core.config import (Name, NamedRef, PluginRef, Problems, StrictModel, check_plugin, check_run_ids,
+                                         slug_clashes)
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.pipelines.policy import PolicySpec
-from rmroute.harness.results import slug
+from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.determinism import describe
+from rmroute.harness.pipelines.policy import PolicySpec, load_policy
+from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run, slug
+from rmroute.harness.runners import grid
 
 
 class PolicyEntry(StrictModel):
@@ -52,6 +55,8 @@ class PolicyEntry(StrictModel):
 
 
 class EvaluateSettings(StrictModel):
+    """An evaluate config's ``settings``: the policies, the evaluation suites, the generator and the judge."""
+
     policies: list[PolicyEntry] = Field(min_length=1)
     suites: list[NamedRef] = Field(min_length=1)
     generator: PluginRef = Field(default_factory=lambda: PluginRef(
@@ -60,6 +65,7 @@ class EvaluateSettings(StrictModel):
     device: str | None = Field(None, description="where every policy runs (auto, cpu, cuda:N); default: each policy's own `device`")
 
 
+#: the model `rmroute validate` checks an evaluate config's `settings` against
 SETTINGS = EvaluateSettings
 
 
@@ -76,8 +82,6 @@ class PolicyPlan:
 
 def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
     """The policy a train run produced: its base spec with the run's final LoRA adapter on top."""
-    from rmroute.harness.results import load_run
-
     run = load_run(path)
     if run.kind != "train":
         raise ConfigError(f"{path}: a {run.kind!r} run, not a train run")
@@ -124,18 +128,11 @@ def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[Poli
     return plans
 
 
-def run_id(policy_label: str, suite: str, seed: int, config_sha: str) -> str:
-    return f"{slug(suite)}--{slug(policy_label)}--seed{seed}--{config_sha[:10]}"
-
-
 def check_config(cfg, path, tree) -> None:
     """What `rmroute validate` checks of an evaluate config beyond its models (one ConfigError listing
     every problem): the suites are registered evaluation suites, the generator and judge are
     registered, all with params that fit; the policies resolve (train runs exist and are ok); suite
     keys and policy labels each give their own file names; every run id fits in a file name."""
-    from rmroute.harness.core.config import Problems, check_plugin, check_run_ids, slug_clashes
-    from rmroute.harness.core.plugins import get_registry
-
     settings = EvaluateSettings.model_validate(cfg.settings)
     problems = Problems(path, tree)
     registry = get_registry()
@@ -161,12 +158,13 @@ def check_config(cfg, path, tree) -> None:
     for _, a, _, b in slug_clashes([(None, p.label) for p in plans]):
         problems.add(("settings", "policies"), f"the policies {a!r} and {b!r} give the same file names; give them "
                                                "distinct labels")
-    check_run_ids(problems, [(("settings", "policies"), run_id(p.label, key, max(cfg.seeds), "0" * 64))
+    check_run_ids(problems, [(("settings", "policies"), grid.run_id(key, p.label, max(cfg.seeds), "0" * 64))
                              for p in plans for key in keys])
     problems.raise_if_any()
 
 
 def suite_sha(ref: PluginRef) -> str:
+    """What an evaluate run records as its data sha256: the hash of the suite entry (name, params, label)."""
     return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
@@ -206,19 +204,41 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     return out
 
 
+class _Session:
+    """What the cells of one evaluate run share: one policy in memory at a time (with its
+    generator) and the judge, built on first need and shared by every suite and policy."""
+
+    def __init__(self, settings: EvaluateSettings, config_path: Path) -> None:
+        self.settings, self.config_path = settings, config_path
+        self.loaded: dict[str, tuple[Any, Any]] = {}
+        self.judge: Any = None
+        self.before: dict[str, Any] = {}  # the judge's counters before the current suite
+
+    def evaluate(self, p: PolicyPlan, ref: NamedRef, suite: Any, seed: int, samples_dir: Path) -> Any:
+        """One (policy, suite, seed): the suite's result (its per-sample log goes to ``samples_dir``)."""
+        settings = self.settings
+        self.before = {}
+        if p.label not in self.loaded:
+            self.loaded.clear()  # one policy in memory at a time
+            policy = load_policy(p.spec, device=settings.device)
+            gen = create("generator", settings.generator.name, model=policy.model,
+                         tokenizer=policy.tokenizer, **settings.generator.params)
+            self.loaded[p.label] = (policy, gen)
+        policy, gen = self.loaded[p.label]
+        if suite.needs_judge and settings.judge is None:
+            raise ConfigError(f"{self.config_path}: suite {ref.name!r} needs a judge: set settings.judge")
+        if suite.needs_judge and self.judge is None:
+            self.judge = create("judge", settings.judge.name, **settings.judge.params)
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        self.before = _stats(self.judge)
+        return suite.evaluate(policy, gen, self.judge if suite.needs_judge else None, samples_dir,
+                              np.random.default_rng(seed))
+
+
 def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list[Path]:
     """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
     (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rmroute.harness.core.config import config_sha256
-    from rmroute.harness.core.plugins import create, get_registry
-    from rmroute.harness.determinism import describe
-    from rmroute.harness.pipelines.policy import load_policy
-    from rmroute.harness.results import (KEY_PACKAGES, DataInfo, RouterInfo, RunRecord, code_version, finished_ok,
-                                 now_iso, package_versions, write_run, confined)
-
-    config_path, out_dir = Path(config_path), Path(out_dir)
+    config_path = Path(config_path)
     settings = EvaluateSettings.model_validate(cfg.settings)
     registry = get_registry()
     for i, ref in enumerate(settings.suites):
@@ -231,76 +251,45 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     if dupes:
         raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
     plans = resolve_policies(settings, config_path)
-    sha = config_sha256(cfg)
-    code, packages = code_version(), package_versions(KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
+    runs = grid.Grid(cfg, config_path, out_dir, "evaluate", packages=KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
     suites = [(key, ref, create("suite", ref.name, **ref.params)) for key, ref in zip(keys, settings.suites)]
-    written: list[Path] = []
-    todo = []
-    for p in plans:  # policy-major: each policy is loaded once
-        for seed in cfg.seeds:
-            for key, ref, suite in suites:
-                if only and (p.label, key, seed) != (only["label"], only["scenario"], only["seed"]):
-                    continue
-                rid = run_id(p.label, key, seed, sha)
-                path = out_dir / "runs" / cfg.suite / f"{rid}.json"
-                if resume and finished_ok(path):
-                    written.append(path)
-                    continue
-                todo.append((seed, p, key, ref, suite, rid))
-    loaded: dict[str, tuple[Any, Any]] = {}
-    judge = None  # built on first need, shared by every suite and policy
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+    # policy-major: each policy is loaded once
+    cells = runs.select([grid.Cell(p.label, seed, key, item=(p, ref, suite))
+                         for p in plans for seed in cfg.seeds for key, ref, suite in suites], only)
+    todo = runs.pending(cells, resume)
+    session = _Session(settings, config_path)
+    with grid.progress_bar() as progress:
         task = progress.add_task("evaluate", total=len(todo))
-        for seed, p, key, ref, suite, rid in todo:
+        for cell in todo:
+            (p, ref, suite), key, seed = cell.item, cell.scenario, cell.seed
             progress.update(task, description=f"evaluate {p.label} on {key} (seed {seed})")
-            samples_dir = confined(out_dir, out_dir / "runs" / cfg.suite / f"{rid}.samples")
-            t0 = time.perf_counter()
-            status, error, result, before = "ok", None, None, {}
-            try:
-                if p.label not in loaded:
-                    loaded.clear()  # one policy in memory at a time
-                    policy = load_policy(p.spec, device=settings.device)
-                    gen = create("generator", settings.generator.name, model=policy.model,
-                                 tokenizer=policy.tokenizer, **settings.generator.params)
-                    loaded[p.label] = (policy, gen)
-                policy, gen = loaded[p.label]
-                if suite.needs_judge and settings.judge is None:
-                    raise ConfigError(f"{config_path}: suite {ref.name!r} needs a judge: set settings.judge")
-                if suite.needs_judge and judge is None:
-                    judge = create("judge", settings.judge.name, **settings.judge.params)
-                samples_dir.mkdir(parents=True, exist_ok=True)
-                before = _stats(judge)
-                result = suite.evaluate(policy, gen, judge if suite.needs_judge else None, samples_dir,
-                                        np.random.default_rng(seed))
-            except Exception as exc:  # noqa: BLE001 - one suite's failure must not lose the others
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
-            wall = time.perf_counter() - t0
+            samples_dir = confined(runs.out_dir, runs.folder / f"{runs.run_id(cell)}.samples")
+            outcome = grid.attempt(session.evaluate, p, ref, suite, seed, samples_dir)
+            result = outcome.value
             samples = None
             if result is not None and result.samples:
                 try:
-                    samples = Path(result.samples).resolve().relative_to((out_dir / "runs" / cfg.suite).resolve()).as_posix()
+                    samples = Path(result.samples).resolve().relative_to(runs.folder.resolve()).as_posix()
                 except ValueError:
                     samples = str(result.samples)
-            judge_obj = judge if suite.needs_judge else None
-            record = RunRecord(
-                run_id=rid, kind="evaluate", suite=cfg.suite, scenario=key, status=status, error=error,
+            judge_obj = session.judge if suite.needs_judge else None
+            runs.write(
+                cell, outcome,
                 router=RouterInfo(name=p.router, params={}, label=p.label),
                 reward_models=list(p.reward_models),
                 data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
-                seed=seed, metrics=dict(result.metrics) if result else {}, wall_s=wall,
-                config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
-                command=f"rmroute run {config_path}", created=now_iso(),
+                metrics=dict(result.metrics) if result else {},
+                command=f"rmroute run {config_path}",
                 extra={
                     "eval_suite": key, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
                     "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
                     "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
                     "flags": _flags(ref, result), "samples": samples,
                     "judge": getattr(judge_obj, "name", None),
-                    "judge_stats": _stats_delta(before, _stats(judge_obj)) if judge_obj is not None else {},
+                    "judge_stats": _stats_delta(session.before, _stats(judge_obj)) if judge_obj is not None else {},
                     "generator": settings.generator.model_dump(mode="json"),
                     "compute": describe(),
                 },
             )
-            written.append(write_run(record, out_dir))
             progress.advance(task)
-    return written
+    return [runs.path(c) for c in cells]

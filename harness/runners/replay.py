@@ -8,19 +8,26 @@ label, else 0, through the normaliser chain); afterwards the router, frozen and 
 `test` split. Every RM call is counted.
 
 The core (:func:`replay_one`) is pure numpy over a :class:`ReplayData`; :func:`run` builds that data
-from the pool and the offline bundle a config names and writes one run JSON per grid cell.
+from the pool and the offline bundle a config names and writes one run JSON per grid cell
+(:mod:`rmroute.harness.runners.grid`: run ids, ``--only``, ``--resume``, failed cells).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.core.config import Name, PluginRef, Problems, StrictModel, slug_clashes
+from rmroute.harness.core.config import Name, PluginRef, Problems, StrictModel, check_run_ids, slug_clashes
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.pipelines.offline import check_offline_ref
+from rmroute.harness.pipelines.pool import pool_rm_names
+from rmroute.harness.results import DataInfo, RouterInfo
+from rmroute.harness.runners import grid
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -392,12 +399,6 @@ def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
     return out
 
 
-def run_id(scenario: str, label: str, seed: int, config_sha: str) -> str:
-    from rmroute.harness.results import slug
-
-    return f"{slug(scenario)}--{slug(label)}--seed{seed}--{config_sha[:10]}"
-
-
 def check_config(cfg, path, tree) -> None:
     """What `rmroute validate` checks of a replay config beyond its models (raises one ConfigError
     listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names
@@ -405,10 +406,6 @@ def check_config(cfg, path, tree) -> None:
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
     names; every router builds with its params; every run id fits in a file name; contexts come
     from ``settings.offline`` or a ``featurizer``."""
-    from rmroute.harness.core.config import check_run_ids
-    from rmroute.harness.pipelines.offline import check_offline_ref
-    from rmroute.harness.pipelines.pool import pool_rm_names
-
     settings = ReplaySettings.model_validate(cfg.settings)
     problems = Problems(path, tree)
     if not cfg.routers:
@@ -433,7 +430,7 @@ def check_config(cfg, path, tree) -> None:
                     problems.add(("settings", "scenarios", scen_name, what, "arm"),
                                  f"{part.arm!r} is not an RM of the pool {settings.pool} ({', '.join(names)})")
         labels = check_routers(problems, list(enumerate(cfg.routers)), names, bool(settings.offline))
-        check_run_ids(problems, [(("routers", i), run_id(scen, label, max(cfg.seeds), "0" * 64))
+        check_run_ids(problems, [(("routers", i), grid.run_id(scen, label, max(cfg.seeds), "0" * 64))
                                  for scen in settings.scenarios for i, label in labels])
     problems.raise_if_any()
 
@@ -502,102 +499,65 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
 
 
 def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,
-              normalizers: Sequence[Any]) -> tuple[str, str | None, dict[str, Any] | None, float]:
-    """One grid cell: (status, error, replay output, seconds). A router that raises is a failed cell."""
-    import time
-
-    t0 = time.perf_counter()
-    try:
-        out = replay_one(spec, data, scenario, seed, settings.batch_size, normalizers,
-                         settings.on_bad_feedback, settings.curve_points)
-        return "ok", None, out, time.perf_counter() - t0
-    except Exception as exc:  # noqa: BLE001 - one router's failure must not lose the others
-        return "failed", f"{type(exc).__name__}: {exc}", None, time.perf_counter() - t0
+              normalizers: Sequence[Any]) -> grid.Outcome:
+    """One grid cell; a router that raises is a failed cell."""
+    return grid.attempt(replay_one, spec, data, scenario, seed, settings.batch_size, normalizers,
+                        settings.on_bad_feedback, settings.curve_points)
 
 
-def _ray_cells(todo, data, settings, normalizers, address):
+def _ray_cells(todo: list[grid.Cell], data, settings, normalizers, address):
     """Run the cells as Ray tasks (local Ray with 2 CPUs, or the cluster at ``address``); yields in order."""
-    from rmroute.harness.runners import ray_session
-
-    with ray_session(address) as ray:
-        cell = ray.remote(num_cpus=1)(_run_cell)
+    with grid.ray_session(address) as ray:
+        task = ray.remote(num_cpus=1)(_run_cell)
         data_ref = ray.put(data)
-        refs = [cell.remote(spec, data_ref, settings.scenarios[scen], seed, settings, list(normalizers))
-                for _, spec, seed, scen in todo]
+        refs = [task.remote(c.item, data_ref, settings.scenarios[c.scenario], c.seed, settings, list(normalizers))
+                for c in todo]
         yield from ray.get(refs)
 
 
 def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None,
-        executor: str = "local", address: str | None = None) -> list:
+        executor: str = "local", address: str | None = None) -> list[Path]:
     """Run the config's grid (router × seed × scenario), one run JSON each; returns their paths.
 
-    ``resume`` skips cells whose run file already exists with status ok; ``only`` restricts the grid
+    ``resume`` skips cells whose run file is already there, self-consistent and ok; ``only`` restricts the grid
     to one cell (``{"label", "seed", "scenario"}``; used by `rmroute reproduce`). ``executor="ray"``
     runs the cells as Ray tasks (local Ray, or the cluster at ``address``); every cell is
     deterministic, so the results are identical to the local executor's.
     """
-    from pathlib import Path
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rmroute.harness.core.config import config_sha256
-    from rmroute.harness.core.errors import ConfigError
-    from rmroute.harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
-                                 package_versions, write_run)
-
+    grid.check_executor(executor)
     settings = ReplaySettings.model_validate(cfg.settings)  # already checked by load_config
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
-    sha = config_sha256(cfg)
     data, data_info, provenance = build_data(cfg, settings)
     specs = router_specs(cfg, data.names)
-    grid = [(label, spec, seed, scen) for scen in settings.scenarios for label, spec in specs for seed in cfg.seeds]
-    if only:
-        grid = [g for g in grid if (g[0], g[2], g[3]) == (only["label"], only["seed"], only["scenario"])]
-        if not grid:
-            raise ConfigError(f"{config_path}: no grid cell matches {only}")
-    if executor not in ("local", "ray"):
-        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
-    out_dir = Path(out_dir)
-    code, packages = code_version(), package_versions()
-    written, todo = [], []
-    for label, spec, seed, scen in grid:
-        path = out_dir / "runs" / cfg.suite / f"{run_id(scen, label, seed, sha)}.json"
-        if resume and finished_ok(path):
-            written.append(path)
-            continue
-        todo.append((label, spec, seed, scen))
+    runs = grid.Grid(cfg, config_path, out_dir, "replay")
+    cells = runs.select([grid.Cell(label, seed, scen, item=spec) for scen in settings.scenarios
+                         for label, spec in specs for seed in cfg.seeds], only)
+    todo = runs.pending(cells, resume)
     if executor == "ray":
         results = _ray_cells(todo, data, settings, cfg.normalizers, address)
     else:
-        results = (_run_cell(spec, data, settings.scenarios[scen], seed, settings, cfg.normalizers)
-                   for _, spec, seed, scen in todo)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        results = (_run_cell(c.item, data, settings.scenarios[c.scenario], c.seed, settings, cfg.normalizers)
+                   for c in todo)
+    with grid.progress_bar() as progress:
         task = progress.add_task(f"replay runs ({executor})", total=len(todo))
-        for (label, spec, seed, scen), (status, error, out, wall) in zip(todo, results):
-            rid = run_id(scen, label, seed, sha)
-            path = out_dir / "runs" / cfg.suite / f"{rid}.json"
+        for cell, outcome in zip(todo, results):
+            spec, out = cell.item, outcome.value
             entry_meta = {"learns": bool(getattr(spec.factory, "learns", False)), "replay_only": spec.replay_only}
-            record = RunRecord(
-                run_id=rid, kind="replay", suite=cfg.suite, scenario=scen, status=status, error=error,
-                router=RouterInfo(name=spec.name, params=_jsonable_params(spec.params), label=label),
-                reward_models=list(data.names), data=DataInfo(**data_info), seed=seed,
+            runs.write(
+                cell, outcome,
+                router=RouterInfo(name=spec.name, params=grid.jsonable_params(spec.params), label=cell.label),
+                reward_models=list(data.names), data=DataInfo(**data_info),
                 metrics=out["metrics"] if out else {}, per_domain=out["per_domain"] if out else {},
-                rm_calls=out["rm_calls"] if out else {}, wall_s=wall,
-                config=cfg.model_dump(mode="json"), config_sha256=sha, code=code, packages=packages,
-                command=f"rmroute reproduce {path}", created=now_iso(), inputs=provenance["inputs"],
+                rm_calls=out["rm_calls"] if out else {},
+                command=f"rmroute reproduce {runs.path(cell)}", inputs=provenance["inputs"],
                 extra={**entry_meta, "rm_abstention": provenance["rm_abstention"], "compute": provenance["compute"],
                        "curves": out["curves"] if out else {},
                        "test_outcomes": out["test_outcomes"] if out else "",
                        "test_oracle": out["test_oracle"] if out else ""},
             )
-            written.append(write_run(record, out_dir))
             progress.advance(task)
-    return written
-
-
-def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v if not isinstance(v, np.ndarray) else f"array{list(v.shape)}") for k, v in params.items()}
+    return [runs.path(c) for c in cells]
 
 
 def plan(cfg, config_path) -> str:

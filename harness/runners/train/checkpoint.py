@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rmroute.harness.assets import file_sha256
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.results import atomic_dir, atomic_write_text
 
@@ -72,8 +73,6 @@ class Checkpoint:
 
 def _file_hashes(folder: Path) -> dict[str, str]:
     """{path relative to ``folder`` (POSIX): sha256} of every file under ``folder``."""
-    from rmroute.harness.assets import file_sha256
-
     return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -124,8 +123,6 @@ def _read_pointer(root: Path) -> tuple[int, Path, dict[str, str]]:
 
 def _verify(root: Path, folder: Path, hashes: dict[str, str]) -> None:
     """Every file named in ``hashes`` lies inside ``folder`` and has the recorded sha256."""
-    from rmroute.harness.assets import file_sha256
-
     inside = folder.resolve()
     for rel, expected in sorted(hashes.items()):
         path = folder / rel

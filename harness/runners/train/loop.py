@@ -1,4 +1,6 @@
-"""One iteration of the training loop and the run's build / checkpoint plumbing (see rmroute.harness.runners.train.runner).
+"""One iteration of the training loop: generate, route, score, train, feed back (see
+:mod:`rmroute.harness.runners.train.runner` for the whole run, :mod:`rmroute.harness.runners.train.state`
+for what it holds).
 
 Conventions used here:
 
@@ -13,148 +15,21 @@ Conventions used here:
 
 from __future__ import annotations
 
-import random
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.pipelines.routed_reward import arm_ranking
-from rmroute.harness.runners.train.runner import DEFAULT_LOSS_CHAIN, NEG_LOSS_ROUTERS, Env, LoopState, Run, TrainingDiverged
+from rmroute.harness.runners.train import dpo
+from rmroute.harness.runners.train.state import Env, LoopState, Run
 
 
-# ---- building a run ---------------------------------------------------------------------------
-def _lora_config(s):
-    from peft import LoraConfig
-
-    return LoraConfig(r=s.lora.r, lora_alpha=s.lora.alpha, lora_dropout=s.lora.dropout,
-                      target_modules=list(s.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+class TrainingDiverged(RmrouteError):
+    """A NaN/inf loss: the run stops; its last good checkpoint stays."""
 
 
-def _dpo_config(s, out: Path, seed: int, batch: int):
-    import torch
-    from trl import DPOConfig
-
-    return DPOConfig(
-        output_dir=str(out), per_device_train_batch_size=batch, max_steps=1, learning_rate=s.learning_rate,
-        weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm, beta=s.beta, max_length=s.max_length,
-        lr_scheduler_type="constant", warmup_steps=0, report_to=[r for r in s.report_to if r != "none"] or "none",
-        save_strategy="no", logging_steps=1, seed=seed, disable_tqdm=True, gradient_checkpointing=False,
-        use_cpu=not torch.cuda.is_available(),
-    )
-
-
-def _last_logs_callback(sink: dict):
-    """A TrainerCallback that keeps the metrics of the last logged step in ``sink``."""
-    from transformers import TrainerCallback
-
-    class LastLogs(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                sink.clear()
-                sink.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
-
-    return LastLogs()
-
-
-def make_trainer(policy, s, out: Path, seed: int, sink: dict):
-    """A DPOTrainer that wraps the policy in a fresh LoRA adapter; its optimiser is created now so a
-    checkpoint's state can be loaded into it before the first step."""
-    import datasets
-    from datasets import Dataset
-    from trl import DPOTrainer
-
-    datasets.disable_progress_bar()
-    placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
-    batch = s.batch_prompts * (s.pairs_per_prompt or s.samples_per_prompt * (s.samples_per_prompt - 1) // 2)
-    trainer = DPOTrainer(model=policy.model, args=_dpo_config(s, out, seed, batch), train_dataset=placeholder,
-                         processing_class=policy.tokenizer, peft_config=_lora_config(s), callbacks=[_last_logs_callback(sink)])
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    for cb in (PrinterCallback, ProgressCallback):  # the loop logs each iteration itself
-        trainer.remove_callback(cb)
-    trainer.create_optimizer()
-    return trainer
-
-
-def build_router(env: Env, spec, seed: int):
-    from rmroute.harness.core.plugins import get_registry
-
-    params = dict(spec.params)
-    if isinstance(params.get("prior_mean"), str):
-        if params["prior_mean"] != "offline" or env.prior_mean is None:
-            raise ValueError(f"router {spec.name}: prior_mean {params['prior_mean']!r} needs an offline bundle (settings.offline)")
-        params["prior_mean"] = env.prior_mean
-    router = spec.factory(n_arms=len(env.names), dim=env.dim, seed=seed, **params)
-    if get_registry().get("router", spec.name).metadata.get("fit_offline"):
-        off = env.offline
-        router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
-    return router
-
-
-def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run:
-    from rmroute.harness.core.plugins import create
-    from rmroute.harness.pipelines.policy import load_policy
-    from rmroute.routers.normalize import build_chain
-
-    s = env.settings
-    policy = load_policy(s.policy)
-    sink: dict = {}
-    trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
-    generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
-    router = build_router(env, spec, seed)
-    neg = spec.name in NEG_LOSS_ROUTERS
-    default = NEG_LOSS_ROUTERS.get(spec.name, DEFAULT_LOSS_CHAIN)
-    chain = build_chain(list(cfg.normalizers) or list(default), on_bad_feedback=s.on_bad_feedback)
-    state = LoopState(rng=np.random.default_rng([seed, 7]))
-    return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
-               router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
-
-
-# ---- checkpoint state -------------------------------------------------------------------------
-def _raw_optimizer(trainer):
-    opt = trainer.optimizer
-    while hasattr(opt, "optimizer"):  # accelerate wraps it (once per train() call)
-        opt = opt.optimizer
-    return opt
-
-
-def snapshot(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(optimiser state, everything else) for :func:`rmroute.harness.runners.train.checkpoint.save_checkpoint`."""
-    import torch
-
-    st = run.state
-    return _raw_optimizer(run.trainer).state_dict(), {
-        "cursor": st.cursor, "rng": st.rng.bit_generator.state, "log": st.log,
-        "router": run.router.state_dict(), "chain": run.chain.state_dict(),
-        "torch_rng": torch.get_rng_state(), "numpy_global": np.random.get_state(), "python_random": random.getstate(),
-        "label": run.label, "seed": run.seed,
-    }
-
-
-def restore(run: Run, ck) -> None:
-    """Load a checkpoint into a freshly built run."""
-    import torch
-
-    from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
-
-    s = ck.state
-    if s.get("label") != run.label or s.get("seed") != run.seed:
-        raise CheckpointError(f"checkpoint {ck.folder} is for {s.get('label')!r} seed {s.get('seed')}, "
-                              f"not {run.label!r} seed {run.seed}; delete {ck.folder.parent} or run without --resume")
-    load_adapter_weights(run.model, ck.adapter_dir)
-    _raw_optimizer(run.trainer).load_state_dict(load_optimizer_state(ck))
-    run.router.load_state_dict(s["router"])
-    run.chain.load_state_dict(s["chain"])
-    run.state.rng.bit_generator.state = s["rng"]
-    run.state.cursor, run.state.log, run.state.iteration = int(s["cursor"]), list(s["log"]), int(ck.iteration)
-    torch.set_rng_state(s["torch_rng"])
-    np.random.set_state(s["numpy_global"])
-    random.setstate(s["python_random"])
-
-
-# ---- one iteration ----------------------------------------------------------------------------
 def _batch(env: Env, st: LoopState) -> list:
     n = len(env.prompts)
     b = env.settings.batch_prompts
@@ -241,8 +116,6 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     """One generate → route → score → train → feedback iteration; returns its log record."""
     from datasets import Dataset
 
-    from rmroute.harness.runners.train.dpo import dpo_pair_losses
-
     s, st = env.settings, run.state
     it = st.iteration
     t_start = time.perf_counter()
@@ -300,7 +173,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     if trained:
-        pl = dpo_pair_losses(run.model, run.policy.tokenizer, dpo_prompts, chosen, rejected, s.beta,
+        pl = dpo.dpo_pair_losses(run.model, run.policy.tokenizer, dpo_prompts, chosen, rejected, s.beta,
                              s.loss_batch_size, s.max_length)
         bad = ~np.isfinite(pl.loss)
         if bad.any():

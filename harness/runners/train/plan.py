@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rmroute.harness.pipelines.gguf_policy import KNOWN
+from rmroute.harness.pipelines.policy import build_tiny
+from rmroute.harness.runners.train.settings import PolicyTrainSettings
+
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
@@ -28,13 +32,9 @@ def _meta_model(spec) -> tuple[Any | None, str]:
     import torch
 
     if spec.model == "tiny":
-        from rmroute.harness.pipelines.policy import build_tiny
-
         model, _ = build_tiny(spec.tiny)
         return model, "tiny Llama built from config"
     if str(spec.model).startswith("pypi-gguf:"):
-        from rmroute.harness.pipelines.gguf_policy import KNOWN
-
         name = spec.model[len("pypi-gguf:"):]
         return None, (f"GGUF from PyPI chunks ({KNOWN[name].file})" if name in KNOWN else f"unknown {spec.model}")
     if spec.gguf_file:
@@ -70,17 +70,15 @@ def kv_cache_bytes(config, tokens: int, rows: int, dtype_bytes: int) -> int:
 
 
 def plan(cfg, config_path) -> str:
-    from rmroute.harness.runners.train.runner import TrainSettings
-
-    s = TrainSettings.model_validate(cfg.settings)
+    """What ``rmroute run --dry-run`` prints for a train config."""
+    s = PolicyTrainSettings.model_validate(cfg.settings)
     spec = s.policy
     lines = [f"train plan for {config_path} (suite {cfg.suite!r})"]
     routers = [r.label or r.name for r in cfg.routers]
     lines.append(f"  runs: {len(routers)} router(s) x {len(cfg.seeds)} seed(s) = {len(routers) * len(cfg.seeds)}"
                  f" ({', '.join(routers)}); 'single' with arm: all expands to one run per RM")
-    pairs = s.pairs_per_prompt or s.samples_per_prompt * (s.samples_per_prompt - 1) // 2
     lines.append(f"  per run: {s.iterations} iteration(s) x {s.batch_prompts} prompts x {s.samples_per_prompt} samples"
-                 f" -> {s.batch_prompts * pairs} candidate pairs per iteration; prompts from {s.prompts.source}"
+                 f" -> {s.pairs_per_iteration} candidate pairs per iteration; prompts from {s.prompts.source}"
                  f" domains {s.prompts.domains}")
     lines.append(f"  DPO: beta {s.beta}, lr {s.learning_rate}, LoRA r={s.lora.r} alpha={s.lora.alpha} on {s.lora.target_modules},"
                  f" max_length {s.max_length}, report_to {s.report_to}")

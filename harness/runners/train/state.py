@@ -1,0 +1,311 @@
+"""What a train run holds: the environment every run of a config shares, and one run's live state.
+
+* :class:`Env` (built once per config by :func:`build_env`): the RMs in arm order, the prompts in
+  their seeded order, the contexts (the offline bundle's, or a featurizer's), the score cache and,
+  for routers that fit offline, margins on the suite's offline split;
+* :class:`Run` (built per (router, seed) by :func:`build_run`): the policy, its DPO trainer (a fresh
+  LoRA adapter), the generator, the router, the feedback chain and the :class:`LoopState` (iteration,
+  prompt cursor, the run's seeded generator, the per-iteration log);
+* :func:`snapshot` / :func:`restore`: a run's state to and from a checkpoint
+  (:mod:`rmroute.harness.runners.train.checkpoint` writes and checks the files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.pipelines.offline import ensure_bundle
+from rmroute.harness.pipelines.policy import load_policy
+from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
+from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
+from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
+from rmroute.harness.runners.train.settings import DEFAULT_LOSS_CHAIN, NEG_LOSS_ROUTERS, PolicyTrainSettings
+
+
+# ---- the environment every run of a config shares ---------------------------------------------
+@dataclass
+class PromptItem:
+    """One training prompt: its item id, domain, text and (math) reference answer."""
+
+    id: str
+    domain: str
+    prompt: str
+    reference: str | None
+
+
+@dataclass
+class OfflineData:
+    """The offline split as routers that fit offline see it: contexts, (N, K) margins, gold signs, domains."""
+
+    X: np.ndarray
+    margins: np.ndarray
+    gold: np.ndarray
+    domains: list[str]
+
+
+@dataclass
+class Env:
+    """What every run of a config shares: RMs, prompts, featurizer, score cache, offline data."""
+
+    settings: PolicyTrainSettings
+    names: list[str]
+    rms: list[Any]
+    costs: np.ndarray
+    prompts: list[PromptItem]
+    featurize: Callable[[Sequence[str], Sequence[str], Sequence[str]], np.ndarray]
+    dim: int
+    cache: Any
+    prior_mean: np.ndarray | None = None
+    offline: OfflineData | None = None
+    data_sha: str = ""
+
+
+def suite_pairs(settings: PolicyTrainSettings, split: str | None = None):
+    """The pairs of ``split`` (default: the one ``settings.prompts.source`` names) of the prompts' suite."""
+    _, suite, default_split = settings.prompts.source.split(":")
+    return create("suite", suite, seed=settings.prompts.seed).pairs(split or default_split)
+
+
+def load_prompts(settings: PolicyTrainSettings) -> list[PromptItem]:
+    """Unique prompts of the source split in the configured domains, in a seeded order."""
+    ps = settings.prompts
+    seen: dict[str, PromptItem] = {}
+    for p in suite_pairs(settings):
+        if p.domain not in ps.domains or p.prompt in seen:
+            continue
+        if ps.max_chars is not None and len(p.prompt) > ps.max_chars:
+            continue
+        ref = p.metadata.get("reference")
+        seen[p.prompt] = PromptItem(id=str(p.metadata.get("item", p.id)), domain=p.domain, prompt=p.prompt,
+                                    reference=None if ref is None else str(ref))
+    items = list(seen.values())
+    if not items:
+        raise ConfigError(f"settings.prompts: no prompt of {ps.source} in domains {ps.domains}"
+                          + (f" with at most {ps.max_chars} characters" if ps.max_chars else ""))
+    order = np.random.default_rng([ps.shuffle_seed, 2718]).permutation(len(items))
+    return [items[i] for i in order]
+
+
+def reward_models(cfg, settings: PolicyTrainSettings) -> tuple[list[str], list[Any]]:
+    """(names, RMs) in arm order: the config's ``reward_models``, else the pool config's (its
+    ``trained:`` RMs trained first when missing). RM constructors do not load models."""
+    if cfg.reward_models:
+        rms = build_reward_models(cfg.reward_models)
+        return [rm.name for rm in rms], rms
+    if not settings.pool:
+        raise ConfigError("a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
+    pool_cfg = load_pool_config(settings.pool)
+    rm_train = suite_pairs(settings, "rm-train")
+    train_missing(pool_cfg, rm_train)
+    return [rm_label(r) for r in pool_cfg.reward_models], build_reward_models(pool_cfg.reward_models,
+                                                                              trained_dirs(pool_cfg, rm_train))
+
+
+def build_env(cfg, settings: PolicyTrainSettings, need_offline: bool, log: Callable[[str], None]) -> Env:
+    """The config's :class:`Env`; ``need_offline``: also score the offline split (a router fits offline)."""
+    names, rms = reward_models(cfg, settings)
+    prompts = load_prompts(settings)
+    prior = None
+    if settings.offline:
+        bundle = ensure_bundle(settings.offline, log=log)
+        bundle.check_pool(names)
+        prior = np.asarray(bundle.prior_means(), dtype=np.float64)
+        featurize, dim = bundle.contexts, int(prior.shape[1])
+    elif cfg.featurizer is not None:
+        feat = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
+        featurize, dim = feat.embed_pairs, int(feat.dim)
+    else:
+        raise ConfigError("a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
+    h = hashlib.sha256("\x1f".join(f"{p.id}\x1e{p.prompt}" for p in prompts).encode()).hexdigest()
+    env = Env(settings=settings, names=names, rms=rms, costs=np.array([float(getattr(r, "cost", 1.0)) for r in rms]),
+              prompts=prompts, featurize=lambda p, a, b: np.asarray(featurize(list(p), list(a), list(b)), dtype=np.float64),
+              dim=dim, cache=ScoreCache(settings.score_cache), prior_mean=prior, data_sha=h)
+    _prepare_rms(env, [{"prompt": p.prompt, "metadata": {"reference": p.reference}} for p in prompts])
+    if need_offline:
+        env.offline = offline_data(env, log)
+    return env
+
+
+def _prepare_rms(env: Env, items: list[dict[str, Any]]) -> None:
+    for rm in env.rms:
+        prepare = getattr(rm, "prepare", None)
+        if prepare:
+            prepare(items)
+
+
+def offline_data(env: Env, log: Callable[[str], None]) -> OfflineData:
+    """Margins of the config's RMs on (a seeded subset of) the suite's offline split, for fit_offline."""
+    s = env.settings
+    pairs = [p for p in suite_pairs(s, "offline") if p.domain in s.prompts.domains]
+    if len(pairs) > s.offline_pairs:
+        idx = np.sort(np.random.default_rng([s.prompts.shuffle_seed, 31]).choice(len(pairs), s.offline_pairs, replace=False))
+        pairs = [pairs[i] for i in idx]
+    log(f"[train] scoring {len(pairs)} offline pairs for the routers that fit offline")
+    a, b, _ = score_pairs(env.cache, env.rms, pairs, show_progress=False)
+    X = env.featurize([p.prompt for p in pairs], [p.response_a for p in pairs], [p.response_b for p in pairs])
+    return OfflineData(X=X, margins=a - b, gold=np.array([p.gold_sign for p in pairs]), domains=[p.domain for p in pairs])
+
+
+# ---- one run's state --------------------------------------------------------------------------
+@dataclass
+class LoopState:
+    """Where a run is: iterations done, the prompt cursor, its seeded generator, the per-iteration log."""
+
+    iteration: int = 0
+    cursor: int = 0
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """One (router, seed) run: the live policy, trainer, generator, router and feedback chain."""
+
+    label: str
+    spec: Any
+    seed: int
+    policy: Any
+    trainer: Any
+    generator: Any
+    router: Any
+    chain: Any
+    neg_loss: bool
+    state: LoopState
+    last_logs: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self):
+        return self.trainer.model
+
+
+def _lora_config(s: PolicyTrainSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(r=s.lora.r, lora_alpha=s.lora.alpha, lora_dropout=s.lora.dropout,
+                      target_modules=list(s.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+def _dpo_config(s: PolicyTrainSettings, out: Path, seed: int, batch: int):
+    import torch
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(out), per_device_train_batch_size=batch, max_steps=1, learning_rate=s.learning_rate,
+        weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm, beta=s.beta, max_length=s.max_length,
+        lr_scheduler_type="constant", warmup_steps=0, report_to=[r for r in s.report_to if r != "none"] or "none",
+        save_strategy="no", logging_steps=1, seed=seed, disable_tqdm=True, gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def _last_logs_callback(sink: dict):
+    """A TrainerCallback that keeps the metrics of the last logged step in ``sink``."""
+    from transformers import TrainerCallback
+
+    class LastLogs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                sink.clear()
+                sink.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
+
+    return LastLogs()
+
+
+def make_trainer(policy, s: PolicyTrainSettings, out: Path, seed: int, sink: dict):
+    """A DPOTrainer that wraps the policy in a fresh LoRA adapter; its optimiser is created now so a
+    checkpoint's state can be loaded into it before the first step."""
+    import datasets
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import DPOTrainer
+
+    datasets.disable_progress_bar()
+    placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
+    trainer = DPOTrainer(model=policy.model, args=_dpo_config(s, out, seed, s.pairs_per_iteration),
+                         train_dataset=placeholder, processing_class=policy.tokenizer, peft_config=_lora_config(s),
+                         callbacks=[_last_logs_callback(sink)])
+    for cb in (PrinterCallback, ProgressCallback):  # the loop logs each iteration itself
+        trainer.remove_callback(cb)
+    trainer.create_optimizer()
+    return trainer
+
+
+def build_router(env: Env, spec, seed: int):
+    """The run's router: ``prior_mean: offline`` taken from the bundle, fitted offline when it does that."""
+    params = dict(spec.params)
+    if isinstance(params.get("prior_mean"), str):
+        if params["prior_mean"] != "offline" or env.prior_mean is None:
+            raise ValueError(f"router {spec.name}: prior_mean {params['prior_mean']!r} needs an offline bundle (settings.offline)")
+        params["prior_mean"] = env.prior_mean
+    router = spec.factory(n_arms=len(env.names), dim=env.dim, seed=seed, **params)
+    if get_registry().get("router", spec.name).metadata.get("fit_offline"):
+        off = env.offline
+        router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
+    return router
+
+
+def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run:
+    """A fresh (router, seed) run: the policy with a new LoRA adapter, its trainer and generator, the
+    router and its feedback chain (the config's ``normalizers``, else the router's default chain)."""
+    from rmroute.routers.normalize import build_chain
+
+    s = env.settings
+    policy = load_policy(s.policy)
+    sink: dict = {}
+    trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
+    generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
+    router = build_router(env, spec, seed)
+    neg = spec.name in NEG_LOSS_ROUTERS
+    default = NEG_LOSS_ROUTERS.get(spec.name, DEFAULT_LOSS_CHAIN)
+    chain = build_chain(list(cfg.normalizers) or list(default), on_bad_feedback=s.on_bad_feedback)
+    state = LoopState(rng=np.random.default_rng([seed, 7]))
+    return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
+               router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
+
+
+# ---- checkpoint state -------------------------------------------------------------------------
+def _raw_optimizer(trainer):
+    opt = trainer.optimizer
+    while hasattr(opt, "optimizer"):  # accelerate wraps it (once per train() call)
+        opt = opt.optimizer
+    return opt
+
+
+def snapshot(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(optimiser state, everything else) for :func:`rmroute.harness.runners.train.checkpoint.save_checkpoint`."""
+    import torch
+
+    st = run.state
+    return _raw_optimizer(run.trainer).state_dict(), {
+        "cursor": st.cursor, "rng": st.rng.bit_generator.state, "log": st.log,
+        "router": run.router.state_dict(), "chain": run.chain.state_dict(),
+        "torch_rng": torch.get_rng_state(), "numpy_global": np.random.get_state(), "python_random": random.getstate(),
+        "label": run.label, "seed": run.seed,
+    }
+
+
+def restore(run: Run, ck) -> None:
+    """Load a checkpoint into a freshly built run."""
+    import torch
+
+    s = ck.state
+    if s.get("label") != run.label or s.get("seed") != run.seed:
+        raise CheckpointError(f"checkpoint {ck.folder} is for {s.get('label')!r} seed {s.get('seed')}, "
+                              f"not {run.label!r} seed {run.seed}; delete {ck.folder.parent} or run without --resume")
+    load_adapter_weights(run.model, ck.adapter_dir)
+    _raw_optimizer(run.trainer).load_state_dict(load_optimizer_state(ck))
+    run.router.load_state_dict(s["router"])
+    run.chain.load_state_dict(s["chain"])
+    run.state.rng.bit_generator.state = s["rng"]
+    run.state.cursor, run.state.log, run.state.iteration = int(s["cursor"]), list(s["log"]), int(ck.iteration)
+    torch.set_rng_state(s["torch_rng"])
+    np.random.set_state(s["numpy_global"])
+    random.setstate(s["python_random"])
