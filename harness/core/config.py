@@ -467,13 +467,11 @@ def check_offline_ref(problems: Problems, loc: tuple[Any, ...], offline_path: st
 
 def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], names: list[str],
                   has_offline: bool) -> list[tuple[int, str]]:
-    """Expand each router entry as the runners do (:func:`rmroute.harness.runners.replay.expand_routers`), check that
+    """Expand each router entry as the runners do (:func:`rmroute.harness.routing.expand_routers`), check that
     every label gives its own file name, and build each router once (``n_arms`` = the pool's RMs, a
     small ``dim``, seed 0) so that its own checks of the values run now. Returns (entry index, label)."""
-    from rmroute.harness.core.plugins import get_registry
-    from rmroute.harness.runners.replay import expand_routers
+    from rmroute.harness.routing import expand_routers, router_spec
 
-    registry = get_registry()
     labels: list[tuple[int, str]] = []
     for i, ref in entries:
         try:
@@ -483,7 +481,7 @@ def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], 
             continue
         for _, label, name, params in rows:
             labels.append((i, label))
-            problem = _router_problem(registry.get("router", name).factory, name, params, len(names), has_offline)
+            problem = _router_problem(router_spec(name).factory, name, params, len(names), has_offline)
             if problem:
                 problems.add(("routers", i, "params"), problem)
                 break

@@ -45,9 +45,7 @@ from pydantic import Field, StrictInt, field_validator
 from rmroute.harness.core.config import StrictModel
 from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.pipelines.policy import PolicySpec
-
-DEFAULT_LOSS_CHAIN = ("batch-baseline", "quantile")
-NEG_LOSS_ROUTERS = {"laser": ("quantile",)}  # routers whose reward is −loss, and their default chain
+from rmroute.harness.routing import resolve_routers, router_spec
 
 
 # ---- settings --------------------------------------------------------------------------------
@@ -400,7 +398,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
 
     from rmroute.harness.core.config import config_sha256
     from rmroute.harness.determinism import describe
-    from rmroute.harness.runners.replay import _jsonable_params, router_specs
+    from rmroute.harness.runners.replay import _jsonable_params
     from rmroute.harness.results import (DataInfo, RouterInfo, RunRecord, code_version, finished_ok, now_iso,
                                  package_versions, write_run, confined)
 
@@ -413,16 +411,13 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
         torch.set_num_threads(settings.threads)
     sha = config_sha256(cfg)
     out_dir = Path(out_dir)
-    from rmroute.harness.core.plugins import get_registry
-
-    reg = get_registry()
     trainable = trainable_entries(cfg, config_path, log)
-    need = any(reg.get("router", r.name).metadata.get("fit_offline") for _, r in trainable)
+    need = any(router_spec(r.name).fit_offline for _, r in trainable)
     if only and "entry" in only:
         trainable = [(i, r) for i, r in trainable if i == only["entry"]]
     cfg_routers = cfg.model_copy(update={"routers": [r for _, r in trainable]})
     env = build_env(cfg, settings, need, log)  # RMs, prompts, contexts; router specs need the RM names
-    specs_all = router_specs(cfg_routers, env.names)
+    specs_all = [(spec.label, spec) for spec in resolve_routers(cfg_routers.routers, env.names)]
     code, packages = code_version(), package_versions()
     data = DataInfo(name=f"{settings.prompts.source}@seed{settings.prompts.seed}[{','.join(settings.prompts.domains)}]",
                     sha256=env.data_sha, n=len(env.prompts))
@@ -459,7 +454,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                            "adapter": _relative_to(out["checkpoint"], path.parent) if out else None,
                            "curves": out["curves"] if out else {}, "iterations": out["iterations"] if out else [],
                            "final_router_state": _state_digest(out["router_state"]) if out else None,
-                           "learns": bool(getattr(spec.factory, "learns", False)), "compute": describe()},
+                           "learns": spec.learns, "compute": describe()},
                 )
                 written.append(write_run(record, out_dir))
     return written
@@ -467,12 +462,9 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
 
 def trainable_entries(cfg, config_path, log: Callable[[str], None] = print) -> list[tuple[int, Any]]:
     """(index in cfg.routers, ref) of the routers that can train; replay-only ones are skipped with a note."""
-    from rmroute.harness.core.plugins import get_registry
-
-    reg = get_registry()
     out = []
     for i, ref in enumerate(cfg.routers):
-        if reg.get("router", ref.name).metadata.get("replay_only"):
+        if router_spec(ref.name).replay_only:
             log(f"[train] skipping router {ref.name!r}: it is replay-only (it needs gold labels, which policy samples lack)")
         else:
             out.append((i, ref))
