@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rmroute.harness.core.errors import PluginError
+from rmroute.harness.core.plugins import check_params
 from rmroute.harness.core.types import Selection
 
 
@@ -256,9 +258,6 @@ def check_entry(entry: Any) -> tuple[str, str]:
     status is "ok", "fail" or "skip" (no check for the kind, or the factory needs parameters that
     have no default and the entry's ``check_params`` metadata does not give them).
     """
-    from rmroute.harness.core.errors import PluginError
-    from rmroute.harness.core.plugins import check_params
-
     check = CHECKS.get(entry.kind)
     if check is None:
         return "skip", f"no conformance check for kind {entry.kind!r}"
