@@ -1,8 +1,8 @@
 """Statistics over RM margins on gold-labelled pairs: accuracy with CIs, headroom, oracle checks.
 
-Conventions (DESIGN.md): an RM is *right* on a pair when its margin score(A) - score(B) has the gold
-sign; a zero margin (tie) or NaN (abstention) is not right. Routing accuracy is counted over pairs
-where at least one RM is right.
+The one correctness rule (:func:`correct`): an RM, or a router's decision, is *right* on a pair when
+its margin score(A) - score(B) has the gold sign; a zero margin (tie) or NaN (abstention) is not
+right. Routing accuracy is counted over pairs where at least one RM is right.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import numpy as np
 Z95 = 1.959963984540054
 
 
-def correct_matrix(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N, K) bool: RM k prefers the gold response on pair i."""
+def correct(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Whether each margin has the gold sign: ``sign(margin) == gold``, so a tie (0) or NaN is wrong.
+
+    ``margins`` is (N,) (one decision per pair) or (N, K) (one column per RM); ``gold`` is (N,) in
+    {+1, -1} and applies to every column of its row. Returns bool of ``margins``' shape."""
     m = np.asarray(margins, dtype=np.float64)
-    g = np.asarray(gold)[:, None]
+    g = np.asarray(gold).reshape((-1,) + (1,) * (m.ndim - 1))
     with np.errstate(invalid="ignore"):
         return np.sign(m) == g
 

@@ -33,7 +33,8 @@ def real(owner: str, name: str, value: Any, *, low: float | None = None, low_ope
 
 
 class BaseRouter:
-    #: True for routers that learn from feedback (shown by ``rmroute plugins``).
+    #: True for routers that learn from feedback; the registry's ``learns`` metadata, when given,
+    #: takes precedence (:func:`rmroute.harness.routing.router_spec` reads both).
     learns: bool = False
 
     def __init__(self, n_arms: int, dim: int, seed: int = 0) -> None:
@@ -101,7 +102,11 @@ class BaseRouter:
         """
 
     def select_greedy(self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None) -> Selection:
-        """The frozen, exploit-only decision used on the test split; routers that explore override it."""
+        """The frozen decision used on the test split (replay routes it with ``greedy=True``).
+
+        This default is :meth:`select` itself, so a router that draws from ``self.rng`` keeps
+        drawing on the test split; routers that explore override it with an exploit-only decision
+        that draws nothing from ``self.rng`` (``bayesian``: the posterior mean; ``laser``: α = 0)."""
         return self.select(contexts, items)
 
     def combine(self, selection: Selection, margins: np.ndarray) -> np.ndarray:

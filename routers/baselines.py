@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from rmroute.harness.analysis import correct
 from rmroute.harness.core.types import Selection
 from rmroute.routers.base import BaseRouter
 
@@ -206,7 +207,7 @@ class OracleRouter(BaseRouter):
                 "agree with the gold label); the oracle only works in replay, where gold is known "
                 "(or build it with without_gold='random')"
             )
-        correct = np.zeros((B, self.n_arms), dtype=bool)
+        agrees = np.zeros((B, self.n_arms), dtype=bool)
         for i, item in enumerate(items if items is not None else ()):
             if not isinstance(item, Mapping) or "rm_correct" not in item:
                 if not strict:
@@ -227,8 +228,8 @@ class OracleRouter(BaseRouter):
                 raise ValueError(
                     f"oracle: item {i}: 'rm_correct' must hold booleans (or 0/1), got {row.tolist()}"
                 )
-            correct[i] = row.astype(bool)
-        pool = np.where(correct.any(axis=1, keepdims=True), correct, True)
+            agrees[i] = row.astype(bool)
+        pool = np.where(agrees.any(axis=1, keepdims=True), agrees, True)
         count = pool.sum(axis=1)
         pick = np.minimum((self.rng.random(B) * count).astype(np.int64), count - 1)  # rank among pool
         arms = (np.cumsum(pool, axis=1) <= pick[:, None]).sum(axis=1).astype(np.int64)
@@ -240,7 +241,7 @@ class DomainBestRouter(BaseRouter):
     """The RM most accurate on the offline split for the item's domain.
 
     Accuracy of RM k on a set of labelled offline pairs = share of those pairs where
-    sign(margin_k) == gold; an abstention (NaN) or a zero margin counts as wrong, so the
+    sign(margin_k) == gold (:func:`rmroute.harness.analysis.correct`); an abstention (NaN) or a zero margin counts as wrong, so the
     denominator is every labelled pair (gold 0 = unlabelled pairs are left out). Ties go to the lowest
     arm index. Domains are compared as strings. A domain with fewer than ``min_pairs`` labelled pairs,
     an unseen domain, an item without ``"domain"`` and ``items=None`` all use the global best RM
@@ -258,8 +259,7 @@ class DomainBestRouter(BaseRouter):
 
     @staticmethod
     def _accuracy(m: np.ndarray, g: np.ndarray) -> np.ndarray:
-        hits = np.sign(np.nan_to_num(m, nan=0.0)) == g[:, None]
-        return hits.mean(axis=0)
+        return correct(m, g).mean(axis=0)
 
     def fit_offline(self, contexts, margins, gold, items=None) -> None:
         m, g = _check_offline(self, contexts, margins, gold)

@@ -1,53 +1,28 @@
-"""Feedback normalisers: raw per-item feedback (B,) -> the router's feedback scale (B,).
+"""The built-in feedback normalizers: raw per-item feedback (B,) -> the router's feedback scale (B,).
 
-Every normaliser is called as ``norm(raw, arms)`` with ``raw`` a (B,) float array and ``arms`` the
+Every normalizer is called as ``norm(raw, arms)`` with ``raw`` a (B,) float array and ``arms`` the
 (B,) integer arms the feedback belongs to. Called directly, each one rejects NaN/inf feedback with
-a ValueError naming the position(s). :class:`NormalizerChain` applies several in order and can
-instead *skip* bad positions (``on_bad_feedback="skip"``): they are left out of every step's
-statistics, come back as NaN and are counted in ``chain.skipped``.
+a ValueError naming the position(s). The host's :class:`rmroute.harness.routing.NormalizerChain`
+applies several in order and can instead *skip* bad positions (``on_bad_feedback="skip"``).
+``routers/plugin.py`` registers them.
 
-Normalisers with history (``quantile``, ``ema-zscore``) keep it in plain lists/arrays that
+Normalizers with history (``quantile``, ``ema-zscore``) keep it in plain lists/arrays that
 ``state_dict()`` copies out and ``load_state_dict()`` copies in.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-ON_BAD_FEEDBACK = ("error", "skip")
-
-
-def _positions(mask: np.ndarray, limit: int = 10) -> str:
-    idx = np.flatnonzero(mask)
-    shown = idx[:limit].tolist()
-    more = f" and {idx.size - limit} more" if idx.size > limit else ""
-    return f"{shown}{more}"
-
-
-def check_feedback(name: str, raw: Any, arms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate shapes and arms; return (raw float64 (B,), arms int64 (B,), bad mask (B,))."""
-    r = np.asarray(raw, dtype=np.float64)
-    if r.ndim != 1:
-        raise ValueError(f"{name}: raw feedback must be a 1-D array (B,), got shape {r.shape}")
-    a = np.asarray(arms)
-    if a.shape != r.shape:
-        raise ValueError(f"{name}: arms must have the same shape as raw feedback {r.shape}, got {a.shape}")
-    if a.size:
-        if a.dtype == bool or not (
-            np.issubdtype(a.dtype, np.integer)
-            or (np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and (a == np.round(a)).all())
-        ):
-            raise ValueError(f"{name}: arms must be integers, got {a[:8].tolist()}")
-        if a.min() < 0:
-            raise ValueError(f"{name}: arms must be >= 0, got {a[a < 0][:8].tolist()}")
-    return r, a.astype(np.int64), ~np.isfinite(r)
+from rmroute.harness.routing import check_feedback, positions
 
 
 class BaseNormalizer:
-    """Input checks and state plumbing; subclasses implement ``_apply(raw, arms)`` on finite input."""
+    """Input checks (:func:`rmroute.harness.routing.check_feedback`) and state plumbing; subclasses
+    implement ``_apply(raw, arms)`` on finite input."""
 
     #: registry name, used in error messages and to tag the state
     name = "normalizer"
@@ -56,7 +31,7 @@ class BaseNormalizer:
         r, a, bad = check_feedback(self.name, raw, arms)
         if bad.any():
             raise ValueError(
-                f"{self.name}: feedback is NaN/inf at position(s) {_positions(bad)}; "
+                f"{self.name}: feedback is NaN/inf at position(s) {positions(bad)}; "
                 "set on_bad_feedback: skip in the config to drop such items"
             )
         if r.size == 0:
@@ -224,106 +199,3 @@ class EmaZScoreNormalizer(BaseNormalizer):
         if not mean.shape == sq.shape == count.shape:
             raise ValueError("ema-zscore: state mean, sq and count must have the same length")
         self.mean, self.sq, self.count = mean.copy(), sq.copy(), count.copy()
-
-
-class NormalizerChain:
-    """Applies ``steps`` in order; handles NaN/inf feedback once, up front.
-
-    ``on_bad_feedback="error"``: NaN/inf raw feedback raises ValueError naming the position(s)
-    (nothing is updated). ``"skip"``: bad positions are removed before the first step, so no step's
-    statistics see them; they come back as NaN, their positions are in ``last_skipped`` and
-    ``skipped`` counts them over the chain's lifetime (it is part of the state). A step that turns
-    finite input into NaN/inf is a bug and raises ValueError naming the step. No steps = identity.
-    """
-
-    name = "chain"
-
-    def __init__(self, steps: Sequence[Callable[[np.ndarray, np.ndarray], np.ndarray]] = (),
-                 on_bad_feedback: str = "error") -> None:
-        if on_bad_feedback not in ON_BAD_FEEDBACK:
-            raise ValueError(
-                f"on_bad_feedback must be one of {', '.join(map(repr, ON_BAD_FEEDBACK))}, got {on_bad_feedback!r}"
-            )
-        for i, step in enumerate(steps):
-            if not callable(step):
-                raise ValueError(f"normaliser chain step {i} is not callable: {step!r}")
-        self.steps = list(steps)
-        self.on_bad_feedback = on_bad_feedback
-        self.skipped = 0
-        self.last_skipped = np.zeros(0, dtype=np.int64)
-
-    def __call__(self, raw: np.ndarray, arms: np.ndarray) -> np.ndarray:
-        r, a, bad = check_feedback(self.name, raw, arms)
-        if bad.any() and self.on_bad_feedback == "error":
-            raise ValueError(
-                f"feedback is NaN/inf at position(s) {_positions(bad)}; "
-                "set on_bad_feedback: skip to drop such items"
-            )
-        good = np.flatnonzero(~bad)
-        x, ag = r[good], a[good]
-        if x.size:
-            for i, step in enumerate(self.steps):
-                y = np.asarray(step(x, ag), dtype=np.float64)
-                if y.shape != x.shape:
-                    raise ValueError(
-                        f"normaliser chain step {i} ({_step_name(step)}) returned shape {y.shape} for input {x.shape}"
-                    )
-                nonfinite = ~np.isfinite(y)
-                if nonfinite.any():
-                    raise ValueError(
-                        f"normaliser chain step {i} ({_step_name(step)}) returned NaN/inf for finite feedback "
-                        f"at position(s) {_positions(np.isin(np.arange(r.size), good[nonfinite]))}"
-                    )
-                x = y
-        out = np.full(r.shape, np.nan)
-        out[good] = x
-        self.last_skipped = np.flatnonzero(bad)
-        self.skipped += int(bad.sum())
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        steps = [s.state_dict() if callable(getattr(s, "state_dict", None)) else None for s in self.steps]
-        return copy.deepcopy({"type": self.name, "skipped": self.skipped, "steps": steps})
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("type") != self.name or len(state.get("steps", ())) != len(self.steps):
-            raise ValueError(
-                f"chain: state is for {state.get('type')!r} with {len(state.get('steps', ()))} step(s); "
-                f"this chain has {len(self.steps)}"
-            )
-        for step, s in zip(self.steps, state["steps"]):
-            if s is not None:
-                step.load_state_dict(s)
-        self.skipped = int(state["skipped"])
-
-
-def _step_name(step: Any) -> str:
-    return getattr(step, "name", None) or getattr(step, "__name__", None) or type(step).__name__
-
-
-def build_chain(specs: Sequence[Any] = (), on_bad_feedback: str = "error") -> NormalizerChain:
-    """Build a chain from config entries, each a name, ``{"name": ..., "params": {...}}`` or an
-    object with ``.name`` / ``.params`` (a config ``PluginRef``); steps are built through the
-    plugin registry (``rmroute.harness.core.plugins.create("normalizer", name, **params)``)."""
-    from rmroute.harness.core.plugins import create
-
-    steps = []
-    for i, spec in enumerate(specs):
-        if isinstance(spec, str):
-            name, params = spec, {}
-        elif isinstance(spec, Mapping):
-            unknown = set(spec) - {"name", "params", "label"}
-            if "name" not in spec or unknown:
-                raise ValueError(
-                    f"normalizers[{i}]: expected keys name and optional params"
-                    + (f"; unknown key(s) {sorted(unknown)}" if unknown else "; 'name' is missing")
-                )
-            name, params = spec["name"], spec.get("params") or {}
-        elif hasattr(spec, "name"):
-            name, params = spec.name, getattr(spec, "params", None) or {}
-        else:
-            raise ValueError(f"normalizers[{i}]: expected a name or {{name, params}}, got {spec!r}")
-        if not isinstance(params, Mapping):
-            raise ValueError(f"normalizers[{i}] ({name}): params must be a mapping, got {params!r}")
-        steps.append(create("normalizer", name, **params))
-    return NormalizerChain(steps, on_bad_feedback=on_bad_feedback)

@@ -19,7 +19,16 @@ def test_wilson_matches_scipy(k, n):
 def test_correct_matrix_ties_and_abstentions_are_not_right():
     margins = np.array([[1.0, -2.0, 0.0, np.nan], [-0.5, 0.5, 3.0, -1.0]])
     gold = np.array([1, -1])
-    assert A.correct_matrix(margins, gold).tolist() == [[True, False, False, False], [True, False, False, True]]
+    assert A.correct(margins, gold).tolist() == [[True, False, False, False], [True, False, False, True]]
+
+
+def test_correct_decisions_one_per_pair():
+    decisions = np.array([2.0, -0.1, 0.0, np.nan, -3.0, 0.4])
+    gold = np.array([1, 1, -1, 1, -1, -1])
+    assert A.correct(decisions, gold).tolist() == [True, False, False, False, True, False]
+    # a column of a margin matrix gets the same verdict as that column alone
+    m = np.stack([decisions, -decisions], axis=1)
+    assert A.correct(m, gold)[:, 1].tolist() == A.correct(-decisions, gold).tolist() == [False, True, False, False, False, True]
 
 
 def test_domain_best_and_oracles():

@@ -10,7 +10,7 @@ import pytest
 from rmroute.harness.core.errors import UnknownPluginError
 from rmroute.harness.core.plugins import create, get_registry
 from rmroute.harness.core.testing import check_normalizer
-from rmroute.routers.normalize import NormalizerChain, build_chain
+from rmroute.harness.routing import NormalizerChain, build_chain
 
 NAMES = ["identity", "batch-baseline", "quantile", "ema-zscore"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmroute.harness.core.plugins import get_registry
-from rmroute.harness.runners.replay import ColdStart, Drift, ReplayData, RouterSpec, Scenario, Split, replay_one, stream_order
+from rmroute.harness.routing import RouterSpec, router_spec
+from rmroute.harness.runners.replay import ColdStart, Drift, ReplayData, Scenario, Split, replay_one, stream_order
 from rmroute.harness.core.types import Selection
 from rmroute.routers.base import BaseRouter
 
@@ -37,8 +37,7 @@ def data():
 
 
 def spec(name, **params):
-    entry = get_registry().get("router", name)
-    return RouterSpec(name, entry.factory, params, replay_only=bool(entry.metadata.get("replay_only")))
+    return router_spec(name, params)
 
 
 def test_single_rm_accuracy_is_its_own_record(data):

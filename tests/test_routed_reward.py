@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from rmroute.harness.core.plugins import create
-from rmroute.harness.pipelines.routed_reward import RoutedReward, fallback_order, group_prompts, prompt_text
+from rmroute.harness.pipelines.routed_reward import RoutedReward, group_prompts, prompt_text
+from rmroute.harness.routing import fallback_order
 
 torch.set_num_threads(1)
 

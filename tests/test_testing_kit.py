@@ -74,7 +74,40 @@ class BadCalls(RandomRouter):
         return sel
 
 
+class NoGreedy(RandomRouter):
+    select_greedy = None
+
+
+class GreedyCoin(RandomRouter):
+    """Its test decision draws from self.rng, but is not select: arm 0 after a wasted draw."""
+
+    def select_greedy(self, contexts, items=None):
+        self.rng.random()
+        return Selection.single(np.zeros(np.asarray(contexts).shape[0], dtype=np.int64), self.n_arms)
+
+
+class GreedyCounter(RandomRouter):
+    """Its test decision depends on a process-wide counter, not on its state."""
+
+    count = 0
+
+    def select_greedy(self, contexts, items=None):
+        GreedyCounter.count += 1
+        return Selection.single(np.full(np.asarray(contexts).shape[0], GreedyCounter.count % self.n_arms), self.n_arms)
+
+
+class GreedyUncalled(RandomRouter):
+    def select_greedy(self, contexts, items=None):
+        sel = self.select(contexts, items)
+        sel.calls[:] = False
+        return sel
+
+
 @pytest.mark.parametrize("cls, rule", [
+    (NoGreedy, "router has no method 'select_greedy'"),
+    (GreedyCoin, "select_greedy draws from self.rng but is not select"),
+    (GreedyCounter, "select_greedy from the same state and inputs gave different selections"),
+    (GreedyUncalled, "credited arm must be marked as called"),
     (GlobalRandom, "same seed and inputs gave different decisions"),
     (AliasingState, "aliases live state"),
     (AcceptsNaN, "update with an arm out of range"),

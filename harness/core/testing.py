@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rmroute.harness.core.errors import PluginError
+from rmroute.harness.core.plugins import check_params
 from rmroute.harness.core.types import Selection
 
 
@@ -80,14 +82,16 @@ def check_selection(sel: Any, batch: int, n_arms: int) -> None:
 def check_router(
     factory: Callable[..., Any], n_arms: int = 4, dim: int = 6, needs_items: bool = False, **params: Any
 ) -> None:
-    """Check a router factory ``factory(n_arms=, dim=, seed=, **params)`` against the contract.
+    """Check a router factory ``factory(n_arms=, dim=, seed=, **params)`` against the contract:
+    selections (also from ``select_greedy``, see :func:`_check_select_greedy`), ``combine``,
+    determinism under a seed, the state round trip and the rejection of bad input.
 
     ``needs_items=True`` is for routers that only work with per-item metadata (the replay-only
     oracle): they are always given items, and ``select(X)`` without them must raise ValueError.
     """
     make = lambda seed=0: factory(n_arms=n_arms, dim=dim, seed=seed, **params)  # noqa: E731
     router = make()
-    for attr in ("select", "combine", "update", "state_dict", "load_state_dict"):
+    for attr in ("select", "select_greedy", "combine", "update", "state_dict", "load_state_dict"):
         _require(callable(getattr(router, attr, None)), f"router has no method {attr!r}")
     _require(getattr(router, "n_arms", None) == n_arms, "router.n_arms must equal the n_arms it was built with")
     _require(getattr(router, "dim", None) == dim, "router.dim must equal the dim it was built with")
@@ -130,6 +134,8 @@ def check_router(
     # the state must be a snapshot, not a view of live buffers
     _require(_deep_equal(state, saved), "state_dict() changed after the router kept running (it aliases live state)")
 
+    _check_select_greedy(make, saved, X, items, n_arms)
+
     # bad input
     fresh = make()
     _expect_value_error(lambda: fresh.select(np.zeros((3, dim + 1))), "select with the wrong context width")
@@ -140,6 +146,39 @@ def check_router(
     _expect_value_error(lambda: fresh.update(Xg, np.array([0, n_arms]), np.zeros(2)), "update with an arm out of range")
     _expect_value_error(lambda: fresh.update(Xg, np.array([0, 0]), np.array([0.0, np.nan])), "update with NaN feedback")
     _expect_value_error(lambda: fresh.update(Xg, np.array([0]), np.zeros(2)), "update with mismatched lengths")
+
+
+def _check_select_greedy(make: Callable[..., Any], state: dict[str, Any], X: np.ndarray,
+                         items: Callable[[int], Any], n_arms: int) -> None:
+    """``select_greedy`` (the frozen test decision) from a mid-stream ``state``: a valid Selection for
+    any batch size; repeatable (two routers restored from one state decide alike); and either
+    exploit-only (draws nothing from ``self.rng``) or ``select`` itself (BaseRouter's default)."""
+    def restored():
+        router = make(seed=12345)
+        router.load_state_dict(copy.deepcopy(state))
+        return router
+
+    first = restored()
+    before = _generator_state(first)
+    greedy = first.select_greedy(X, items(7))
+    check_selection(greedy, 7, n_arms)
+    _require(_same_selection(greedy, restored().select_greedy(X, items(7))),
+             "select_greedy from the same state and inputs gave different selections")
+    if before is not None and _generator_state(first) != before:
+        _require(_same_selection(greedy, restored().select(X, items(7))),
+                 "select_greedy draws from self.rng but is not select: an exploit-only decision must draw "
+                 "nothing from self.rng (only BaseRouter's default, select itself, may)")
+    check_selection(restored().select_greedy(X[:1], items(1)), 1, n_arms)
+    check_selection(restored().select_greedy(X[:0], items(0)), 0, n_arms)
+
+
+def _generator_state(router: Any) -> dict[str, Any] | None:
+    rng = getattr(router, "rng", None)
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def _same_selection(a: Selection, b: Selection) -> bool:
+    return np.array_equal(np.asarray(a.arms), np.asarray(b.arms)) and np.array_equal(np.asarray(a.calls), np.asarray(b.calls))
 
 
 def _deep_equal(a: Any, b: Any) -> bool:
@@ -177,15 +216,15 @@ def check_reward_model(factory: Callable[..., Any], **params: Any) -> None:
 
 
 def check_normalizer(factory: Callable[..., Any], **params: Any) -> None:
-    """Check a feedback normaliser: shapes, finiteness, rejection of NaN feedback."""
+    """Check a feedback normalizer: shapes, finiteness, rejection of NaN feedback."""
     norm = factory(**params)
     rng = np.random.default_rng(0)
     for _ in range(5):
         raw, arms = rng.normal(size=8), rng.integers(0, 3, size=8)
         out = np.asarray(norm(raw, arms))
-        _require(out.shape == (8,), f"normaliser must return shape (8,), got {out.shape}")
-        _require(bool(np.isfinite(out).all()), "normaliser returned NaN/inf for finite feedback")
-    _expect_value_error(lambda: factory(**params)(np.array([0.0, np.nan]), np.array([0, 1])), "normaliser with NaN feedback")
+        _require(out.shape == (8,), f"normalizer must return shape (8,), got {out.shape}")
+        _require(bool(np.isfinite(out).all()), "normalizer returned NaN/inf for finite feedback")
+    _expect_value_error(lambda: factory(**params)(np.array([0.0, np.nan]), np.array([0, 1])), "normalizer with NaN feedback")
 
 
 def check_featurizer(factory: Callable[..., Any], **params: Any) -> None:
@@ -219,9 +258,6 @@ def check_entry(entry: Any) -> tuple[str, str]:
     status is "ok", "fail" or "skip" (no check for the kind, or the factory needs parameters that
     have no default and the entry's ``check_params`` metadata does not give them).
     """
-    from rmroute.harness.core.errors import PluginError
-    from rmroute.harness.core.plugins import check_params
-
     check = CHECKS.get(entry.kind)
     if check is None:
         return "skip", f"no conformance check for kind {entry.kind!r}"

@@ -98,6 +98,13 @@ class Router(Protocol):
         self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None
     ) -> Selection: ...
 
+    def select_greedy(
+        self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None
+    ) -> Selection:
+        """The frozen decision replay uses on the test split. A router that explores returns its
+        exploit-only choice, drawing nothing from its generator; ``BaseRouter``'s default is ``select``."""
+        ...
+
     def fit_offline(
         self,
         contexts: np.ndarray,

@@ -281,7 +281,7 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
     tr, ev = cfg.train_split, cfg.eval_split
     m_tr, g_tr = pool.margins[tr], pool.gold(tr)
     m_ev, g_ev = pool.margins[ev], pool.gold(ev)
-    right_tr, right_ev = A.correct_matrix(m_tr, g_tr), A.correct_matrix(m_ev, g_ev)
+    right_tr, right_ev = A.correct(m_tr, g_tr), A.correct(m_ev, g_ev)
     dom_tr, dom_ev = pool.domains(tr), pool.domains(ev)
     some = right_ev.any(axis=1)
     data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)

@@ -15,8 +15,8 @@ def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
     """The report of a built pool (JSON-ready): accuracies with CIs, headroom, per-pair signal, oracle gap."""
     rng = np.random.default_rng(seed)
     names = pool.names
-    right_t = A.correct_matrix(pool.margins["test"], pool.gold("test"))
-    right_o = A.correct_matrix(pool.margins["offline"], pool.gold("offline"))
+    right_t = A.correct(pool.margins["test"], pool.gold("test"))
+    right_o = A.correct(pool.margins["offline"], pool.gold("offline"))
     dom_t, kind_t = pool.domains("test"), pool.kinds("test")
     abstain_t = np.isnan(pool.margins["test"]).mean(axis=0)
 

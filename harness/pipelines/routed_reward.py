@@ -31,8 +31,10 @@ One call (one step's generation batch):
    * one RM called: its score (``RewardModel.score(prompt_texts, responses)``, through the score
      cache when one is given). If it abstains (NaN, or raises) on any completion of the group, the
      whole group is re-scored by the router's next-best arm that answers every completion (the
-     order comes from :func:`fallback_order`), and that arm is credited; if none does, the first
-     RM's finite scores are kept and the rest get 0.0. Each such fallback / zero is counted.
+     order comes from :func:`rmroute.harness.routing.fallback_orders`), and that arm is credited; if
+     none does, the first RM's finite scores are kept and the rest get 0.0. Each such fallback /
+     zero is counted. (This is :func:`rmroute.harness.routing.route` with
+     ``on_abstain="next-single"``.)
    * several RMs called: ``router.combine(selection, margins)`` per completion, with
      ``margins[j, k] = s_k(j) - mean_j' s_k(j')`` the completion's score minus the group mean of
      RM k (NaN where RM k abstained or was not called). For two completions this is ±half the pair
@@ -42,8 +44,9 @@ One call (one step's generation batch):
 5. **Remember** each group's (context, credited arm) until :meth:`RoutedReward.feedback`.
 
 Feedback: ``feedback(values)`` takes one raw value per pending item (or a scalar for all of them),
-runs it through the normaliser chain (``rmroute.routers.normalize.build_chain``) with the pending arms,
-and calls ``router.update`` on the finite results; pending items are then cleared. Items from
+runs it through the normalizer chain (:func:`rmroute.harness.routing.build_chain`) with the pending
+(credited) arms and calls ``router.update`` on the finite results
+(:func:`rmroute.harness.routing.update_router`, ``learn="credited"``); pending items are then cleared. Items from
 several calls (gradient accumulation) accumulate until the next feedback.
 :meth:`RoutedReward.loss_callback` gives a ``transformers.TrainerCallback`` that feeds back
 ``-loss`` (LASeR) whenever the trainer logs a training loss (set ``logging_steps=1`` for every
@@ -64,7 +67,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from rmroute.harness.core.plugins import create
 from rmroute.harness.core.types import Selection
+from rmroute.harness.pipelines.score_cache import ScoreCache
+from rmroute.harness.routing import NormalizerChain, Routed, build_chain, feedback_cells, route, update_router
 
 
 # ---- TRL inputs -> texts ---------------------------------------------------------------------
@@ -116,29 +122,6 @@ def group_prompts(prompts: Sequence[Any]) -> list[list[int]]:
     return list(groups.values())
 
 
-# ---- the router's fallback order -------------------------------------------------------------
-def arm_ranking(router: Any, contexts: np.ndarray) -> np.ndarray | None:
-    """(B, K) arms best-first by the router's exploit-only value: the posterior mean μ_kᵀx
-    (``predictive``) where the router has one, else ``ucb``; ties go to the lower index. None for
-    routers with neither (their fallback is the next index). Shared with the training loop."""
-    for attr in ("predictive", "ucb"):
-        fn = getattr(router, attr, None)
-        if callable(fn):
-            out = fn(contexts)
-            value = out[0] if isinstance(out, tuple) else out
-            return np.argsort(-np.asarray(value), axis=1, kind="stable")
-    return None
-
-
-def fallback_order(router: Any, context: np.ndarray, first: int) -> list[int]:
-    """Arms to try after ``first`` abstains on one context, best first (:func:`arm_ranking`; without a
-    ranking, the remaining arms in index order after ``first``, wrapping around)."""
-    K = int(router.n_arms)
-    ranked = arm_ranking(router, np.asarray(context, dtype=np.float64).reshape(1, -1))
-    order = ranked[0].tolist() if ranked is not None else [(first + j) % K for j in range(K)]
-    return [int(k) for k in order if int(k) != first]
-
-
 # ---- RoutedReward ------------------------------------------------------------------------------
 @dataclass
 class Step:
@@ -157,8 +140,8 @@ class RoutedReward:
 
     ``router``: a :class:`rmroute.harness.core.types.Router`; ``reward_models``: its K arms, in arm order;
     ``featurizer``: optional (its ``dim`` must equal the router's); ``normalizers``: feedback
-    normaliser specs for :func:`rmroute.routers.normalize.build_chain` (names, ``{name, params}``) or
-    already-built normaliser callables; ``score_cache``: an optional
+    normalizer specs for :func:`rmroute.harness.routing.build_chain` (names, ``{name, params}``) or
+    already-built normalizer callables; ``score_cache``: an optional
     :class:`rmroute.harness.pipelines.score_cache.ScoreCache`; ``on_bad_feedback``: the chain's NaN/inf policy
     (``error`` or ``skip``); ``history_size``: how many calls' :class:`Step` records to keep.
     """
@@ -175,8 +158,6 @@ class RoutedReward:
         on_bad_feedback: str = "error",
         history_size: int = 64,
     ) -> None:
-        from rmroute.routers.normalize import NormalizerChain, build_chain
-
         self.router = router
         self.reward_models = list(reward_models)
         K = len(self.reward_models)
@@ -227,7 +208,6 @@ class RoutedReward:
         ``reward_models[i]`` and ``featurizer`` is a name or ``{name, params}``. The router gets
         ``n_arms`` = number of RMs, ``dim`` = the featurizer's (else ``dim``, default 1) and
         ``seed``. ``score_cache``: None, a ScoreCache, True (the default cache folder) or a folder."""
-        from rmroute.harness.core.plugins import create
 
         def ref(spec: Any, where: str) -> tuple[str, dict[str, Any]]:
             if isinstance(spec, str):
@@ -257,8 +237,6 @@ class RoutedReward:
         r = create("router", name, n_arms=len(rms), dim=rdim, seed=seed, **params)
         cache = score_cache
         if cache is True or isinstance(cache, str) or hasattr(cache, "__fspath__"):
-            from rmroute.harness.pipelines.score_cache import ScoreCache
-
             cache = ScoreCache(None if cache is True else cache)
         return cls(r, rms, featurizer=feat, normalizers=normalizers, score_cache=cache, on_bad_feedback=on_bad_feedback)
 
@@ -273,22 +251,31 @@ class RoutedReward:
             return []
         groups = group_prompts(prompts)
         X = self._contexts(groups, p_texts, c_texts)
-        selection = self.router.select(X, self._items(groups, kwargs))
-        calls = np.asarray(selection.calls, dtype=bool)
-        arms = np.asarray(selection.arms, dtype=np.int64).copy()
-        step = Step(groups=groups, contexts=X, arms=arms, selection=selection,
-                    global_step=getattr(kwargs.get("trainer_state"), "global_step", None))
+        scores: dict[tuple[int, int], np.ndarray] = {}  # (group, arm) -> that RM's scores of the group
+
+        def pay(cells: np.ndarray, answered: np.ndarray) -> None:
+            for g, k in zip(*np.nonzero(cells)):
+                idx = groups[g]
+                scores[g, k] = self._score(int(k), [p_texts[i] for i in idx], [c_texts[i] for i in idx])
+                answered[g, k] = 0.0 if np.isfinite(scores[g, k]).all() else np.nan  # the group is the unit
+
+        routed = route(self.router, X, self._items(groups, kwargs), pay, on_abstain="next-single")
+        selected = np.asarray(routed.selection.arms, dtype=np.int64)
+        step = Step(groups=groups, contexts=X, arms=routed.arms, selection=routed.selection,
+                    global_step=getattr(kwargs.get("trainer_state"), "global_step", None),
+                    fallbacks=[int(g) for g in np.flatnonzero(routed.arms != selected)])
+        self.fallbacks += len(step.fallbacks)
         for g, idx in enumerate(groups):
-            ps, cs = [p_texts[i] for i in idx], [c_texts[i] for i in idx]
-            if calls[g].sum() <= 1:
-                rewards[idx], arms[g] = self._single(g, int(arms[g]), X[g], ps, cs, step)
+            if routed.selection.calls[g].sum() <= 1:
+                rewards[idx] = self._single(scores[g, int(routed.arms[g])])
             else:
-                rewards[idx] = self._combined(g, selection, calls[g], ps, cs)
-            self.routed[arms[g]] += 1
+                rewards[idx] = self._combined(g, len(idx), routed, scores)
+            self.routed[routed.arms[g]] += 1
         self.history = (self.history + [step])[-self.history_size:]
-        self._pending_X.append(X)
+        rows, arms = feedback_cells(routed, learn="credited")
+        self._pending_X.append(X[rows])
         self._pending_arms.append(arms)
-        self._log(kwargs.get("log_metric"), arms)
+        self._log(kwargs.get("log_metric"), routed.arms)
         return [float(r) for r in rewards]
 
     # ---- feedback ----------------------------------------------------------------------------
@@ -308,12 +295,7 @@ class RoutedReward:
             raw = np.full(n, float(raw))
         if raw.shape != (n,):
             raise ValueError(f"RoutedReward.feedback: expected a scalar or {n} values (one per pending item), got shape {raw.shape}")
-        X = np.concatenate(self._pending_X)
-        arms = np.concatenate(self._pending_arms)
-        fb = np.asarray(self.chain(raw, arms), dtype=np.float64)
-        keep = np.isfinite(fb)
-        if keep.any():
-            self.router.update(X[keep], arms[keep], fb[keep])
+        fb = update_router(self.router, self.chain, np.concatenate(self._pending_X), np.concatenate(self._pending_arms), raw)
         self._pending_X, self._pending_arms = [], []
         return fb
 
@@ -392,31 +374,25 @@ class RoutedReward:
             if len(self.errors) < 10:
                 self.errors.append(e)
 
-    def _single(self, g: int, arm: int, x: np.ndarray, ps: list[str], cs: list[str], step: Step) -> tuple[np.ndarray, int]:
-        """One RM scores the whole group; if it abstains anywhere, the next-best arm that answers
-        every completion re-scores the group. Returns (rewards, credited arm)."""
-        first = self._score(arm, ps, cs)
-        if np.isfinite(first).all():
-            return first, arm
-        for alt in fallback_order(self.router, x, arm):
-            values = self._score(alt, ps, cs)
-            if np.isfinite(values).all():
-                self.fallbacks += 1
-                step.fallbacks.append(g)
-                return values, alt
-        missing = ~np.isfinite(first)
+    def _single(self, scores: np.ndarray) -> np.ndarray:
+        """A group routed to one RM: the credited RM's scores (after any fallback); where no RM
+        answered every completion, the router's own RM's finite scores and 0.0 for the rest."""
+        missing = ~np.isfinite(scores)
         self.abstained += int(missing.sum())
-        return np.where(missing, 0.0, first), arm
+        return np.where(missing, 0.0, scores)
 
-    def _combined(self, g: int, selection: Selection, calls: np.ndarray, ps: list[str], cs: list[str]) -> np.ndarray:
-        """Every called RM scores the group; ``router.combine`` decides from group-centred margins."""
-        n, K = len(ps), calls.size
-        scores = np.full((n, K), np.nan)
+    def _combined(self, g: int, n: int, routed: Routed, scores: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+        """Every called RM scored group ``g`` (``n`` completions); ``router.combine`` decides from
+        group-centred margins."""
+        calls = routed.calls[g]
+        K = calls.size
+        table = np.full((n, K), np.nan)
         for k in np.flatnonzero(calls):
-            scores[:, k] = self._score(int(k), ps, cs)
+            table[:, k] = scores[g, int(k)]
         with np.errstate(all="ignore"):
-            centre = np.array([np.nanmean(scores[:, k]) if np.isfinite(scores[:, k]).any() else np.nan for k in range(K)])
-        margins = scores - centre
+            centre = np.array([np.nanmean(table[:, k]) if np.isfinite(table[:, k]).any() else np.nan for k in range(K)])
+        margins = table - centre
+        selection = routed.selection
         row = Selection(
             arms=np.full(n, int(selection.arms[g]), dtype=np.int64),
             calls=np.repeat(calls[None, :], n, axis=0),

@@ -4,29 +4,33 @@ For each (router, seed, scenario): routers that learn offline fit on the `offlin
 every RM's margin is known); the `online` split streams in a seeded order in batches; the router
 selects RM(s) per pair; the pair is decided from the margins of the RMs it called (and nothing
 else); the router receives feedback only for the RMs it called (1 when the RM agreed with the gold
-label, else 0, through the normaliser chain); afterwards the router, frozen and greedy, decides the
+label, else 0, through the normalizer chain); afterwards the router, frozen and greedy, decides the
 `test` split. Every RM call is counted.
 
-The core (:func:`replay_one`) is pure numpy over a :class:`ReplayData`; :func:`run` builds that data
-from the pool and the offline bundle a config names and writes one run JSON per grid cell
-(:mod:`rmroute.harness.runners.grid`: run ids, ``--only``, ``--resume``, failed cells).
+The core (:func:`replay_one`) is pure numpy over a :class:`ReplayData`; it routes and learns through
+:mod:`rmroute.harness.routing` (no fallback on abstention, every called RM learns). :func:`run`
+builds that data from the pool and the offline bundle a config names and writes one run JSON per
+grid cell (:mod:`rmroute.harness.runners.grid`: run ids, ``--only``, ``--resume``, failed cells).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.core.config import Name, PluginRef, Problems, StrictModel, check_run_ids, slug_clashes
+from rmroute.harness.analysis import correct
+from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo
+from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
+                                     route, update_router)
 from rmroute.harness.runners import grid
 
 # ---- config ---------------------------------------------------------------------------------
@@ -112,14 +116,6 @@ class ReplayData:
         return self.test.X.shape[1]
 
 
-@dataclass
-class RouterSpec:
-    name: str
-    factory: Any
-    params: dict[str, Any] = field(default_factory=dict)
-    replay_only: bool = False  # gets the gold-derived `rm_correct` (the oracle)
-
-
 # ---- scenario transforms ----------------------------------------------------------------------
 
 
@@ -177,25 +173,25 @@ def stream_order(domains: Sequence[str], scenario: Scenario, rng: np.random.Gene
 # ---- one run --------------------------------------------------------------------------------
 
 
-def _right(decision: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.sign(decision) == gold
-
-
 def _items(split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray) -> list[dict[str, Any]]:
     if replay_only:
         return [{"domain": split.domains[i], "rm_correct": right[i].tolist()} for i in idx]
     return [{"domain": split.domains[i]} for i in idx]
 
 
-def _decide(router, select, split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray):
-    """Route a batch and decide its pairs from the margins the router paid for, and nothing else.
+def _decide(router, split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray,
+            greedy: bool) -> tuple[Routed, np.ndarray]:
+    """Route a batch and decide its pairs from the margins the router paid for, and nothing else:
+    a pair whose called RMs all abstained has no decision, which counts as wrong.
 
-    Returns (selection, (b, K) calls, (b,) whether each decision has the gold sign)."""
-    sel = select(split.X[idx], _items(split, idx, replay_only, right))
-    calls = np.asarray(sel.calls, dtype=bool)
-    visible = np.where(calls, split.margins[idx], np.nan)  # only what it paid for
-    return sel, calls, _right(np.asarray(router.combine(sel, visible)), split.gold[idx])
+    Returns the routed batch and (b,) whether each decision has the gold sign."""
+    margins = split.margins[idx]
+
+    def pay(cells: np.ndarray, paid: np.ndarray) -> None:
+        paid[cells] = margins[cells]  # the cached scores: only what it paid for
+
+    routed = route(router, split.X[idx], _items(split, idx, replay_only, right), pay, on_abstain="wrong", greedy=greedy)
+    return routed, correct(decide(router, routed), split.gold[idx])
 
 
 def _downsample(curve: np.ndarray, points: int) -> list[float]:
@@ -216,25 +212,18 @@ def replay_one(
     curve_points: int = 200,
 ) -> dict[str, Any]:
     """Run one router on one seed and scenario; returns metrics, per-domain metrics, calls and curves."""
-    from rmroute.routers.normalize import build_chain
-
     rng = np.random.default_rng([seed, 104729])
     order = stream_order(data.online.domains, scenario, rng)
     data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms
-    params = dict(spec.params)
-    if isinstance(params.get("prior_mean"), str):
-        if params["prior_mean"] != "offline" or data.prior_mean is None:
-            raise ValueError(f"router {spec.name}: prior_mean {params['prior_mean']!r} needs an offline bundle (settings.offline)")
-        params["prior_mean"] = data.prior_mean
-    router = spec.factory(n_arms=K, dim=data.dim, seed=seed, **params)
+    router = spec.build(K, data.dim, seed, prior_mean=data.prior_mean)
     chain = build_chain(list(normalizers), on_bad_feedback=on_bad_feedback)
 
     off = data.offline
     router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
 
     on = data.online
-    right_on = _right(on.margins, on.gold[:, None])
+    right_on = correct(on.margins, on.gold)
     n = on.gold.size
     dec_right = np.zeros(n, dtype=bool)
     calls_on = np.zeros((n, K), dtype=bool)
@@ -242,27 +231,24 @@ def replay_one(
     skipped = 0
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
-        sel, calls, dec_right[idx] = _decide(router, router.select, on, idx, spec.replay_only, right_on)
-        calls_on[idx] = calls
-        rows, arms = np.nonzero(calls)
+        routed, dec_right[idx] = _decide(router, on, idx, spec.replay_only, right_on, greedy=False)
+        calls_on[idx] = routed.calls
+        rows, arms = feedback_cells(routed, learn="called")
         raw = right_on[idx][rows, arms].astype(np.float64)
-        rewards.extend(raw[arms == np.asarray(sel.arms)[rows]].tolist())
-        fb = np.asarray(chain(raw, arms), dtype=np.float64)
-        keep = np.isfinite(fb)
-        skipped += int((~keep).sum())
-        if keep.any():
-            router.update(on.X[idx][rows[keep]], arms[keep], fb[keep])
+        rewards.extend(raw[arms == routed.arms[rows]].tolist())
+        fb = update_router(router, chain, on.X[idx][rows], arms, raw)
+        skipped += int((~np.isfinite(fb)).sum())
 
     te = data.test
-    right_te = _right(te.margins, te.gold[:, None])
+    right_te = correct(te.margins, te.gold)
     m = te.gold.size
     test_right = np.zeros(m, dtype=bool)
     calls_te = np.zeros((m, K), dtype=bool)
     credited_te = np.zeros(m, dtype=np.int64)
     for start in range(0, m, batch_size):
         idx = np.arange(start, min(start + batch_size, m))
-        sel, calls_te[idx], test_right[idx] = _decide(router, router.select_greedy, te, idx, spec.replay_only, right_te)
-        credited_te[idx] = sel.arms
+        routed, test_right[idx] = _decide(router, te, idx, spec.replay_only, right_te, greedy=True)
+        calls_te[idx], credited_te[idx] = routed.calls, routed.arms
 
     oracle_on, oracle_te = right_on.any(axis=1), right_te.any(axis=1)
     regret = np.cumsum(oracle_on.astype(int) - dec_right.astype(int))
@@ -309,94 +295,6 @@ def replay_one(
 # ---- the runner: config -> grid -> run files ------------------------------------------------
 
 
-def expand_routers(routers: Sequence[Any], names: Sequence[str]) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """(entry index, label, router name, params) per router the grid runs: `single` with `arm: all`
-    expands to one per RM (label ``single:<rm>``), an `arm` given as an RM name becomes its index,
-    and the label is the entry's `label`, else ``name:arm`` when an arm is given, else the name.
-    Pure (config entries + RM names): `rmroute validate` checks the labels with it."""
-    out = []
-    for i, ref in enumerate(routers):
-        params = dict(ref.params)
-        arm = params.get("arm")
-        if ref.name == "single" and arm == "all":
-            out.extend((i, f"single:{rm}", "single", {**params, "arm": k}) for k, rm in enumerate(names))
-            continue
-        if isinstance(arm, str):
-            if arm not in names:
-                raise ValueError(f"router {ref.name}: arm {arm!r} is not in the pool ({', '.join(names)})")
-            params["arm"] = list(names).index(arm)
-        label = ref.label or (f"{ref.name}:{arm}" if arm is not None else ref.name)
-        out.append((i, label, ref.name, params))
-    return out
-
-
-def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], names: list[str],
-                  has_offline: bool) -> list[tuple[int, str]]:
-    """Expand each router entry as the runners do (:func:`expand_routers`), check that
-    every label gives its own file name, and build each router once (``n_arms`` = the pool's RMs, a
-    small ``dim``, seed 0) so that its own checks of the values run now. Returns (entry index, label)."""
-    from rmroute.harness.core.plugins import get_registry
-
-    registry = get_registry()
-    labels: list[tuple[int, str]] = []
-    for i, ref in entries:
-        try:
-            rows = expand_routers([ref], names)
-        except ValueError as exc:
-            problems.add(("routers", i, "params", "arm"), str(exc))
-            continue
-        for _, label, name, params in rows:
-            labels.append((i, label))
-            problem = _router_problem(registry.get("router", name).factory, name, params, len(names), has_offline)
-            if problem:
-                problems.add(("routers", i, "params"), problem)
-                break
-    for first, a, i, b in slug_clashes(labels):
-        if first == i:
-            why = f"gives the label {b!r} twice"
-        else:
-            why = (f"gives the label {b!r}, which routers[{first}] (line {problems.line(('routers', first))}) "
-                   f"already gives" + ("" if a == b else f" as {a!r} (the same file name)"))
-        problems.add(("routers", i), f"{why}; each label is one run file: give the entries distinct `label`s")
-    return labels
-
-
-#: the context width routers are built with at validate time (the real one comes from the bundle)
-_CHECK_DIM = 4
-
-
-def _router_problem(factory, name: str, params: dict[str, Any], n_arms: int, has_offline: bool) -> str | None:
-    """Why ``factory(n_arms, dim, seed=0, **params)`` fails, or None. ``prior_mean: offline`` stands
-    for the offline bundle's RM embeddings, so it needs ``settings.offline``."""
-    params, dim = dict(params), _CHECK_DIM
-    prior = params.get("prior_mean")
-    if isinstance(prior, str):
-        if prior != "offline":
-            return f"prior_mean must be 'offline' (the offline bundle's RM embeddings) or {n_arms} vectors, got {prior!r}"
-        if not has_offline:
-            return "prior_mean: offline needs settings.offline (an offline-router config)"
-        params["prior_mean"] = np.zeros((n_arms, dim))
-    elif isinstance(prior, list) and prior and isinstance(prior[0], list):
-        dim = len(prior[0]) or dim
-    try:
-        factory(n_arms=n_arms, dim=dim, seed=0, **params)
-    except ValueError as exc:  # the router's own check of its values (built-ins name the router)
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - a plugin's check may raise anything
-        return f"router {name!r}: {type(exc).__name__}: {exc}"
-    return None
-
-
-def router_specs(cfg, names: list[str]) -> list[tuple[str, RouterSpec]]:
-    """(label, spec) per router the grid runs (see :func:`expand_routers`)."""
-    from rmroute.harness.core.plugins import get_registry
-
-    registry = get_registry()
-    out = []
-    for _, label, name, params in expand_routers(cfg.routers, names):
-        entry = registry.get("router", name)
-        out.append((label, RouterSpec(name, entry.factory, params, bool(entry.metadata.get("replay_only")))))
-    return out
 
 
 def check_config(cfg, path, tree) -> None:
@@ -529,7 +427,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     data, data_info, provenance = build_data(cfg, settings)
-    specs = router_specs(cfg, data.names)
+    specs = [(spec.label, spec) for spec in resolve_routers(cfg.routers, data.names)]
     runs = grid.Grid(cfg, config_path, out_dir, "replay")
     cells = runs.select([grid.Cell(label, seed, scen, item=spec) for scen in settings.scenarios
                          for label, spec in specs for seed in cfg.seeds], only)
@@ -543,7 +441,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         task = progress.add_task(f"replay runs ({executor})", total=len(todo))
         for cell, outcome in zip(todo, results):
             spec, out = cell.item, outcome.value
-            entry_meta = {"learns": bool(getattr(spec.factory, "learns", False)), "replay_only": spec.replay_only}
+            entry_meta = {"learns": spec.learns, "replay_only": spec.replay_only}
             runs.write(
                 cell, outcome,
                 router=RouterInfo(name=spec.name, params=grid.jsonable_params(spec.params), label=cell.label),

@@ -8,8 +8,10 @@ Conventions used here:
   and B = r_j; ``margin_k = score_k(A) − score_k(B)``; a decided margin d > tie_eps keeps A as chosen,
   d < −tie_eps keeps B;
 * RM calls: one call = one (pair, RM) cell, which scores both responses (as in replay);
-* fallback ranking: :func:`rmroute.harness.pipelines.routed_reward.arm_ranking` (posterior mean, else UCB); routers
-  without one try the following indices (k+1, k+2, ... mod K);
+* routing: :func:`rmroute.harness.routing.route` with ``on_abstain="next"`` (a pair whose called RMs
+  all abstained calls the router's next arm by :func:`rmroute.harness.routing.arm_ranking`, posterior
+  mean else UCB, or the following indices k+1, k+2, ... mod K, and credits it) and
+  ``learn="credited"`` (each kept pair's feedback goes to its credited arm);
 * shares: ``calls_per_rm`` counts calls; ``credited_share`` is the share of pairs credited to each RM.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rmroute.harness.core.errors import RmrouteError
-from rmroute.harness.pipelines.routed_reward import arm_ranking
+from rmroute.harness.routing import Routed, decide, feedback_cells, route, update_router
 from rmroute.harness.runners.train import dpo
 from rmroute.harness.runners.train.state import Env, LoopState, Run
 
@@ -57,41 +59,21 @@ def score_cells(env: Env, prompts: list[str], a: list[str], b: list[str], cells:
         margins[rows, k] = vals[:rows.size] - vals[rows.size:]
 
 
-def route_and_score(env: Env, run: Run, X, items, prompts, a, b):
-    """Select, score what was paid for, fall back where every called RM abstained; returns
-    (selection arms, calls, margins, fallbacks, seconds in route, seconds in score)."""
-    t0 = time.perf_counter()
-    sel = run.router.select(X, items)
-    arms = np.asarray(sel.arms, dtype=np.int64).copy()
-    calls = np.asarray(sel.calls, dtype=bool).copy()
-    t_route = time.perf_counter() - t0
-    K = len(env.names)
-    margins = np.full(calls.shape, np.nan)
-    t1 = time.perf_counter()
-    score_cells(env, prompts, a, b, calls, margins)
-    t_score = time.perf_counter() - t1
-    order = None
-    fallbacks = 0
-    for _ in range(K - 1):
-        dead = np.flatnonzero(~np.any(calls & ~np.isnan(margins), axis=1) & ~calls.all(axis=1))
-        if dead.size == 0:
-            break
-        t0 = time.perf_counter()
-        if order is None:
-            ranked = arm_ranking(run.router, X)
-            order = ranked if ranked is not None else (arms[:, None] + np.arange(1, K + 1)[None, :]) % K
-        new = np.zeros_like(calls)
-        for i in dead:
-            k = next(int(k) for k in order[i] if not calls[i, k])
-            new[i, k] = True
-            arms[i] = k
-        calls |= new
-        fallbacks += int(new.sum())
-        t_route += time.perf_counter() - t0
+def route_and_score(env: Env, run: Run, X, items, prompts, a, b) -> tuple[Routed, np.ndarray, float, float]:
+    """Select, score what was paid for, fall back where every called RM abstained, decide each pair;
+    returns (the routed batch, the (B,) decision margins, seconds in routing, seconds in scoring)."""
+    t_score = 0.0
+
+    def pay(cells: np.ndarray, margins: np.ndarray) -> None:
+        nonlocal t_score
         t1 = time.perf_counter()
-        score_cells(env, prompts, a, b, new, margins)
+        score_cells(env, prompts, a, b, cells, margins)
         t_score += time.perf_counter() - t1
-    return sel, arms, calls, margins, fallbacks, t_route, t_score
+
+    t0 = time.perf_counter()
+    routed = route(run.router, X, items, pay, on_abstain="next")
+    decision = decide(run.router, routed)
+    return routed, decision, time.perf_counter() - t0 - t_score, t_score
 
 
 def _dpo_prompt(policy, text: str) -> str:
@@ -139,12 +121,9 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     X = env.featurize(raw, pa, pb)
     t_feat = time.perf_counter() - t0
     items = [{"domain": batch[q].domain, "prompt_id": batch[q].id} for q in owner]
-    sel, arms, calls, margins, fallbacks, t_route, t_score = route_and_score(env, run, X, items, raw, pa, pb)
-    t0 = time.perf_counter()
-    sel.arms, sel.calls = arms, calls
-    decision = np.asarray(run.router.combine(sel, np.where(calls, margins, np.nan)), dtype=np.float64)
+    routed, decision, t_route, t_score = route_and_score(env, run, X, items, raw, pa, pb)
+    arms, calls = routed.arms, routed.calls
     keep = np.flatnonzero(np.isfinite(decision) & (np.abs(decision) > s.tie_eps))
-    t_route += time.perf_counter() - t0
 
     chosen = [pa[i] if decision[i] > 0 else pb[i] for i in keep]
     rejected = [pb[i] if decision[i] > 0 else pa[i] for i in keep]
@@ -182,16 +161,14 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         t_loss = time.perf_counter() - t0
         t1 = time.perf_counter()
         raw_fb = -pl.loss if run.neg_loss else pl.loss
-        fb = np.asarray(run.chain(raw_fb, arms[keep]), dtype=np.float64)
-        ok = np.isfinite(fb)
-        if ok.any():
-            run.router.update(X[keep][ok], arms[keep][ok], fb[ok])
+        rows, fb_arms = feedback_cells(routed, learn="credited", rows=keep)
+        fb = update_router(run.router, run.chain, X[rows], fb_arms, raw_fb)
         fb_norm, pair_losses = fb.tolist(), pl.loss.tolist()
         t_fb = time.perf_counter() - t1
     else:
         t_loss = t_fb = 0.0
     credited = arms[keep] if keep.size else arms
-    abstained = int((calls & np.isnan(margins)).sum())
+    abstained = int((calls & np.isnan(routed.margins)).sum())
     return {
         "iteration": it, "prompts": batch_ids, "pairs": len(owner), "pairs_kept": int(keep.size),
         "dpo_loss": dpo_loss, "loss_after": loss_after, "reward_margin": reward_margin,
@@ -199,7 +176,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         "rm_calls": int(calls.sum()), "calls_per_rm": {n: int(calls[:, k].sum()) for k, n in enumerate(env.names)},
         "credited_share": {n: float(np.mean(credited == k)) if credited.size else 0.0 for k, n in enumerate(env.names)},
         "feedback_arms": arms[keep].tolist() if trained else [], "feedback": fb_norm, "pair_losses": pair_losses,
-        "abstained": abstained, "fallbacks": fallbacks, "dpo_skipped": skipped,
+        "abstained": abstained, "fallbacks": routed.fallback_calls, "dpo_skipped": skipped,
         "time": {"generate": t_gen, "featurize": t_feat, "route": t_route, "score": t_score, "train": t_train,
                  "loss": t_loss, "feedback": t_fb, "total": time.perf_counter() - t_start},
     }

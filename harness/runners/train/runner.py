@@ -50,13 +50,12 @@ from rich.console import Console
 
 from rmroute.harness.core.config import Problems, RunConfig, check_plugin, check_run_ids
 from rmroute.harness.core.errors import ConfigError, RmrouteError
-from rmroute.harness.core.plugins import get_registry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import build_reward_models, pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo, confined
+from rmroute.harness.routing import check_routers, resolve_routers, router_spec
 from rmroute.harness.runners import grid
-from rmroute.harness.runners.replay import check_routers, router_specs
 from rmroute.harness.runners.train.checkpoint import load_latest, save_checkpoint
 from rmroute.harness.runners.train.loop import run_iteration
 from rmroute.harness.runners.train.plan import plan  # noqa: F401 - this runner's --dry-run (runners.get_plan)
@@ -160,16 +159,15 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
         import torch
 
         torch.set_num_threads(settings.threads)
-    reg = get_registry()
     trainable = trainable_entries(cfg, config_path, log)
-    need = any(reg.get("router", r.name).metadata.get("fit_offline") for _, r in trainable)
+    need = any(router_spec(r.name).fit_offline for _, r in trainable)
     if only and "entry" in only:
         trainable = [(i, r) for i, r in trainable if i == only["entry"]]
     cfg_routers = cfg.model_copy(update={"routers": [r for _, r in trainable]})
     env = build_env(cfg, settings, need, log)  # RMs, prompts, contexts; router specs need the RM names
     runs = grid.Grid(cfg, config_path, out_dir, "train")
-    cells = runs.select([grid.Cell(label, seed, prefix="train", item=spec)
-                         for label, spec in router_specs(cfg_routers, env.names) for seed in cfg.seeds], only)
+    cells = runs.select([grid.Cell(spec.label, seed, prefix="train", item=spec)
+                         for spec in resolve_routers(cfg_routers.routers, env.names) for seed in cfg.seeds], only)
     data = DataInfo(name=f"{settings.prompts.source}@seed{settings.prompts.seed}[{','.join(settings.prompts.domains)}]",
                     sha256=env.data_sha, n=len(env.prompts))
     with grid.progress_bar(console=console, transient=False) as progress:
@@ -192,17 +190,16 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                        "adapter": _relative_to(out["checkpoint"], runs.folder) if out else None,
                        "curves": out["curves"] if out else {}, "iterations": out["iterations"] if out else [],
                        "final_router_state": _state_digest(out["router_state"]) if out else None,
-                       "learns": bool(getattr(spec.factory, "learns", False)), "compute": describe()},
+                       "learns": spec.learns, "compute": describe()},
             )
     return [runs.path(c) for c in cells]
 
 
 def trainable_entries(cfg, config_path, log: Callable[[str], None] = print) -> list[tuple[int, Any]]:
     """(index in cfg.routers, ref) of the routers that can train; replay-only ones are skipped with a note."""
-    reg = get_registry()
     out = []
     for i, ref in enumerate(cfg.routers):
-        if reg.get("router", ref.name).metadata.get("replay_only"):
+        if router_spec(ref.name).replay_only:
             log(f"[train] skipping router {ref.name!r}: it is replay-only (it needs gold labels, which policy samples lack)")
         else:
             out.append((i, ref))

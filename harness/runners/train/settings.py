@@ -14,12 +14,6 @@ from pydantic import Field, StrictInt, field_validator
 from rmroute.harness.core.config import StrictModel
 from rmroute.harness.pipelines.policy import PolicySpec
 
-#: the normalizer chain a router's feedback (the pair's DPO loss) goes through unless a config names one
-DEFAULT_LOSS_CHAIN = ("batch-baseline", "quantile")
-#: routers whose reward is −loss, and their default chain
-NEG_LOSS_ROUTERS = {"laser": ("quantile",)}
-
-
 class LoraSettings(StrictModel):
     """The LoRA adapter DPO trains (peft)."""
 

@@ -21,13 +21,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.core.plugins import create
 from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
 from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
-from rmroute.harness.runners.train.settings import DEFAULT_LOSS_CHAIN, NEG_LOSS_ROUTERS, PolicyTrainSettings
+from rmroute.harness.routing import TRAIN_FEEDBACK, build_chain
+from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
 
 # ---- the environment every run of a config shares ---------------------------------------------
@@ -240,13 +241,8 @@ def make_trainer(policy, s: PolicyTrainSettings, out: Path, seed: int, sink: dic
 
 def build_router(env: Env, spec, seed: int):
     """The run's router: ``prior_mean: offline`` taken from the bundle, fitted offline when it does that."""
-    params = dict(spec.params)
-    if isinstance(params.get("prior_mean"), str):
-        if params["prior_mean"] != "offline" or env.prior_mean is None:
-            raise ValueError(f"router {spec.name}: prior_mean {params['prior_mean']!r} needs an offline bundle (settings.offline)")
-        params["prior_mean"] = env.prior_mean
-    router = spec.factory(n_arms=len(env.names), dim=env.dim, seed=seed, **params)
-    if get_registry().get("router", spec.name).metadata.get("fit_offline"):
+    router = spec.build(len(env.names), env.dim, seed, prior_mean=env.prior_mean)
+    if spec.fit_offline:
         off = env.offline
         router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
     return router
@@ -255,17 +251,14 @@ def build_router(env: Env, spec, seed: int):
 def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run:
     """A fresh (router, seed) run: the policy with a new LoRA adapter, its trainer and generator, the
     router and its feedback chain (the config's ``normalizers``, else the router's default chain)."""
-    from rmroute.routers.normalize import build_chain
-
     s = env.settings
     policy = load_policy(s.policy)
     sink: dict = {}
     trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
     generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
     router = build_router(env, spec, seed)
-    neg = spec.name in NEG_LOSS_ROUTERS
-    default = NEG_LOSS_ROUTERS.get(spec.name, DEFAULT_LOSS_CHAIN)
-    chain = build_chain(list(cfg.normalizers) or list(default), on_bad_feedback=s.on_bad_feedback)
+    neg = spec.feedback == "neg-loss"
+    chain = build_chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
     state = LoopState(rng=np.random.default_rng([seed, 7]))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
                router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
