@@ -181,7 +181,7 @@ IMPLS = ["bayesian", "naive", "mab-lints", "laser", "mab-linucb"]
 def bench_cell(K, d, batch, repeats, budget, seed=0):
     rng = np.random.default_rng(seed)
     n_items = max(4 * batch, 4096)
-    X = rng.normal(size=(n_items, d)) / np.sqrt(d)  # unit-scale contexts, like normalised embeddings
+    X = rng.normal(size=(n_items, d)) / np.sqrt(d)  # unit-scale contexts, like normalized embeddings
     theta = rng.normal(size=(K, d))
     noise = 0.1 * rng.normal(size=n_items)
     X0 = rng.normal(size=(2 * K, d)) / np.sqrt(d)

@@ -5,7 +5,7 @@ an earlier run (``--runs DIR``), and prints one row per router: medians over its
 wall time of each phase and of
 
     overhead = (route + feedback) / total       route = select + fallback + combine
-                                                feedback = normaliser chain + router.update
+                                                feedback = normalizer chain + router.update
 
 ``featurize`` (the context encoder) and ``loss`` (the per-pair DPO loss under the updated policy,
 which the feedback needs) are shown separately: they are model forward passes, not router work.

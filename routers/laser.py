@@ -18,7 +18,7 @@ Modes:
 * ``per_item``: plain LinUCB, one decision and one observation per item.
 
 LASeR's own code also rescales the reward by 20/80% quantiles inside the bandit; here that is the
-``quantile`` feedback normaliser's job, so ``update`` takes feedback that is already normalised.
+``quantile`` feedback normalizer's job, so ``update`` takes feedback that is already normalized.
 """
 
 from __future__ import annotations

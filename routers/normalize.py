@@ -46,7 +46,7 @@ class BaseNormalizer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("type") != self.name:
-            raise ValueError(f"{self.name}: state is for normaliser {state.get('type')!r}, not {self.name!r}")
+            raise ValueError(f"{self.name}: state is for normalizer {state.get('type')!r}, not {self.name!r}")
         state = copy.deepcopy(dict(state))
         state.pop("type")
         self._load_state(state)

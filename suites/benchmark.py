@@ -14,7 +14,7 @@ Four domains, each built from pinned PyPI data files (:func:`rmroute.harness.ass
                ``shuffled`` (its lines / sentences in a random order)
 
 Splits ``rm-train`` / ``offline`` / ``online`` / ``test`` are disjoint by item: every pair built from
-one underlying question (same normalised question text) lands in one split, and a chat degradation
+one underlying question (same normalized question text) lands in one split, and a chat degradation
 only borrows answers of items of its own split. Everything random draws from numpy Generators seeded
 by (seed, what, item): the same seed gives byte-identical files, another seed another assignment.
 

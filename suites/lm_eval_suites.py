@@ -8,7 +8,7 @@ few-shot pools, the confidence intervals and the per-sample log.
 Data (param ``source``):
 
 - ``pypi`` (default): the pinned PyPI files of docs/data.md (GSM8K test, 1,319 problems; MMLU
-  test, 14,042 questions). Their records are checked, normalised and written as JSONL under
+  test, 14,042 questions). Their records are checked, normalized and written as JSONL under
   ``$RMROUTE_CACHE/lm-eval-data/<suite>-pool<N>-<sha256 of the source file, 16 hex>-f<format>/``; the
   task YAMLs shipped in ``suites/tasks/`` (``dataset_path: json``) get ``dataset_kwargs.data_files``
   pointing there, as a task config dict handed to ``TaskManager.load``.
@@ -80,7 +80,7 @@ GSM8K_SOURCE = BENCHMARK_SOURCES["gsm8k"]  # the routing benchmark's files
 MMLU_SOURCE = BENCHMARK_SOURCES["mmlu"]
 GSM8K_POOL = 8  # first test problems held out as the few-shot pool
 MMLU_POOL = 5  # first questions of each subject held out as its few-shot pool
-DATA_FORMAT = 2  # bump when the normalised JSONL layout changes (new cache folder)
+DATA_FORMAT = 2  # bump when the normalized JSONL layout changes (new cache folder)
 LETTERS = "ABCD"
 _FINAL = re.compile(r"####\s*\$?(-?[0-9][0-9,]*(?:\.[0-9]+)?)\s*$")
 

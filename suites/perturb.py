@@ -451,7 +451,7 @@ were what when where which while who whom why will with would you your yours you
 
 
 def tfidf_matrix(docs: Sequence[str]) -> np.ndarray:
-    """L2-normalised TF-IDF rows (sublinear tf, smoothed idf) over lower-cased alphanumeric terms, minus
+    """L2-normalized TF-IDF rows (sublinear tf, smoothed idf) over lower-cased alphanumeric terms, minus
     English stop words, found in at least two documents (a term in one document cannot make two
     documents similar)."""
     counts: list[dict[str, int]] = []

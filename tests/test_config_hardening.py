@@ -237,7 +237,7 @@ def test_other_router_values(tmp_path):
         assert "cfg.yaml:5: routers[0]" in msg and expect in msg, (entry, msg)
 
 
-def test_normaliser_values(tmp_path):
+def test_normalizer_values(tmp_path):
     msg = error_of(tmp_path, REPLAY + "normalizers: [{name: quantile, params: {low: 90, high: 10}}]\n")
     assert "normalizers[0].params: quantile: low must be < high" in msg
 

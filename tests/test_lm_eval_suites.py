@@ -28,7 +28,7 @@ LETTERS = "ABCD"
 
 @pytest.fixture(scope="module", autouse=True)
 def cache(tmp_path_factory):
-    """A private cache for the normalised files; the pinned PyPI downloads stay shared (symlink)."""
+    """A private cache for the normalized files; the pinned PyPI downloads stay shared (symlink)."""
     shared = cache_root() / "pypi"
     shared.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("rmroute-cache")

@@ -1,4 +1,4 @@
-"""Feedback normalisers and the chain, checked against independent computations."""
+"""Feedback normalizers and the chain, checked against independent computations."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_registry_metadata():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_each_normaliser_names_bad_positions(name):
+def test_each_normalizer_names_bad_positions(name):
     n = _norm(name)
     with pytest.raises(ValueError, match=r"NaN/inf at position\(s\) \[1, 3\]"):
         n(np.array([0.0, np.nan, 1.0, np.inf]), np.zeros(4, dtype=int))
@@ -262,7 +262,7 @@ def test_state_is_a_snapshot():
     state = n.state_dict()
     n(np.array([3.0]), np.zeros(1, dtype=int))
     assert state["history"] == [1.0, 2.0]
-    with pytest.raises(ValueError, match="state is for normaliser 'quantile'"):
+    with pytest.raises(ValueError, match="state is for normalizer 'quantile'"):
         _norm("ema-zscore").load_state_dict(state)
 
 

@@ -141,8 +141,8 @@ def test_online_dpo_doubled_prompts_land_on_one_rm():
     assert reward.calls.sum() == 8
 
 
-# ---- feedback through the normaliser chain ----------------------------------------------------
-def test_feedback_updates_only_the_credited_arms_with_normalised_values():
+# ---- feedback through the normalizer chain ----------------------------------------------------
+def test_feedback_updates_only_the_credited_arms_with_normalized_values():
     rms = [RecordingRM(f"rm{k}") for k in range(3)]
     feat = RecordingFeaturizer(dim=3)
     bay = create("router", "bayesian-online", n_arms=3, dim=3, seed=0, prior_precision=2.0, noise=0.5)

@@ -249,7 +249,7 @@ def check_plugin(problems: Problems, loc: tuple[Any, ...], kind: str, name: str,
 
 
 def check_plugin_refs(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> None:
-    """Every plugin name is registered and its params fit the factory's signature; normalisers
+    """Every plugin name is registered and its params fit the factory's signature; normalizers
     (cheap, no model) are also built once, so their own checks of the values run here."""
     problems = Problems(path, tree)
     for field, (kind, supplied) in PLUGIN_FIELDS.items():
@@ -261,7 +261,7 @@ def check_plugin_refs(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> Non
             if entry is not None and kind == "normalizer":
                 try:
                     entry.factory(**ref.params)
-                except Exception as exc:  # noqa: BLE001 - the normaliser's own check of its values
+                except Exception as exc:  # noqa: BLE001 - the normalizer's own check of its values
                     problems.add(loc + ("params",), str(exc) if isinstance(exc, ValueError) else
                                  f"normalizer {ref.name!r}: {type(exc).__name__}: {exc}")
     problems.raise_if_any()

@@ -47,7 +47,7 @@ def register_featurizers(register: Register) -> None:
 
 @hookspec
 def register_normalizers(register: Register) -> None:
-    """Register feedback normalisers; ``factory(**params)`` returns a :class:`rmroute.harness.core.types.Normalizer`."""
+    """Register feedback normalizers; ``factory(**params)`` returns a :class:`rmroute.harness.core.types.Normalizer`."""
 
 
 @hookspec

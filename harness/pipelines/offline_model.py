@@ -3,7 +3,7 @@
 Input: the raw pair feature f = [(h1 + h2)/2 ; |h1 - h2|] of a frozen text encoder
 (``rmroute.routers.featurize``; computed once through the embedding cache). Trained here: the projection
 
-    x = normalise(LayerNorm(ReLU(W·f + w0)))                        (d dims, unit length)
+    x = normalize(LayerNorm(ReLU(W·f + w0)))                        (d dims, unit length)
 
 and, per RM k, one vector per head:
 
@@ -40,7 +40,7 @@ held-out validation part of the training split (ties: lower validation loss).
 
 The bundle (``save_bundle`` / :class:`OfflineBundle`): ``model.safetensors`` (projection, LayerNorm,
 RM vectors) + ``bundle.json`` (featurizer and encoder identity, dims, RM names in arm order, training
-data hash, config, metrics, seed). ``prior_means()`` returns the BT vectors normalised to unit length,
+data hash, config, metrics, seed). ``prior_means()`` returns the BT vectors normalized to unit length,
 e_k/‖e_k‖, in the space of x: then μ0_kᵀx = cos(x, e_k), so the BayesianRouter prior mean scores
 contexts exactly as the offline router does (up to the positive constant bt_scale).
 """
@@ -194,7 +194,7 @@ def _make_net(in_dim: int, dim: int, n_rms: int, scales: dict[str, float], rng: 
     from torch import nn
 
     class OfflineRouterNet(nn.Module):
-        """x = normalise(LayerNorm(ReLU(W f + w0))); per-RM vectors for the BT, cls and reg heads."""
+        """x = normalize(LayerNorm(ReLU(W f + w0))); per-RM vectors for the BT, cls and reg heads."""
 
         def __init__(self) -> None:
             super().__init__()

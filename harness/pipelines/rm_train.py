@@ -189,7 +189,7 @@ def select_pairs(
 ) -> list[PreferencePair]:
     """Labelled pairs sampled to the domain mix, deterministically from ``seed``, whatever the input order.
 
-    With weights ``w_d`` (normalised) and ``n_d`` labelled pairs per domain, the largest sample with
+    With weights ``w_d`` (normalized) and ``n_d`` labelled pairs per domain, the largest sample with
     those shares is ``T = min_d n_d / w_d`` pairs (capped by ``max_pairs``); domain d contributes
     ``round(T * w_d)`` pairs drawn without replacement. An empty mix keeps every domain as given.
     """

@@ -286,7 +286,7 @@ class RoutedReward:
 
     def feedback(self, values: float | Sequence[float] | np.ndarray) -> np.ndarray:
         """Update the router from raw feedback for the pending items (a scalar: the same value for
-        all). Returns the normalised feedback (NaN where the chain skipped an item)."""
+        all). Returns the normalized feedback (NaN where the chain skipped an item)."""
         n = self.pending
         if n == 0:
             raise ValueError("RoutedReward.feedback: no routed items are pending (call the reward function first)")

@@ -8,7 +8,7 @@ Layout under a run's checkpoint folder::
     iter-0000n/adapter/         the LoRA adapter (peft ``save_pretrained``: adapter_config.json +
                                 adapter_model.safetensors); usable as ``policy.adapter`` for evaluation
     iter-0000n/optimizer.pt     the optimiser's ``state_dict`` (torch.save)
-    iter-0000n/state.pkl        everything else: router and normaliser state, RNG states, iteration,
+    iter-0000n/state.pkl        everything else: router and normalizer state, RNG states, iteration,
                                 data cursor and the per-iteration log (pickle of plain Python/numpy)
 
 A checkpoint is first written in full to a hidden temporary folder, fsynced, renamed to
