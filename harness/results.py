@@ -38,11 +38,6 @@ class ResultsWarning(UserWarning):
     """A results file was skipped; the message names it and why."""
 
 
-def slug(text: str) -> str:
-    """``text`` with every character other than letters, digits and ``-_.`` replaced by ``_`` (file names)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 def new_run_id(prefix: str = "") -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{prefix + '-' if prefix else ''}{stamp}-{secrets.token_hex(3)}"

@@ -3,6 +3,9 @@
 * no import cycle between modules (function-level imports count: a lazy import is still an arrow);
 * no plugin package (routers, reward_models, suites, generators) imports another plugin package;
 * the host (``rmroute.harness``) imports no plugin package: it reaches plugins through the registry;
+* the host's floors (below) are imported downwards only, and a plugin package reaches at most the
+  pipelines floor: it may use the host's core, infrastructure, routing and pipelines, never a
+  runner, the board, the server or the CLI;
 * no ``_private`` name is imported from another module;
 * every import of the project's own code goes through the ``rmroute`` namespace.
 
@@ -29,6 +32,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PACKAGES = ("routers", "reward_models", "suites", "generators")
 HOST = "harness"
 FOLDERS = (HOST, *PLUGIN_PACKAGES)
+#: the host's floors (docs/architecture.md); a module is on the floor of its longest listed prefix
+FLOORS = {
+    "harness": 0, "harness.determinism": 0, "harness.core": 0,
+    "harness.records": 1, "harness.integrity": 1, "harness.results": 1, "harness.assets": 1,
+    "harness.devices": 1, "harness.net": 1, "harness.analysis": 1, "harness.progress": 1,
+    "harness.routing": 2,
+    "harness.pipelines": 3,
+    "harness.runners": 4, "harness.board": 4, "harness.serve": 4, "harness.reference_slice": 4,
+    "harness.cli": 5,
+}
+#: the highest host floor a plugin package may import
+PLUGIN_CEILING = FLOORS["harness.pipelines"]
 
 
 # ---- reading the graph ---------------------------------------------------------------------------
@@ -163,6 +178,17 @@ def cycles(graph: Graph) -> list[list[str]]:
     return found
 
 
+def floor(module: str) -> int | None:
+    """The host floor of ``module`` (None outside the host; KeyError for a host module on no floor)."""
+    if package_of(module) != HOST:
+        return None
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in FLOORS and (i > 1 or module == HOST):
+            return FLOORS[".".join(parts[:i])]
+    raise KeyError(f"{module} is on no floor: add it to FLOORS in tests/test_architecture.py and docs/architecture.md")
+
+
 def violations(graph: Graph) -> list[str]:
     problems = [f"import cycle: {' <-> '.join(c)}" for c in cycles(graph)]
     for imp in graph.imports:
@@ -174,6 +200,10 @@ def violations(graph: Graph) -> list[str]:
             problems.append(f"{where}: a plugin package imports another plugin package")
         if src == HOST and dst in PLUGIN_PACKAGES:
             problems.append(f"{where}: the host reaches plugins through the registry, not by import")
+        if src == HOST and dst == HOST and floor(imp.target) > floor(imp.source):
+            problems.append(f"{where}: an upward import (floor {floor(imp.source)} -> {floor(imp.target)})")
+        if src in PLUGIN_PACKAGES and dst == HOST and floor(imp.target) > PLUGIN_CEILING:
+            problems.append(f"{where}: plugins may import the host up to its pipelines floor, not floor {floor(imp.target)}")
         for name in imp.names:
             if name.startswith("_") and not name.startswith("__"):
                 problems.append(f"{where}: private name {name!r} used across modules")
@@ -194,23 +224,38 @@ def _tree(**files: str) -> Graph:
 
 
 def test_checker_finds_a_cycle_through_a_function_level_import():
-    g = _tree(harness__a="from rmroute.harness.b import x\n",
-              harness__b="def f():\n    from rmroute.harness import a\n")
-    assert violations(g) == ["import cycle: harness.a <-> harness.b"]
+    g = _tree(harness__runners__a="from rmroute.harness.runners.b import x\n",
+              harness__runners__b="def f():\n    from rmroute.harness.runners import a\n")
+    assert violations(g) == ["import cycle: harness.runners.a <-> harness.runners.b"]
 
 
 def test_checker_finds_each_kind_of_violation():
     g = _tree(routers__r="from rmroute.suites.s import load\n",
               suites__s="load = 1\n",
-              harness__h="import rmroute.routers.r\n",
-              harness__k="from rmroute.harness.h import _secret\n",
-              harness__old="from harness.h import thing\n")
+              harness__pipelines__h="import rmroute.routers.r\n",
+              harness__pipelines__k="from rmroute.harness.pipelines.h import _secret\n",
+              harness__pipelines__old="from harness.pipelines.h import thing\n")
     found = violations(g)
     assert any("routers.r imports suites.s: a plugin package imports another" in p for p in found)
-    assert any("harness.h imports routers.r: the host reaches plugins through the registry" in p for p in found)
+    assert any("harness.pipelines.h imports routers.r: the host reaches plugins through the registry" in p for p in found)
     assert any("private name '_secret'" in p for p in found)
-    assert any("harness.old imports harness.h without the rmroute. prefix" in p for p in found)
+    assert any("harness.pipelines.old imports harness.pipelines.h without the rmroute. prefix" in p for p in found)
     assert len(found) == 4, found
+
+
+def test_checker_finds_upward_imports_and_plugins_reaching_too_high():
+    g = _tree(harness__core__config="from rmroute.harness.results import slug\n",
+              harness__results="slug = 1\n",
+              suites__s="from rmroute.harness.runners.grid import Grid\n",
+              harness__runners__grid="Grid = 1\n")
+    found = violations(g)
+    assert found == ["harness.core.config imports harness.results: an upward import (floor 0 -> 1)",
+                     "suites.s imports harness.runners.grid: plugins may import the host up to its pipelines floor, not floor 4"], found
+
+
+def test_every_host_module_is_on_a_floor():
+    for module in read_tree().modules:
+        floor(module)  # raises KeyError naming the module
 
 
 def test_checker_accepts_a_clean_tree():
@@ -298,6 +343,14 @@ def test_the_development_install_exposes_no_top_level_names(tmp_path):
 # ---- figures -------------------------------------------------------------------------------------
 
 
+def _upward(graph: Graph) -> int | str:
+    try:
+        return sum(package_of(i.source) == package_of(i.target) == HOST and floor(i.target) > floor(i.source)
+                   for i in graph.imports)
+    except KeyError:
+        return "n/a (a tree without these floors)"
+
+
 def figures(graph: Graph) -> dict[str, object]:
     largest = max(graph.modules.items(), key=lambda kv: kv[1])
     folders: Counter[str] = Counter()
@@ -311,6 +364,7 @@ def figures(graph: Graph) -> dict[str, object]:
         "largest folder": "{} ({} lines)".format(*folders.most_common(1)[0]),
         "cycles": len(cycles(graph)),
         "host -> plugin imports": len(up),
+        "upward imports": _upward(graph),
         "function-level imports": sum(i.nested for i in graph.imports),
         "function-level host -> host": sum(i.nested and package_of(i.source) == package_of(i.target) == HOST for i in graph.imports),
         "violations": len(violations(graph)),

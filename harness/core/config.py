@@ -19,7 +19,6 @@ from pydantic_core import PydanticCustomError
 
 from rmroute.harness.core.errors import ConfigError, PluginError
 from rmroute.harness.core.plugins import check_params, get_registry
-from rmroute.harness.results import slug
 
 RUN_KINDS = ("replay", "train", "evaluate")
 
@@ -90,9 +89,14 @@ Name = Annotated[str, AfterValidator(_check_name)]
 SuiteName = Annotated[str, AfterValidator(_check_suite)]
 
 
+def slug(text: str) -> str:
+    """``text`` with every character other than letters, digits and ``-_.`` replaced by ``_`` (file names)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 def slug_clashes(names: Sequence[tuple[Any, str]]) -> list[tuple[Any, str, Any, str]]:
     """Pairs of names that would give the same file name: ``(first key, first name, key, name)`` for
-    every name whose :func:`rmroute.harness.results.slug` an earlier one already has. ``names`` holds
+    every name whose :func:`slug` an earlier one already has. ``names`` holds
     (key, name) pairs, the key saying where the name came from."""
     first: dict[str, tuple[Any, str]] = {}
     out = []

@@ -29,12 +29,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from rmroute.harness.core.config import (Name, NamedRef, PluginRef, Problems, StrictModel, check_plugin, check_run_ids,
-                                         slug_clashes)
+                                         slug, slug_clashes)
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create, get_registry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
-from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run, slug
+from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run
 from rmroute.harness.runners import grid
 
 

@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rmroute.harness.core.config import config_sha256
+from rmroute.harness.core.config import config_sha256, slug
 from rmroute.harness.core.errors import ConfigError, NotBuiltError
-from rmroute.harness.results import (KEY_PACKAGES, RunRecord, code_version, finished_ok, now_iso, package_versions, slug,
+from rmroute.harness.results import (KEY_PACKAGES, RunRecord, code_version, finished_ok, now_iso, package_versions,
                                      write_run)
 
 EXECUTORS = ("local", "ray")
