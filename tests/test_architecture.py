@@ -351,6 +351,13 @@ def _upward(graph: Graph) -> int | str:
         return "n/a (a tree without these floors)"
 
 
+def _count_violations(graph: Graph) -> int | str:
+    try:
+        return len(violations(graph))
+    except KeyError:
+        return "n/a (a tree without these floors)"
+
+
 def figures(graph: Graph) -> dict[str, object]:
     largest = max(graph.modules.items(), key=lambda kv: kv[1])
     folders: Counter[str] = Counter()
@@ -367,7 +374,7 @@ def figures(graph: Graph) -> dict[str, object]:
         "upward imports": _upward(graph),
         "function-level imports": sum(i.nested for i in graph.imports),
         "function-level host -> host": sum(i.nested and package_of(i.source) == package_of(i.target) == HOST for i in graph.imports),
-        "violations": len(violations(graph)),
+        "violations": _count_violations(graph),
     }
 
 
