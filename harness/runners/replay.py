@@ -26,6 +26,7 @@ from pydantic import Field, StrictInt
 from rmroute.harness.analysis import correct
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo
@@ -146,7 +147,7 @@ def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed
             data.prior_mean = prior
     if scenario.drift is not None:
         k = _arm(data, scenario.drift.arm, "drift")
-        rng = np.random.default_rng([seed, 7919])
+        rng = derived_rng(seed, "replay-drift")
         scale = float(np.nanstd(data.online.margins[:, k])) or 1.0
         start = int(round(scenario.drift.start_at * n))
         m = online.margins.copy()
@@ -212,7 +213,7 @@ def replay_one(
     curve_points: int = 200,
 ) -> dict[str, Any]:
     """Run one router on one seed and scenario; returns metrics, per-domain metrics, calls and curves."""
-    rng = np.random.default_rng([seed, 104729])
+    rng = derived_rng(seed, "replay-stream")
     order = stream_order(data.online.domains, scenario, rng)
     data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms

@@ -22,6 +22,7 @@ import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create
+from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
@@ -91,7 +92,7 @@ def load_prompts(settings: PolicyTrainSettings) -> list[PromptItem]:
     if not items:
         raise ConfigError(f"settings.prompts: no prompt of {ps.source} in domains {ps.domains}"
                           + (f" with at most {ps.max_chars} characters" if ps.max_chars else ""))
-    order = np.random.default_rng([ps.shuffle_seed, 2718]).permutation(len(items))
+    order = derived_rng(ps.shuffle_seed, "train-prompt-order").permutation(len(items))
     return [items[i] for i in order]
 
 
@@ -147,7 +148,7 @@ def offline_data(env: Env, log: Callable[[str], None]) -> OfflineData:
     s = env.settings
     pairs = [p for p in suite_pairs(s, "offline") if p.domain in s.prompts.domains]
     if len(pairs) > s.offline_pairs:
-        idx = np.sort(np.random.default_rng([s.prompts.shuffle_seed, 31]).choice(len(pairs), s.offline_pairs, replace=False))
+        idx = np.sort(derived_rng(s.prompts.shuffle_seed, "train-offline-pairs").choice(len(pairs), s.offline_pairs, replace=False))
         pairs = [pairs[i] for i in idx]
     log(f"[train] scoring {len(pairs)} offline pairs for the routers that fit offline")
     a, b, _ = score_pairs(env.cache, env.rms, pairs, show_progress=False)
@@ -259,7 +260,7 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     router = build_router(env, spec, seed)
     neg = spec.feedback == "neg-loss"
     chain = build_chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
-    state = LoopState(rng=np.random.default_rng([seed, 7]))
+    state = LoopState(rng=derived_rng(seed, "train-run"))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
                router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
 
