@@ -246,25 +246,28 @@ def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]
 
 # ---- eval -------------------------------------------------------------------------------------
 def majority_right(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N,) expected correctness of a majority vote of sign(margin): 1, 0, or 0.5 on a tie (0 and NaN cast no vote)."""
-    m = np.asarray(margins, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        s = np.sign(m)
-    g = np.asarray(gold)[:, None]
-    pro = (s == g).sum(1)
-    con = (s == -g).sum(1)
+    """(N,) expected correctness of a majority vote of sign(margin): 1, 0, or 0.5 on a tie.
+
+    The votes for the gold response are the RMs :func:`rmroute.harness.analysis.correct` counts
+    right, those against it the RMs right about the other response (0 and NaN cast no vote). It
+    differs from ``correct`` in one place: a tied vote counts 0.5 (the expected value of breaking the
+    tie by a coin flip), where ``correct`` counts a tied margin as wrong."""
+    g = np.asarray(gold)
+    pro = A.correct(margins, g).sum(1)
+    con = A.correct(margins, -g).sum(1)
     return np.where(pro > con, 1.0, np.where(pro == con, 0.5, 0.0))
 
 
 def mean_ensemble_right(train_margins: np.ndarray, margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N,) correctness of the mean of per-RM z-scores (train-split statistics; rmroute.routers.baselines semantics); 0 counts 0.5."""
+    """(N,) correctness of the mean of per-RM z-scores (train-split statistics; rmroute.routers.baselines
+    semantics): :func:`rmroute.harness.analysis.correct` of the mean z-score (NaN, no RM answered,
+    counts 0), except that a mean of exactly 0 counts 0.5, as a tied majority vote does."""
     K = margins.shape[1]
     ens = create("router", "mean-ensemble", n_arms=K, dim=1)
     ens.fit_offline(None, train_margins, np.ones(train_margins.shape[0]))
     sel = Selection(arms=np.zeros(margins.shape[0], dtype=np.int64), calls=np.ones(margins.shape, dtype=bool))
-    z = ens.combine(sel, margins)
-    s = np.sign(z)
-    return np.where(np.isnan(z), 0.0, np.where(s == 0, 0.5, (s == np.asarray(gold)).astype(float)))
+    z = np.asarray(ens.combine(sel, margins), dtype=np.float64)
+    return np.where(z == 0, 0.5, A.correct(z, gold).astype(float))
 
 
 def _acc(outcome: np.ndarray, mask: np.ndarray) -> float:
