@@ -167,6 +167,7 @@ def load_pool(cfg: OfflineConfig, config_path: Path, log: Log):
 
 
 def make_featurizer(cfg: OfflineConfig):
+    """The featurizer the offline config names (its contexts come from it)."""
     return create_ref("featurizer", cfg.featurizer)
 
 

@@ -391,9 +391,9 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
         return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
     if cfg.featurizer is None:
         raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
-    from rmroute.harness.core.plugins import create
+    from rmroute.harness.core.plugins import create_ref
 
-    ctx = embed(create("featurizer", cfg.featurizer.name, **cfg.featurizer.params))
+    ctx = embed(create_ref("featurizer", cfg.featurizer))
     return ctx, None, {"features": arrays_sha256(*(ctx[s] for s in splits))}
 
 

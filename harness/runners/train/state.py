@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import create, create_ref
 from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
@@ -122,7 +122,7 @@ def build_env(cfg, settings: PolicyTrainSettings, need_offline: bool, log: Calla
         prior = np.asarray(bundle.prior_means(), dtype=np.float64)
         featurize, dim = bundle.contexts, int(prior.shape[1])
     elif cfg.featurizer is not None:
-        feat = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
+        feat = create_ref("featurizer", cfg.featurizer)
         featurize, dim = feat.embed_pairs, int(feat.dim)
     else:
         raise ConfigError("a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
@@ -256,7 +256,7 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     policy = load_policy(s.policy)
     sink: dict = {}
     trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
-    generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
+    generator = create_ref("generator", s.generator, "settings.generator", model=trainer.model, tokenizer=policy.tokenizer)
     router = build_router(env, spec, seed)
     neg = spec.feedback == "neg-loss"
     chain = build_chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
