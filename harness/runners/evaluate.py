@@ -35,7 +35,7 @@ from rmroute.harness.core.plugins import create_ref, get_registry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
 from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run, slug
-from rmroute.harness.runners import grid
+from rmroute.harness.runners import grid, settings_of
 
 
 class PolicyEntry(StrictModel):
@@ -133,7 +133,7 @@ def check_config(cfg, path, tree) -> None:
     every problem): the suites are registered evaluation suites, the generator and judge are
     registered, all with params that fit; the policies resolve (train runs exist and are ok); suite
     keys and policy labels each give their own file names; every run id fits in a file name."""
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     problems = Problems(path, tree)
     registry = get_registry()
     check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
@@ -170,7 +170,7 @@ def suite_sha(ref: PluginRef) -> str:
 
 def plan(cfg, config_path) -> str:
     """What `rmroute run --dry-run` prints for an evaluate config (nothing is loaded)."""
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     plans = resolve_policies(settings, Path(config_path))
     lines = [f"evaluate {config_path}: {len(plans)} polic(ies) × {len(settings.suites)} suite(s) × "
              f"{len(cfg.seeds)} seed(s) = {len(plans) * len(settings.suites) * len(cfg.seeds)} runs"]
@@ -239,7 +239,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
     (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
     config_path = Path(config_path)
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     registry = get_registry()
     for i, ref in enumerate(settings.suites):
         entry = registry.get("suite", ref.name)

@@ -32,7 +32,7 @@ from rmroute.harness.pipelines.pool import pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
                                      route, update_router)
-from rmroute.harness.runners import grid
+from rmroute.harness.runners import grid, settings_of
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -305,7 +305,7 @@ def check_config(cfg, path, tree) -> None:
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
     names; every router builds with its params; every run id fits in a file name; contexts come
     from ``settings.offline`` or a ``featurizer``."""
-    settings = ReplaySettings.model_validate(cfg.settings)
+    settings: ReplaySettings = settings_of(cfg)
     problems = Problems(path, tree)
     if not cfg.routers:
         problems.add(("routers",), "a replay config needs at least one router")
@@ -424,7 +424,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     deterministic, so the results are identical to the local executor's.
     """
     grid.check_executor(executor)
-    settings = ReplaySettings.model_validate(cfg.settings)  # already checked by load_config
+    settings: ReplaySettings = settings_of(cfg)
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     data, data_info, provenance = build_data(cfg, settings)
@@ -461,7 +461,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
 
 def plan(cfg, config_path) -> str:
     """What `rmroute run --dry-run` prints for a replay config (nothing is loaded or scored)."""
-    settings = ReplaySettings.model_validate(cfg.settings)
+    settings: ReplaySettings = settings_of(cfg)
     routers = [r.label or r.name for r in cfg.routers]
     n = len(routers) * len(cfg.seeds) * len(settings.scenarios)
     return "\n".join([
