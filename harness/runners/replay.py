@@ -25,10 +25,11 @@ from pydantic import Field, StrictInt
 
 from rmroute.harness.analysis import correct
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
-from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.determinism import derived_rng
-from rmroute.harness.pipelines.offline import check_offline_ref
-from rmroute.harness.pipelines.pool import pool_rm_names
+from rmroute.harness.core.errors import ConfigError, ScoreError
+from rmroute.harness.core.plugins import create_ref
+from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
+from rmroute.harness.pipelines.offline import check_offline_ref, ensure_bundle
+from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
                                      route, update_router)
@@ -339,10 +340,6 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, di
     the data info, and what every run file records of its inputs (``inputs``: sha256 per input;
     ``rm_abstention``: each RM's NaN share per split). Fails with a ScoreError naming the RM when an
     RM abstains far more than it did on the offline split (see :func:`rmroute.harness.pipelines.pool.check_abstention`)."""
-    from rmroute.harness.determinism import arrays_sha256, describe
-    from rmroute.harness.core.errors import ScoreError
-    from rmroute.harness.pipelines.pool import build_pool, check_abstention, load_pool_config, pairs_sha
-
     pool = build_pool(load_pool_config(settings.pool), log=log)
     rates = pool.abstention_rates()
     problems = check_abstention(rates, settings.max_abstention, settings.abstention_margin)
@@ -367,10 +364,10 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, di
     return data, info, {"inputs": inputs, "rm_abstention": rates, "compute": describe()}
 
 
-def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
-    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle."""
-    from rmroute.harness.determinism import arrays_sha256
-
+def _contexts(cfg, settings: ReplaySettings, pool: Pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
+    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle.
+    The offline bundle is trained first when missing, from ``pool`` when it is the offline config's
+    pool, so one run builds the pool once."""
     splits = ("offline", "online", "test")
 
     def embed(featurizer) -> dict[str, np.ndarray]:
@@ -380,9 +377,7 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
                 for s in splits}
 
     if settings.offline:
-        from rmroute.harness.pipelines.offline import ensure_bundle
-
-        bundle = ensure_bundle(settings.offline, log=log)
+        bundle = ensure_bundle(settings.offline, log=log, pool=pool)
         bundle.check_pool(list(pool.names))
         features = embed(bundle.featurizer)
         ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
@@ -391,8 +386,6 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
         return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
     if cfg.featurizer is None:
         raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
-    from rmroute.harness.core.plugins import create_ref
-
     ctx = embed(create_ref("featurizer", cfg.featurizer))
     return ctx, None, {"features": arrays_sha256(*(ctx[s] for s in splits))}
 
