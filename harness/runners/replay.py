@@ -297,8 +297,6 @@ def replay_one(
 # ---- the runner: config -> grid -> run files ------------------------------------------------
 
 
-
-
 def check_config(cfg, path, tree) -> None:
     """What `rmroute validate` checks of a replay config beyond its models (raises one ConfigError
     listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names

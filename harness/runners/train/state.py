@@ -27,8 +27,8 @@ from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
-from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.routing import TRAIN_FEEDBACK, build_chain
+from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
 
