@@ -24,13 +24,12 @@ import hashlib, json, statistics, sys, time
 import rmroute.harness  # pins (or not, under RMROUTE_NATIVE_CPU=1) before numpy and torch load
 import numpy as np
 from rmroute.harness.determinism import profile
-from rmroute.harness.pipelines.offline import load_offline_config
-from rmroute.harness.core.plugins import create
+from rmroute.harness.pipelines.offline import load_offline_config, make_featurizer
 from rmroute.harness.reference_slice import OFFLINE_CONFIG, WORDS
 
 n, repeats = int(sys.argv[1]), int(sys.argv[2])
 _, cfg = load_offline_config(OFFLINE_CONFIG)
-enc = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params).encoder
+enc = make_featurizer(cfg).encoder
 texts = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(5 + i % 60)) for i in range(n)]
 enc.encode(texts[:8])  # load the model outside the timing
 times, out = [], None

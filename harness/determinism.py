@@ -30,6 +30,13 @@ explicitly are kept. GPU computation is outside this guarantee.
 
 :func:`profile` says what is in effect; run files record it, and caches key their entries by it, so
 numbers computed under different code paths never mix.
+
+Seeded generators: every random stream a run draws from a seed comes from :func:`derived_rng`
+(``numpy.random.default_rng([seed, *keys, salt])``), one salt per purpose in :data:`PURPOSES`, so two
+purposes drawing from one seed get independent streams and a reader finds every stream in one table.
+
+numpy is imported inside the functions that use it: this module runs before numpy is loaded, to pin
+its code path.
 """
 
 from __future__ import annotations
@@ -37,7 +44,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: torch threads for computations whose outputs are published (embeddings, scores, offline router)
 THREADS = 2
@@ -123,3 +134,51 @@ def arrays_sha256(*arrays: Any) -> str:
         h.update(repr(a.shape).encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+# ---- seeded generators ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Purpose:
+    """What a seeded stream is for: its ``salt`` (the last entry of the seed sequence), the ``keys``
+    that come between the seed and the salt (e.g. the iteration), and ``where`` it is drawn."""
+
+    salt: int
+    keys: tuple[str, ...] = ()
+    where: str = ""
+
+
+#: purpose -> how its generator is derived from a seed: ``default_rng([seed, *keys, salt])``. The
+#: salts are the ones the committed runs were made with; a new purpose takes a salt no other purpose
+#: with the same keys uses (tests/test_determinism.py checks it).
+PURPOSES: dict[str, Purpose] = {
+    "replay-stream": Purpose(104729, where="replay: the online split's stream order (seed: the run's)"),
+    "replay-drift": Purpose(7919, where="replay: a drift scenario's noise (seed: the run's)"),
+    "train-prompt-order": Purpose(2718, where="train: the prompt order (seed: settings.prompts.shuffle_seed)"),
+    "train-offline-pairs": Purpose(31, where="train: the offline pairs scored for fit_offline routers "
+                                                "(seed: settings.prompts.shuffle_seed)"),
+    "train-run": Purpose(7, where="train: one run's generator, e.g. the candidate pairs (seed: the run's)"),
+    "train-generation": Purpose(11, ("iteration",), "train: the generation seed of one iteration (seed: the run's)"),
+    "rm-validation-split": Purpose(1, where="RM training: the prompts held out for validation (seed: the RM's)"),
+    "rm-length-batches": Purpose(7, ("epoch",), "RM training: length-grouped batches of one epoch (seed: the RM's)"),
+    "router-monte-carlo": Purpose(1, where="routers: Monte Carlo draws, e.g. bayesian-adaptive (seed: the router's)"),
+}
+
+#: purposes that share a salt and keys, so one seed gives both the same stream: they predate the
+#: table and their streams never meet (an RM trainer's validation split, a router's Monte Carlo
+#: draws); separating them would change committed results
+SHARED_SALTS: frozenset[frozenset[str]] = frozenset({frozenset({"rm-validation-split", "router-monte-carlo"})})
+
+
+def derived_rng(seed: int, purpose: str, *keys: int) -> "np.random.Generator":
+    """The numpy generator for ``purpose`` (a key of :data:`PURPOSES`) under ``seed``:
+    ``numpy.random.default_rng([seed, *keys, salt])``, with ``keys`` the purpose's keys in order
+    (``derived_rng(3, "train-generation", 5)`` is ``default_rng([3, 5, 11])``)."""
+    import numpy as np
+
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown seed purpose {purpose!r}; purposes: {', '.join(sorted(PURPOSES))}")
+    p = PURPOSES[purpose]
+    if len(keys) != len(p.keys):
+        raise ValueError(f"seed purpose {purpose!r} takes {len(p.keys)} key(s) ({', '.join(p.keys) or 'none'}), "
+                         f"got {len(keys)}")
+    return np.random.default_rng([seed, *keys, p.salt])

@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import numpy as np
 
 from rmroute.harness.core.config import PluginRef, Problems, slug_clashes
-from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.core.plugins import create_ref, get_registry
 from rmroute.harness.core.types import Selection
 
 # ---- router specs -------------------------------------------------------------------------------
@@ -450,26 +450,9 @@ def _step_name(step: Any) -> str:
 
 
 def build_chain(specs: Sequence[Any] = (), on_bad_feedback: str = "error") -> NormalizerChain:
-    """Build a chain from config entries, each a name, ``{"name": ..., "params": {...}}`` or an
-    object with ``.name`` / ``.params`` (a config ``PluginRef``); steps are built through the
-    plugin registry (``rmroute.harness.core.plugins.create("normalizer", name, **params)``)."""
-    steps = []
-    for i, spec in enumerate(specs):
-        if isinstance(spec, str):
-            name, params = spec, {}
-        elif isinstance(spec, Mapping):
-            unknown = set(spec) - {"name", "params", "label"}
-            if "name" not in spec or unknown:
-                raise ValueError(
-                    f"normalizers[{i}]: expected keys name and optional params"
-                    + (f"; unknown key(s) {sorted(unknown)}" if unknown else "; 'name' is missing")
-                )
-            name, params = spec["name"], spec.get("params") or {}
-        elif hasattr(spec, "name"):
-            name, params = spec.name, getattr(spec, "params", None) or {}
-        else:
-            raise ValueError(f"normalizers[{i}]: expected a name or {{name, params}}, got {spec!r}")
-        if not isinstance(params, Mapping):
-            raise ValueError(f"normalizers[{i}] ({name}): params must be a mapping, got {params!r}")
-        steps.append(create("normalizer", name, **params))
+    """Build a chain from config entries, each a plugin ref (a name, ``{"name": ..., "params": {...}}``
+    or a config ``PluginRef``), built through the plugin registry
+    (:func:`rmroute.harness.core.plugins.create_ref`; a malformed entry is a ValueError naming
+    ``normalizers[i]``)."""
+    steps = [create_ref("normalizer", spec, f"normalizers[{i}]") for i, spec in enumerate(specs)]
     return NormalizerChain(steps, on_bad_feedback=on_bad_feedback)

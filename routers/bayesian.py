@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rmroute.harness.core.types import Selection
+from rmroute.harness.determinism import derived_rng
 from rmroute.routers.base import BaseRouter, real
 from rmroute.routers.linear import LinearGaussianArms
 
@@ -167,7 +168,7 @@ class BayesianAdaptiveRouter(BayesianRouter):
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"BayesianAdaptiveRouter: n_samples must be a positive int, got {n_samples!r}")
         self.threshold, self.n_samples = t, int(n_samples)
-        self.mc_rng = np.random.default_rng([self.seed, 1])  # Monte Carlo draws only
+        self.mc_rng = derived_rng(self.seed, "router-monte-carlo")  # Monte Carlo draws only
 
     def best_probabilities(self, means: np.ndarray, var: np.ndarray) -> np.ndarray:
         """(B, K) Monte Carlo estimate of P(RM k has the highest predictive score) per item."""

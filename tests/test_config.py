@@ -141,6 +141,39 @@ def test_hash_is_canonical(tmp_path):
     assert len(config_sha256(a)) == 64
 
 
+def test_settings_are_validated_once_per_config(tmp_path, monkeypatch):
+    """load_config validates a config's settings; the runner's check_config, plan and run read them
+    through settings_of without validating again, unless the settings changed."""
+    from rmroute.harness.runners import get_plan, settings_of
+    from rmroute.harness.runners.replay import ReplaySettings
+
+    validated = []
+    original = ReplaySettings.model_validate.__func__
+
+    def counting(cls, obj, *args, **kwargs):
+        validated.append(dict(obj))
+        return original(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(ReplaySettings, "model_validate", classmethod(counting))
+    path = write(tmp_path, GOOD)
+    cfg = load_config(path)  # the settings model, then replay.check_config
+    sha = config_sha256(cfg)
+    assert "× 2 seed(s)" in get_plan("replay")(cfg, path)
+    settings = settings_of(cfg)
+    assert isinstance(settings, ReplaySettings) and settings.batch_size == 32
+    assert len(validated) == 1
+    assert config_sha256(cfg) == sha and "batch_size" not in cfg.settings  # the config is left as it is
+
+    cfg.settings["batch_size"] = 8  # changed settings are validated again
+    assert settings_of(cfg).batch_size == 8 and len(validated) == 2
+    assert settings_of(cfg) is settings_of(cfg) and len(validated) == 2
+    other = cfg.model_copy(deep=True)  # another config object: validated on first use
+    assert settings_of(other).batch_size == 8 and len(validated) == 3
+    cfg.settings["batch_size"] = 0
+    with pytest.raises(ValueError, match="batch_size"):
+        settings_of(cfg)
+
+
 def test_cli_validate_one_line_error_without_traceback(tmp_path):
     path = write(tmp_path, GOOD.replace("  - random", "  - randon"))
     out = subprocess.run([sys.executable, "-m", "rmroute.harness.cli", "validate", str(path)],

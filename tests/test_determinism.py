@@ -3,14 +3,17 @@ a slice of the offline router's features and bundle, recomputed here, must hash 
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from rmroute.harness.determinism import PINS, arrays_sha256, fixed_threads, profile
+from rmroute.harness.determinism import PINS, PURPOSES, SHARED_SALTS, arrays_sha256, derived_rng, fixed_threads, profile
 from tests.conftest import REPO
 
 
@@ -39,6 +42,73 @@ def test_arrays_sha256_tells_values_shapes_and_nan_payloads_apart():
     assert arrays_sha256(a) != arrays_sha256(np.array([1.0, np.nan, 3.0 + 1e-15]))
     assert arrays_sha256(np.zeros((2, 3))) != arrays_sha256(np.zeros((3, 2)))
     assert arrays_sha256(a, a) != arrays_sha256(a)
+
+
+#: each purpose's seed sequence as the code wrote it inline before derived_rng, by hand
+BY_HAND = {
+    "replay-stream": lambda seed: [seed, 104729],
+    "replay-drift": lambda seed: [seed, 7919],
+    "train-prompt-order": lambda seed: [seed, 2718],
+    "train-offline-pairs": lambda seed: [seed, 31],
+    "train-run": lambda seed: [seed, 7],
+    "train-generation": lambda seed, iteration: [seed, iteration, 11],
+    "rm-validation-split": lambda seed: [seed, 1],
+    "rm-length-batches": lambda seed, epoch: [seed, epoch, 7],
+    "router-monte-carlo": lambda seed: [seed, 1],
+}
+
+
+def _keys(purpose: str, value: int = 3) -> tuple[int, ...]:
+    return (value,) * len(PURPOSES[purpose].keys)
+
+
+@pytest.mark.parametrize("purpose", sorted(BY_HAND))
+def test_derived_rng_gives_the_stream_built_by_hand(purpose):
+    for seed in (0, 1, 2**31 - 1):
+        for value in (0, 5):
+            keys = _keys(purpose, value)
+            got = derived_rng(seed, purpose, *keys)
+            want = np.random.default_rng(BY_HAND[purpose](seed, *keys))
+            assert np.array_equal(got.random(16), want.random(16))
+            assert np.array_equal(got.permutation(50), want.permutation(50))
+
+
+def test_every_purpose_is_written_out_by_hand():
+    assert set(BY_HAND) == set(PURPOSES)
+
+
+def test_purposes_have_distinct_salts_and_streams():
+    by_salt: dict[tuple[int, int], set[str]] = {}
+    for name, p in PURPOSES.items():
+        by_salt.setdefault((p.salt, len(p.keys)), set()).add(name)
+    shared = {frozenset(names) for names in by_salt.values() if len(names) > 1}
+    assert shared == SHARED_SALTS  # a new purpose with a salt (and keys) already taken fails here
+    for a, b in itertools.combinations(sorted(PURPOSES), 2):
+        same = np.array_equal(derived_rng(0, a, *_keys(a)).random(4), derived_rng(0, b, *_keys(b)).random(4))
+        assert same == (frozenset({a, b}) in SHARED_SALTS), (a, b)
+
+
+def test_derived_rng_refuses_unknown_purposes_and_wrong_keys():
+    with pytest.raises(ValueError, match="unknown seed purpose 'replay-strem'"):
+        derived_rng(0, "replay-strem")
+    with pytest.raises(ValueError, match="takes 1 key"):
+        derived_rng(0, "train-generation")
+    with pytest.raises(ValueError, match="takes 0 key"):
+        derived_rng(0, "replay-stream", 1)
+
+
+def test_no_salt_is_inlined_outside_the_table():
+    """Every seeded generator of the host and the routers that mixes a salt into its seed goes through derived_rng."""
+    inlined = []
+    for folder in ("harness", "routers"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path.name == "determinism.py" and path.parent.name == "harness":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "default_rng"
+                        and node.args and isinstance(node.args[0], (ast.List, ast.Tuple))):
+                    inlined.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert inlined == []
 
 
 def test_reference_slice_hashes_match_the_committed_ones():

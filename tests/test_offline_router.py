@@ -321,7 +321,7 @@ def test_mismatched_bundle_is_refused(tmp_path, tiny_bert):
 
 
 # ---- the harness: offline_train / offline_eval on a synthetic pool ------------------------------
-def _synthetic_pool():
+def _synthetic_pool(sizes=(("offline", 240), ("test", 150))):
     from rmroute.harness.core.config import PluginRef
     from rmroute.harness.pipelines.pool import Pool, PoolConfig
     from rmroute.harness.core.types import PreferencePair
@@ -329,7 +329,7 @@ def _synthetic_pool():
     rng = np.random.default_rng(1)
     topics = {"math": "two plus three equals five", "animals": "the cat and the dog", "geo": "paris is a city of france"}
     splits, margins = {}, {}
-    for split, n in (("offline", 240), ("test", 150)):
+    for split, n in sizes:
         pairs, rows = [], []
         for i in range(n):
             d = list(topics)[i % 3]
@@ -348,7 +348,7 @@ def test_offline_train_and_eval_on_a_synthetic_pool(tmp_path, monkeypatch):
     import rmroute.harness.pipelines.offline as H
 
     pool = _synthetic_pool()
-    monkeypatch.setattr(H, "load_pool", lambda cfg, path, log: pool)
+    monkeypatch.setattr(H, "load_pool", lambda cfg, path, log, built=None: pool)
     cfg = tmp_path / "offline.yaml"
     cfg.write_text(
         "name: syn\npool: pool.yaml\nfeaturizer: {name: pair-encoder, params: {model: 'hash:64'}}\n"
@@ -371,6 +371,37 @@ def test_offline_train_and_eval_on_a_synthetic_pool(tmp_path, monkeypatch):
     pool.names = ["rm-a", "rm-c", "rm-b"]
     with pytest.raises(BundleError, match=r"\['rm-a', 'rm-b', 'rm-c'\].*\['rm-a', 'rm-c', 'rm-b'\]"):
         H.offline_eval(cfg, log=lambda m: None)
+
+
+def test_replay_that_trains_its_bundle_builds_the_pool_once(tmp_path, monkeypatch):
+    """Replay builds its pool, then trains the missing offline bundle from that same pool."""
+    import rmroute.harness.pipelines.offline as H
+    import rmroute.harness.runners.replay as replay
+
+    pool = _synthetic_pool((("offline", 120), ("online", 60), ("test", 60)))
+    builds = []
+
+    def build_pool(cfg, *args, **kwargs):
+        builds.append(cfg.name)
+        return pool
+
+    for module in (H, replay):
+        monkeypatch.setattr(module, "build_pool", build_pool)
+        monkeypatch.setattr(module, "load_pool_config", lambda path: pool.config.model_copy(deep=True))
+    (tmp_path / "pool.yaml").write_text("name: syn\n")  # found by path; its content comes from load_pool_config
+    offline = tmp_path / "offline.yaml"
+    offline.write_text(
+        f"name: syn\npool: {tmp_path / 'pool.yaml'}\nfeaturizer: {{name: pair-encoder, params: {{model: 'hash:32'}}}}\n"
+        f"seeds: [0]\ndim: 8\nepochs: 5\nbundle_dir: {tmp_path / 'bundles'}\n"
+    )
+    settings = replay.ReplaySettings(pool=str(tmp_path / "pool.yaml"), offline=str(offline))
+    data, _, provenance = replay.build_data(None, settings, log=lambda m: None)
+    assert (tmp_path / "bundles" / "seed-0" / "bundle.json").is_file()  # the bundle was trained here
+    assert builds == ["syn"]
+    assert data.names == pool.names and data.online.X.shape == (60, 8) and "offline_bundle" in provenance["inputs"]
+
+    replay.build_data(None, settings, log=lambda m: None)  # the bundle is there now: one more build, no training
+    assert builds == ["syn", "syn"]
 
 
 def test_majority_and_mean_ensemble_baselines_by_hand():

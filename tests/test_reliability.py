@@ -83,13 +83,12 @@ def test_pool_abstention_rates_count_nan_margins():
 
 def test_replay_fails_naming_the_rm_that_abstains_on_the_stream(monkeypatch):
     """The old failure: a broken RM abstained everywhere inside runs marked ok."""
-    import rmroute.harness.pipelines.pool
     import rmroute.harness.runners.replay as replay
 
     m = np.ones((10, 2))
     m[:, 1] = np.nan
-    monkeypatch.setattr(rmroute.harness.pipelines.pool, "load_pool_config", lambda path: None)
-    monkeypatch.setattr(rmroute.harness.pipelines.pool, "build_pool", lambda cfg, log=print: _pool(m))
+    monkeypatch.setattr(replay, "load_pool_config", lambda path: None)
+    monkeypatch.setattr(replay, "build_pool", lambda cfg, log=print: _pool(m))
     settings = replay.ReplaySettings(pool="pool.yaml")
     with pytest.raises(ScoreError, match=r"RM 'flaky' abstains on 100.0% of the test split \(every pair\)"):
         replay.build_data(None, settings)

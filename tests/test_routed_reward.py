@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import PluginRefError, create
 from rmroute.harness.pipelines.routed_reward import RoutedReward, group_prompts, prompt_text
 from rmroute.harness.routing import fallback_order
 
@@ -280,6 +280,17 @@ def test_bad_input_is_named():
         reward(prompts=["a", 5], completions=["x", "y"])
     with pytest.raises(ValueError, match=r"reward_models\[0\]: unknown key"):
         RoutedReward.from_config(router="random", reward_models=[{"name": "length", "parms": {}}])
+
+
+def test_from_config_builds_refs_like_configs_do():
+    """Refs go through plugins.create_ref: params the harness sets itself are refused, naming the ref."""
+    with pytest.raises(PluginRefError, match=r"router \(random\): params \['seed'\] are set by rmroute"):
+        RoutedReward.from_config(router={"name": "random", "params": {"seed": 3}}, reward_models=["length"])
+    with pytest.raises(PluginRefError, match=r"featurizer: expected a name or \{name, params\}, got 3"):
+        RoutedReward.from_config(router="random", reward_models=["length"], featurizer=3)
+    reward = RoutedReward.from_config(router={"name": "random", "label": "r"}, reward_models=["length", {"name": "length"}],
+                                      seed=4)
+    assert reward.router.n_arms == 2 and reward.router.seed == 4
 
 
 def test_prompt_helpers():

@@ -396,13 +396,13 @@ def read_run_config(path: str | Path) -> tuple[RunConfig, Path, yaml.Node]:
     return validate_model(RunConfig, path, data, tree), path, tree
 
 
-def check_settings(model: type[BaseModel] | None, cfg: RunConfig, path: Path, tree: yaml.Node) -> None:
-    """Validate ``cfg.settings`` with ``model`` (a runner's settings model; None: nothing to check);
-    errors name file, line and ``settings.<key>``."""
+def check_settings(model: type[BaseModel] | None, cfg: RunConfig, path: Path, tree: yaml.Node) -> BaseModel | None:
+    """Validate ``cfg.settings`` with ``model`` (a runner's settings model; None: nothing to check)
+    and return the typed settings; errors name file, line and ``settings.<key>``."""
     if model is None:
-        return
+        return None
     try:
-        model.model_validate(cfg.settings)
+        return model.model_validate(cfg.settings)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, tree, exc, prefix=("settings",))) from None
 

@@ -41,7 +41,7 @@ from rmroute.harness.core.plugins import check_params, create, create_ref, get_r
 from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.offline_model import (BundleError, OfflineBundle, OfflineTrainSettings, bundle_data_sha256,
                                                      save_bundle, train_offline_router)
-from rmroute.harness.pipelines.pool import build_pool, load_pool_config, pool_rm_names
+from rmroute.harness.pipelines.pool import Pool, build_pool, load_pool_config, pool_rm_names
 from rmroute.harness.results import atomic_write_text
 
 Log = Callable[[str], None]
@@ -155,10 +155,11 @@ def pool_path(cfg: OfflineConfig, config_path: Path) -> Path:
     raise ConfigError(f"{config_path}: pool: {cfg.pool!r} not found (looked at {', '.join(str(c) for c in candidates)})")
 
 
-def load_pool(cfg: OfflineConfig, config_path: Path, log: Log):
-    """The built pool named by the config (scores come from the score cache when already built)."""
+def load_pool(cfg: OfflineConfig, config_path: Path, log: Log, built: Pool | None = None) -> Pool:
+    """The built pool named by the config: ``built`` when it is that pool (a replay run passes the
+    pool it has just built), else built now (scores come from the score cache when already built)."""
     pool_cfg = load_pool_config(pool_path(cfg, config_path))
-    pool = build_pool(pool_cfg, show_progress=False, log=log)
+    pool = built if built is not None and built.config == pool_cfg else build_pool(pool_cfg, show_progress=False, log=log)
     for split in (cfg.train_split, cfg.eval_split):
         if split not in pool.margins:
             raise ConfigError(f"{config_path}: split {split!r} has no scores in pool {pool_cfg.name} "
@@ -167,6 +168,7 @@ def load_pool(cfg: OfflineConfig, config_path: Path, log: Log):
 
 
 def make_featurizer(cfg: OfflineConfig):
+    """The featurizer the offline config names (its contexts come from it)."""
     return create_ref("featurizer", cfg.featurizer)
 
 
@@ -204,11 +206,12 @@ def train_settings(cfg: OfflineConfig) -> OfflineTrainSettings:
 
 
 # ---- train ------------------------------------------------------------------------------------
-def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]:
-    """Train one offline router per seed and write the bundles; returns the summary (also in train.json)."""
+def offline_train(config_path: str | Path, log: Log = _stderr, pool: Pool | None = None) -> dict[str, Any]:
+    """Train one offline router per seed and write the bundles; returns the summary (also in train.json).
+    ``pool``: an already built pool, used when it is the one the config names (see :func:`load_pool`)."""
     path, cfg = load_offline_config(config_path)
     t_all = time.perf_counter()
-    pool = load_pool(cfg, path, log)
+    pool = load_pool(cfg, path, log, pool)
     featurizer = make_featurizer(cfg)
     spec = featurizer_spec(cfg, featurizer)
 
@@ -246,25 +249,28 @@ def offline_train(config_path: str | Path, log: Log = _stderr) -> dict[str, Any]
 
 # ---- eval -------------------------------------------------------------------------------------
 def majority_right(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N,) expected correctness of a majority vote of sign(margin): 1, 0, or 0.5 on a tie (0 and NaN cast no vote)."""
-    m = np.asarray(margins, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        s = np.sign(m)
-    g = np.asarray(gold)[:, None]
-    pro = (s == g).sum(1)
-    con = (s == -g).sum(1)
+    """(N,) expected correctness of a majority vote of sign(margin): 1, 0, or 0.5 on a tie.
+
+    The votes for the gold response are the RMs :func:`rmroute.harness.analysis.correct` counts
+    right, those against it the RMs right about the other response (0 and NaN cast no vote). It
+    differs from ``correct`` in one place: a tied vote counts 0.5 (the expected value of breaking the
+    tie by a coin flip), where ``correct`` counts a tied margin as wrong."""
+    g = np.asarray(gold)
+    pro = A.correct(margins, g).sum(1)
+    con = A.correct(margins, -g).sum(1)
     return np.where(pro > con, 1.0, np.where(pro == con, 0.5, 0.0))
 
 
 def mean_ensemble_right(train_margins: np.ndarray, margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N,) correctness of the mean of per-RM z-scores (train-split statistics; rmroute.routers.baselines semantics); 0 counts 0.5."""
+    """(N,) correctness of the mean of per-RM z-scores (train-split statistics; rmroute.routers.baselines
+    semantics): :func:`rmroute.harness.analysis.correct` of the mean z-score (NaN, no RM answered,
+    counts 0), except that a mean of exactly 0 counts 0.5, as a tied majority vote does."""
     K = margins.shape[1]
     ens = create("router", "mean-ensemble", n_arms=K, dim=1)
     ens.fit_offline(None, train_margins, np.ones(train_margins.shape[0]))
     sel = Selection(arms=np.zeros(margins.shape[0], dtype=np.int64), calls=np.ones(margins.shape, dtype=bool))
-    z = ens.combine(sel, margins)
-    s = np.sign(z)
-    return np.where(np.isnan(z), 0.0, np.where(s == 0, 0.5, (s == np.asarray(gold)).astype(float)))
+    z = np.asarray(ens.combine(sel, margins), dtype=np.float64)
+    return np.where(z == 0, 0.5, A.correct(z, gold).astype(float))
 
 
 def _acc(outcome: np.ndarray, mask: np.ndarray) -> float:
@@ -389,9 +395,11 @@ def offline_eval(config_path: str | Path, as_json: bool = False, log: Log = _std
     return json.dumps(rep, indent=2, default=float) if as_json else render_eval_markdown(rep)
 
 
-def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _stderr):
+def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _stderr,
+                  pool: Pool | None = None) -> OfflineBundle:
     """The offline bundle for ``seed`` (default: the config's first seed), trained first when missing
-    or when it was trained from a different config."""
+    or when it was trained from a different config; training uses ``pool`` when it is the config's
+    pool (replay passes the pool it has built), else builds it."""
     path, cfg = load_offline_config(config_path)
     seed = cfg.seeds[0] if seed is None else seed
     folder = seed_dir(cfg, seed)
@@ -401,7 +409,7 @@ def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _
         if bundle.meta.get("config") == current:
             return bundle
         log(f"[offline] bundle at {folder} was trained from another config; retraining")
-    offline_train(path, log)
+    offline_train(path, log, pool)
     return OfflineBundle.load(folder)
 
 

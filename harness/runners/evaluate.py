@@ -31,11 +31,11 @@ from pydantic import Field, model_validator
 from rmroute.harness.core.config import (Name, NamedRef, PluginRef, Problems, StrictModel, check_plugin, check_run_ids,
                                          slug, slug_clashes)
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create, get_registry
+from rmroute.harness.core.plugins import create_ref, get_registry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
 from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run
-from rmroute.harness.runners import grid
+from rmroute.harness.runners import grid, settings_of
 
 
 class PolicyEntry(StrictModel):
@@ -133,7 +133,7 @@ def check_config(cfg, path, tree) -> None:
     every problem): the suites are registered evaluation suites, the generator and judge are
     registered, all with params that fit; the policies resolve (train runs exist and are ok); suite
     keys and policy labels each give their own file names; every run id fits in a file name."""
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     problems = Problems(path, tree)
     registry = get_registry()
     check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
@@ -170,7 +170,7 @@ def suite_sha(ref: PluginRef) -> str:
 
 def plan(cfg, config_path) -> str:
     """What `rmroute run --dry-run` prints for an evaluate config (nothing is loaded)."""
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     plans = resolve_policies(settings, Path(config_path))
     lines = [f"evaluate {config_path}: {len(plans)} polic(ies) × {len(settings.suites)} suite(s) × "
              f"{len(cfg.seeds)} seed(s) = {len(plans) * len(settings.suites) * len(cfg.seeds)} runs"]
@@ -221,14 +221,14 @@ class _Session:
         if p.label not in self.loaded:
             self.loaded.clear()  # one policy in memory at a time
             policy = load_policy(p.spec, device=settings.device)
-            gen = create("generator", settings.generator.name, model=policy.model,
-                         tokenizer=policy.tokenizer, **settings.generator.params)
+            gen = create_ref("generator", settings.generator, "settings.generator", model=policy.model,
+                             tokenizer=policy.tokenizer)
             self.loaded[p.label] = (policy, gen)
         policy, gen = self.loaded[p.label]
         if suite.needs_judge and settings.judge is None:
             raise ConfigError(f"{self.config_path}: suite {ref.name!r} needs a judge: set settings.judge")
         if suite.needs_judge and self.judge is None:
-            self.judge = create("judge", settings.judge.name, **settings.judge.params)
+            self.judge = create_ref("judge", settings.judge, "settings.judge")
         samples_dir.mkdir(parents=True, exist_ok=True)
         self.before = _stats(self.judge)
         return suite.evaluate(policy, gen, self.judge if suite.needs_judge else None, samples_dir,
@@ -239,7 +239,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
     (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
     config_path = Path(config_path)
-    settings = EvaluateSettings.model_validate(cfg.settings)
+    settings: EvaluateSettings = settings_of(cfg)
     registry = get_registry()
     for i, ref in enumerate(settings.suites):
         entry = registry.get("suite", ref.name)
@@ -252,7 +252,8 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
     plans = resolve_policies(settings, config_path)
     runs = grid.Grid(cfg, config_path, out_dir, "evaluate", packages=KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
-    suites = [(key, ref, create("suite", ref.name, **ref.params)) for key, ref in zip(keys, settings.suites)]
+    suites = [(key, ref, create_ref("suite", ref, f"settings.suites[{i}]"))
+              for i, (key, ref) in enumerate(zip(keys, settings.suites))]
     # policy-major: each policy is loaded once
     cells = runs.select([grid.Cell(p.label, seed, key, item=(p, ref, suite))
                          for p in plans for seed in cfg.seeds for key, ref, suite in suites], only)

@@ -25,13 +25,15 @@ from pydantic import Field, StrictInt
 
 from rmroute.harness.analysis import correct
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
-from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.pipelines.offline import check_offline_ref
-from rmroute.harness.pipelines.pool import pool_rm_names
+from rmroute.harness.core.errors import ConfigError, ScoreError
+from rmroute.harness.core.plugins import create_ref
+from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
+from rmroute.harness.pipelines.offline import check_offline_ref, ensure_bundle
+from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
                                      route, update_router)
-from rmroute.harness.runners import grid
+from rmroute.harness.runners import grid, settings_of
 
 # ---- config ---------------------------------------------------------------------------------
 
@@ -146,7 +148,7 @@ def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed
             data.prior_mean = prior
     if scenario.drift is not None:
         k = _arm(data, scenario.drift.arm, "drift")
-        rng = np.random.default_rng([seed, 7919])
+        rng = derived_rng(seed, "replay-drift")
         scale = float(np.nanstd(data.online.margins[:, k])) or 1.0
         start = int(round(scenario.drift.start_at * n))
         m = online.margins.copy()
@@ -212,7 +214,7 @@ def replay_one(
     curve_points: int = 200,
 ) -> dict[str, Any]:
     """Run one router on one seed and scenario; returns metrics, per-domain metrics, calls and curves."""
-    rng = np.random.default_rng([seed, 104729])
+    rng = derived_rng(seed, "replay-stream")
     order = stream_order(data.online.domains, scenario, rng)
     data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms
@@ -295,8 +297,6 @@ def replay_one(
 # ---- the runner: config -> grid -> run files ------------------------------------------------
 
 
-
-
 def check_config(cfg, path, tree) -> None:
     """What `rmroute validate` checks of a replay config beyond its models (raises one ConfigError
     listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names
@@ -304,7 +304,7 @@ def check_config(cfg, path, tree) -> None:
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
     names; every router builds with its params; every run id fits in a file name; contexts come
     from ``settings.offline`` or a ``featurizer``."""
-    settings = ReplaySettings.model_validate(cfg.settings)
+    settings: ReplaySettings = settings_of(cfg)
     problems = Problems(path, tree)
     if not cfg.routers:
         problems.add(("routers",), "a replay config needs at least one router")
@@ -338,10 +338,6 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, di
     the data info, and what every run file records of its inputs (``inputs``: sha256 per input;
     ``rm_abstention``: each RM's NaN share per split). Fails with a ScoreError naming the RM when an
     RM abstains far more than it did on the offline split (see :func:`rmroute.harness.pipelines.pool.check_abstention`)."""
-    from rmroute.harness.determinism import arrays_sha256, describe
-    from rmroute.harness.core.errors import ScoreError
-    from rmroute.harness.pipelines.pool import build_pool, check_abstention, load_pool_config, pairs_sha
-
     pool = build_pool(load_pool_config(settings.pool), log=log)
     rates = pool.abstention_rates()
     problems = check_abstention(rates, settings.max_abstention, settings.abstention_margin)
@@ -366,10 +362,10 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, di
     return data, info, {"inputs": inputs, "rm_abstention": rates, "compute": describe()}
 
 
-def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
-    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle."""
-    from rmroute.harness.determinism import arrays_sha256
-
+def _contexts(cfg, settings: ReplaySettings, pool: Pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
+    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle.
+    The offline bundle is trained first when missing, from ``pool`` when it is the offline config's
+    pool, so one run builds the pool once."""
     splits = ("offline", "online", "test")
 
     def embed(featurizer) -> dict[str, np.ndarray]:
@@ -379,9 +375,7 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
                 for s in splits}
 
     if settings.offline:
-        from rmroute.harness.pipelines.offline import ensure_bundle
-
-        bundle = ensure_bundle(settings.offline, log=log)
+        bundle = ensure_bundle(settings.offline, log=log, pool=pool)
         bundle.check_pool(list(pool.names))
         features = embed(bundle.featurizer)
         ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
@@ -390,9 +384,7 @@ def _contexts(cfg, settings: ReplaySettings, pool, log) -> tuple[dict[str, np.nd
         return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
     if cfg.featurizer is None:
         raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
-    from rmroute.harness.core.plugins import create
-
-    ctx = embed(create("featurizer", cfg.featurizer.name, **cfg.featurizer.params))
+    ctx = embed(create_ref("featurizer", cfg.featurizer))
     return ctx, None, {"features": arrays_sha256(*(ctx[s] for s in splits))}
 
 
@@ -423,7 +415,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     deterministic, so the results are identical to the local executor's.
     """
     grid.check_executor(executor)
-    settings = ReplaySettings.model_validate(cfg.settings)  # already checked by load_config
+    settings: ReplaySettings = settings_of(cfg)
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     data, data_info, provenance = build_data(cfg, settings)
@@ -460,7 +452,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
 
 def plan(cfg, config_path) -> str:
     """What `rmroute run --dry-run` prints for a replay config (nothing is loaded or scored)."""
-    settings = ReplaySettings.model_validate(cfg.settings)
+    settings: ReplaySettings = settings_of(cfg)
     routers = [r.label or r.name for r in cfg.routers]
     n = len(routers) * len(cfg.seeds) * len(settings.scenarios)
     return "\n".join([

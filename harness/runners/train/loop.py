@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rmroute.harness.core.errors import RmrouteError
+from rmroute.harness.determinism import derived_rng
 from rmroute.harness.routing import Routed, decide, feedback_cells, route, update_router
 from rmroute.harness.runners.train import dpo
 from rmroute.harness.runners.train.state import Env, LoopState, Run
@@ -106,7 +107,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     batch_ids = [p.id for p in batch]
     formatted = [run.policy.format_prompt(p.prompt) for p in batch]
     t0 = time.perf_counter()
-    gen_seed = int(np.random.default_rng([run.seed, it, 11]).integers(0, 2**31 - 1))
+    gen_seed = int(derived_rng(run.seed, "train-generation", it).integers(0, 2**31 - 1))
     samples = run.generator.generate(formatted, s.samples_per_prompt, gen_seed)
     t_gen = time.perf_counter() - t0
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from rmroute.harness.pipelines.gguf_policy import KNOWN
 from rmroute.harness.pipelines.policy import build_tiny
+from rmroute.harness.runners import settings_of
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
 
@@ -71,7 +72,7 @@ def kv_cache_bytes(config, tokens: int, rows: int, dtype_bytes: int) -> int:
 
 def plan(cfg, config_path) -> str:
     """What ``rmroute run --dry-run`` prints for a train config."""
-    s = PolicyTrainSettings.model_validate(cfg.settings)
+    s: PolicyTrainSettings = settings_of(cfg)
     spec = s.policy
     lines = [f"train plan for {config_path} (suite {cfg.suite!r})"]
     routers = [r.label or r.name for r in cfg.routers]

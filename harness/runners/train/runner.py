@@ -55,7 +55,7 @@ from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import build_reward_models, pool_rm_names
 from rmroute.harness.results import DataInfo, RouterInfo, confined
 from rmroute.harness.routing import check_routers, resolve_routers, router_spec
-from rmroute.harness.runners import grid
+from rmroute.harness.runners import grid, settings_of
 from rmroute.harness.runners.train.checkpoint import load_latest, save_checkpoint
 from rmroute.harness.runners.train.loop import run_iteration
 from rmroute.harness.runners.train.plan import plan  # noqa: F401 - this runner's --dry-run (runners.get_plan)
@@ -154,7 +154,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
         return _run_ray(cfg, config_path, out_dir, resume, address)
     console = Console(stderr=True)
     log = log or (lambda m: console.print(m, markup=False, highlight=False))
-    settings = PolicyTrainSettings.model_validate(cfg.settings)
+    settings: PolicyTrainSettings = settings_of(cfg)
     if settings.threads:
         import torch
 
@@ -214,7 +214,7 @@ def check_config(cfg, path, tree) -> None:
     which must load); contexts (``settings.offline``, which must load and route over the same RMs,
     or a ``featurizer``); labels that give their own file names; every router builds with its
     params; every run id fits in a file name."""
-    settings = PolicyTrainSettings.model_validate(cfg.settings)
+    settings: PolicyTrainSettings = settings_of(cfg)
     problems = Problems(path, tree)
     check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
                  frozenset({"model", "tokenizer"}))
@@ -252,7 +252,7 @@ def _ray_cell(cfg_json: dict[str, Any], config_path: str, out_dir: str, resume: 
 
 
 def _run_ray(cfg, config_path, out_dir, resume: bool, address: str | None) -> list[Path]:
-    settings = PolicyTrainSettings.model_validate(cfg.settings)
+    settings: PolicyTrainSettings = settings_of(cfg)
     cells = [{"entry": i, "seed": seed} for i, _ in trainable_entries(cfg, config_path) for seed in cfg.seeds]
     with grid.ray_session(address) as ray:
         task = ray.remote(num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)(_ray_cell)

@@ -1,8 +1,9 @@
 """The train runner's settings: what a ``kind: train`` config's ``settings`` may hold.
 
 :class:`PolicyTrainSettings` is the model `rmroute validate` checks a train config's ``settings``
-against (the offline router has its own, ``OfflineTrainSettings``). The feedback defaults live here
-too: which normalizer chain turns a pair's DPO loss into a router's reward.
+against (the offline router has its own, ``OfflineTrainSettings``); the runners read it through
+:func:`rmroute.harness.runners.settings_of`. Which normalizer chain turns a pair's DPO loss into a
+router's reward by default is :data:`rmroute.harness.routing.TRAIN_FEEDBACK`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import Field, StrictInt, field_validator
 
 from rmroute.harness.core.config import StrictModel
 from rmroute.harness.pipelines.policy import PolicySpec
+
 
 class LoraSettings(StrictModel):
     """The LoRA adapter DPO trains (peft)."""

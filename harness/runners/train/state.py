@@ -21,13 +21,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import create, create_ref
+from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
-from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.routing import TRAIN_FEEDBACK, build_chain
+from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
 
@@ -91,7 +92,7 @@ def load_prompts(settings: PolicyTrainSettings) -> list[PromptItem]:
     if not items:
         raise ConfigError(f"settings.prompts: no prompt of {ps.source} in domains {ps.domains}"
                           + (f" with at most {ps.max_chars} characters" if ps.max_chars else ""))
-    order = np.random.default_rng([ps.shuffle_seed, 2718]).permutation(len(items))
+    order = derived_rng(ps.shuffle_seed, "train-prompt-order").permutation(len(items))
     return [items[i] for i in order]
 
 
@@ -121,7 +122,7 @@ def build_env(cfg, settings: PolicyTrainSettings, need_offline: bool, log: Calla
         prior = np.asarray(bundle.prior_means(), dtype=np.float64)
         featurize, dim = bundle.contexts, int(prior.shape[1])
     elif cfg.featurizer is not None:
-        feat = create("featurizer", cfg.featurizer.name, **cfg.featurizer.params)
+        feat = create_ref("featurizer", cfg.featurizer)
         featurize, dim = feat.embed_pairs, int(feat.dim)
     else:
         raise ConfigError("a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
@@ -147,7 +148,7 @@ def offline_data(env: Env, log: Callable[[str], None]) -> OfflineData:
     s = env.settings
     pairs = [p for p in suite_pairs(s, "offline") if p.domain in s.prompts.domains]
     if len(pairs) > s.offline_pairs:
-        idx = np.sort(np.random.default_rng([s.prompts.shuffle_seed, 31]).choice(len(pairs), s.offline_pairs, replace=False))
+        idx = np.sort(derived_rng(s.prompts.shuffle_seed, "train-offline-pairs").choice(len(pairs), s.offline_pairs, replace=False))
         pairs = [pairs[i] for i in idx]
     log(f"[train] scoring {len(pairs)} offline pairs for the routers that fit offline")
     a, b, _ = score_pairs(env.cache, env.rms, pairs, show_progress=False)
@@ -255,11 +256,11 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     policy = load_policy(s.policy)
     sink: dict = {}
     trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
-    generator = create("generator", s.generator.name, model=trainer.model, tokenizer=policy.tokenizer, **s.generator.params)
+    generator = create_ref("generator", s.generator, "settings.generator", model=trainer.model, tokenizer=policy.tokenizer)
     router = build_router(env, spec, seed)
     neg = spec.feedback == "neg-loss"
     chain = build_chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
-    state = LoopState(rng=np.random.default_rng([seed, 7]))
+    state = LoopState(rng=derived_rng(seed, "train-run"))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
                router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
 
