@@ -1,4 +1,8 @@
-"""Built-in suites (data sources, benchmark builders, evaluation suites) register here."""
+"""The built-in benchmark ``rmroute-pairs-v1`` registers here (a suite of ``kind="benchmark"``).
+
+The built-in evaluation suites register in :mod:`rmroute.suites.lm_eval_plugin` and
+:mod:`rmroute.suites.chat_plugin`.
+"""
 
 from __future__ import annotations
 
