@@ -21,8 +21,6 @@ from rmroute.harness.core.errors import ConfigError, PluginError
 from rmroute.harness.core.plugins import check_params, get_registry
 from rmroute.harness.results import slug
 
-RUN_KINDS = ("replay", "train", "evaluate")
-
 
 class StrictModel(BaseModel):
     """Unknown keys are errors that list the allowed keys."""
