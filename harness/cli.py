@@ -286,7 +286,7 @@ app.add_typer(pool_app, name="pool")
 def data_build(
     seed: int = typer.Option(0, "--seed", help="Benchmark seed (split assignment, pair construction)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark (`rmroute plugins` lists them, kind benchmark)."),
+    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark (a suite plugin of metadata kind \"benchmark\")."),
 ) -> None:
     """Build (or load from the cache) a benchmark (default rmroute-pairs-v1) and print counts per split and domain."""
     from rmroute.harness.core.plugins import create_benchmark
