@@ -165,8 +165,8 @@ def check_config(cfg, path, tree) -> None:
     problems.raise_if_any()
 
 
-def suite_sha(ref: PluginRef) -> str:
-    """What an evaluate run records as its data sha256: the hash of the suite entry (name, params, label)."""
+def eval_suite_sha(ref: PluginRef) -> str:
+    """What an evaluate run records as its data sha256: the hash of the evaluation-suite entry (name, params, label)."""
     return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
@@ -279,7 +279,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                 cell, outcome,
                 router=RouterInfo(name=p.router, params={}, label=p.label),
                 reward_models=list(p.reward_models),
-                data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
+                data=DataInfo(name=ref.name, sha256=eval_suite_sha(ref), n=result.n_items if result else 0),
                 metrics=dict(result.metrics) if result else {},
                 command=f"rmroute run {config_path}",
                 extra={
