@@ -7,13 +7,11 @@ The built-in evaluation suites register in :mod:`rmroute.suites.lm_eval_plugin` 
 from __future__ import annotations
 
 from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
 
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    # imported here so that loading the plugin stays cheap; the builder reads data only when used
-    from rmroute.suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
-
     register(
         BENCHMARK, routing_benchmark, kind="benchmark", version=BUILDER_VERSION,
         splits=list(SPLITS), domains=list(DOMAINS),
