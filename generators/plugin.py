@@ -1,25 +1,23 @@
 """Built-in response generators (policy sampling for training and evaluation).
 
-Both factories take ``(model, tokenizer, **params)``; torch and vllm are imported only when a
-generator is built or used, so importing this module stays cheap.
+Both factories take ``(model, tokenizer, **params)``; the generator modules import torch and vllm
+only when a generator is built or used, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rmroute.generators.hf import TransformersGenerator
+from rmroute.generators.vllm_gen import VllmGenerator
 from rmroute.harness.core.hookspecs import Register, hookimpl
 
 
 def transformers_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
-    from rmroute.generators.hf import TransformersGenerator
-
     return TransformersGenerator(model, tokenizer, **params)
 
 
 def vllm_generator(model: Any, tokenizer: Any, **params: Any) -> Any:
-    from rmroute.generators.vllm_gen import VllmGenerator
-
     return VllmGenerator(model, tokenizer, **params)
 
 

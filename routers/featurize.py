@@ -372,7 +372,6 @@ class _EncoderFeaturizer:
         self.template = template
         self.cache = EmbeddingCache(cache_dir)
         self.chunk_size = int(chunk_size)
-        self.last_report: EmbedReport | None = None
 
     def identity(self) -> str:
         return f"{type(self).__name__}:{self.encoder.identity()}:template={self.template!r}"
@@ -382,7 +381,7 @@ class _EncoderFeaturizer:
 
     def encode_texts(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
         """(N, h) float64 encoder embeddings through the cache."""
-        vecs, self.last_report = self.cache.embed(self.encoder, list(texts), self.chunk_size, progress)
+        vecs, _ = self.cache.embed(self.encoder, list(texts), self.chunk_size, progress)
         return vecs.astype(np.float64)
 
 

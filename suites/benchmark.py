@@ -616,12 +616,6 @@ def ensure_benchmark(seed: int = 0, rebuild: bool = False) -> tuple[Path, dict[s
     return folder, manifest
 
 
-def load_benchmark(seed: int = 0, rebuild: bool = False) -> dict[str, list[PreferencePair]]:
-    """{split: pairs} from the cache (built first when needed)."""
-    folder, _ = ensure_benchmark(seed, rebuild)
-    return {split: load_file(folder / f"{split}.jsonl") for split in SPLITS}
-
-
 def benchmark_sha256(seed: int = 0) -> str:
     """sha256 over the four split files of the cached benchmark for ``seed`` (built when needed)."""
     return ensure_benchmark(seed)[1]["sha256"]
@@ -630,7 +624,7 @@ def benchmark_sha256(seed: int = 0) -> str:
 # ------------------------------------------------------------------------------------- plugin ----
 
 class RoutingBenchmark:
-    """The ``rmroute-pairs-v1`` suite: ``splits()``, ``pairs(split)``, ``manifest()``, ``sha256``,
+    """The ``rmroute-pairs-v1`` benchmark: ``splits()``, ``pairs(split)``, ``manifest()``, ``sha256``,
     ``summary()`` (what ``rmroute data build`` prints)."""
 
     name = BENCHMARK

@@ -1,8 +1,8 @@
 """Built-in evaluation suites and judges (registered through the same hooks as third-party plugins).
 
 Suites (``kind="eval"``): ``alpaca-eval``, ``arena-hard``, ``mt-bench`` (:mod:`rmroute.suites.chat_suites`).
-Judges: ``hf-local``, ``openai-compatible``, ``rm-judge`` (:mod:`rmroute.suites.judges`). The factories
-import their modules on first use, so importing this plugin stays cheap (no torch, no alpaca_eval).
+Judges: ``hf-local``, ``openai-compatible``, ``rm-judge`` (:mod:`rmroute.suites.judges`). Importing
+this plugin stays cheap: those modules import torch and alpaca_eval only when a suite or judge runs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.suites.chat_suites import AlpacaEvalSuite, ArenaHardSuite, MTBenchSuite
+from rmroute.suites.judges import HFLocalJudge, OpenAICompatibleJudge, RMJudge
 
 _SUITE_PARAMS = ("limit (None: all), subset ('first' | 'seeded'), subset_seed, max_new_tokens "
                  "(overrides the generator's), n_bootstrap (default 200), chunk_size")
@@ -17,16 +19,12 @@ _SUITE_PARAMS = ("limit (None: all), subset ('first' | 'seeded'), subset_seed, m
 
 def alpaca_eval(limit: int | None = None, subset: str = "first", subset_seed: int = 0,
                 max_new_tokens: int | None = None, n_bootstrap: int = 200, chunk_size: int = 64) -> Any:
-    from rmroute.suites.chat_suites import AlpacaEvalSuite
-
     return AlpacaEvalSuite(limit=limit, subset=subset, subset_seed=subset_seed, max_new_tokens=max_new_tokens,
                            n_bootstrap=n_bootstrap, chunk_size=chunk_size)
 
 
 def arena_hard(limit: int | None = None, subset: str = "first", subset_seed: int = 0,
                max_new_tokens: int | None = None, n_bootstrap: int = 200, chunk_size: int = 64) -> Any:
-    from rmroute.suites.chat_suites import ArenaHardSuite
-
     return ArenaHardSuite(limit=limit, subset=subset, subset_seed=subset_seed, max_new_tokens=max_new_tokens,
                           n_bootstrap=n_bootstrap, chunk_size=chunk_size)
 
@@ -34,31 +32,23 @@ def arena_hard(limit: int | None = None, subset: str = "first", subset_seed: int
 def mt_bench(limit: int | None = None, subset: str = "first", subset_seed: int = 0,
              max_new_tokens: int | None = None, n_bootstrap: int = 200, chunk_size: int = 64,
              reference_model: str = "gpt-4") -> Any:
-    from rmroute.suites.chat_suites import MTBenchSuite
-
     return MTBenchSuite(limit=limit, subset=subset, subset_seed=subset_seed, max_new_tokens=max_new_tokens,
                         n_bootstrap=n_bootstrap, chunk_size=chunk_size, reference_model=reference_model)
 
 
 def hf_local(model: str | dict[str, Any], device: str = "auto", batch_size: int = 8, max_length: int | None = None) -> Any:
-    from rmroute.suites.judges import HFLocalJudge
-
     return HFLocalJudge(model, device=device, batch_size=batch_size, max_length=max_length)
 
 
 def openai_compatible(base_url: str, model: str, api_key_env: str | None = None, timeout_s: float = 120.0,
                       max_retries: int = 3, backoff_s: float = 1.0, max_requests: int | None = None,
                       max_tokens: int = 1024, concurrency: int = 8) -> Any:
-    from rmroute.suites.judges import OpenAICompatibleJudge
-
     return OpenAICompatibleJudge(base_url, model, api_key_env=api_key_env, timeout_s=timeout_s,
                                  max_retries=max_retries, backoff_s=backoff_s, max_requests=max_requests,
                                  max_tokens=max_tokens, concurrency=concurrency)
 
 
 def rm_judge(reward_model: str | dict[str, Any]) -> Any:
-    from rmroute.suites.judges import RMJudge
-
     return RMJudge(reward_model)
 
 

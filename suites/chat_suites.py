@@ -456,12 +456,13 @@ class MTBenchParams(ChatSuiteParams):
     reference_model: Literal["gpt-4", "gpt-4-0125-preview"] = "gpt-4"
 
 
-def _params(model: type[StrictModel], suite: str, params: dict[str, Any]) -> Any:
+def _params(model: type[StrictModel], name: str, params: dict[str, Any]) -> Any:
+    """``params`` validated by ``model``; a ConfigError naming the evaluation suite ``name`` and every problem."""
     try:
         return model.model_validate(params)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"suite {suite!r}: invalid params: {problems}") from None
+        raise ConfigError(f"suite {name!r}: invalid params: {problems}") from None
 
 
 def _base_flags(failures: Failures, n_nan: int, subset: str) -> dict[str, Any]:

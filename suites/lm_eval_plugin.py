@@ -1,15 +1,17 @@
-"""Built-in lm-eval suites ``gsm8k`` and ``mmlu`` (registered through the same hooks as third-party plugins)."""
+"""Built-in lm-eval suites ``gsm8k`` and ``mmlu`` (registered through the same hooks as third-party plugins).
+
+:mod:`rmroute.suites.lm_eval_suites` imports lm-eval, torch and transformers only when a suite runs,
+so importing this plugin stays cheap.
+"""
 
 from __future__ import annotations
 
 from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.suites.lm_eval_suites import GSM8K_POOL, MMLU_POOL, Gsm8kSuite, MmluSuite
 
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    # rmroute.suites.lm_eval_suites imports lm-eval, torch and transformers only when a suite runs
-    from rmroute.suites.lm_eval_suites import GSM8K_POOL, MMLU_POOL, Gsm8kSuite, MmluSuite
-
     register(
         "gsm8k", Gsm8kSuite, kind="eval", needs_judge=False, metrics=["acc", "acc_flexible"],
         description=(

@@ -121,14 +121,15 @@ class MmluParams(_Params):
     subjects: list[str] | None = Field(None, description="default: all 57; names as in the data ('high school biology')")
 
 
-def _validate(model: type[_Params], suite: str, params: dict[str, Any]) -> Any:
+def _validate(model: type[_Params], name: str, params: dict[str, Any]) -> Any:
+    """``params`` validated by ``model``; a ConfigError with one line per problem, naming the evaluation suite ``name``."""
     try:
         return model.model_validate(params)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False):
             value = "" if err["type"] == "missing" else f" (got {err['input']!r})"
-            lines.append(f"suite {suite}: params.{format_loc(err['loc'])}: {err['msg']}{value}")
+            lines.append(f"suite {name}: params.{format_loc(err['loc'])}: {err['msg']}{value}")
         raise ConfigError("\n".join(lines)) from None
 
 

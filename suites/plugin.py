@@ -1,15 +1,17 @@
-"""Built-in suites (data sources, benchmark builders, evaluation suites) register here."""
+"""The built-in benchmark ``rmroute-pairs-v1`` registers here (a suite of ``kind="benchmark"``).
+
+The built-in evaluation suites register in :mod:`rmroute.suites.lm_eval_plugin` and
+:mod:`rmroute.suites.chat_plugin`.
+"""
 
 from __future__ import annotations
 
 from rmroute.harness.core.hookspecs import Register, hookimpl
+from rmroute.suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
 
 
 @hookimpl
 def register_suites(register: Register) -> None:
-    # imported here so that loading the plugin stays cheap; the builder reads data only when used
-    from rmroute.suites.benchmark import BENCHMARK, BUILDER_VERSION, DOMAINS, SPLITS, routing_benchmark
-
     register(
         BENCHMARK, routing_benchmark, kind="benchmark", version=BUILDER_VERSION,
         splits=list(SPLITS), domains=list(DOMAINS),

@@ -206,10 +206,10 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench(cache):
-    from rmroute.harness.core.plugins import create, reset_registry
+    from rmroute.harness.core.plugins import create_benchmark, reset_registry
 
     reset_registry()
-    suite = create("suite", "rmroute-pairs-v1", seed=0)
+    suite = create_benchmark("rmroute-pairs-v1", seed=0)
     splits = suite.splits()
     return suite, splits
 

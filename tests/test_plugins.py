@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 
+from rmroute import hookimpl
 from rmroute.harness.core.errors import PluginError, UnknownPluginError
 from rmroute.harness.core.plugins import PluginWarning, build_registry, create, get_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS, REPO
@@ -164,3 +165,63 @@ def test_create_ref_refuses_params_the_caller_supplies():
         create_ref("router", {"name": "random", "params": {"seed": 3}}, n_arms=2, dim=1, seed=0)
     with pytest.raises(UnknownPluginError, match="did you mean 'random'"):
         create_ref("router", "randm", n_arms=2, dim=1)
+
+
+# ---- the two kinds of suite: benchmarks and evaluation suites ----------------------------------
+class _TwoSuites:
+    """A plugin registering one benchmark and one evaluation suite (and a suite of no kind)."""
+
+    @staticmethod
+    def _benchmark(seed: int = 0):
+        return ("benchmark", seed)
+
+    @staticmethod
+    def _eval_suite(limit: int | None = None):
+        return ("eval", limit)
+
+    @hookimpl
+    def register_suites(self, register):
+        register("tiny-bench", self._benchmark, kind="benchmark")
+        register("tiny-eval", self._eval_suite, kind="eval")
+        register("kindless", self._benchmark)
+
+
+@pytest.fixture
+def two_suites():
+    reset_registry(build_registry(extra_plugins=[("two-suites", _TwoSuites())]))
+    yield
+    reset_registry()
+
+
+def test_benchmarks_and_evaluation_suites_are_told_apart_by_metadata_kind(two_suites):
+    from rmroute.harness.core.plugins import benchmark_entries, create_benchmark, create_eval_suite, eval_suite_entries
+
+    benchmarks, evals = [e.name for e in benchmark_entries()], [e.name for e in eval_suite_entries()]
+    assert "tiny-bench" in benchmarks and "rmroute-pairs-v1" in benchmarks and "tiny-eval" not in benchmarks
+    assert "tiny-eval" in evals and "gsm8k" in evals and "tiny-bench" not in evals and "kindless" not in evals
+    assert create_benchmark("tiny-bench", 7) == ("benchmark", 7)
+    assert create_benchmark("tiny-bench") == ("benchmark", 0)
+    assert create_eval_suite("tiny-eval") == ("eval", None)
+    assert create_eval_suite({"name": "tiny-eval", "params": {"limit": 3}, "label": "t"}) == ("eval", 3)
+
+
+def test_a_suite_of_the_wrong_kind_is_refused_naming_it_and_what_was_expected(two_suites):
+    from rmroute.harness.core.plugins import SuiteKindError, create_benchmark, create_eval_suite, suite_entries
+
+    with pytest.raises(SuiteKindError) as err:
+        create_benchmark("tiny-eval", 0)
+    msg = str(err.value)
+    assert "suite 'tiny-eval' is not a benchmark (kind 'eval')" in msg and "tiny-bench" in msg
+    assert isinstance(err.value, PluginError)
+    with pytest.raises(SuiteKindError) as err:
+        create_eval_suite({"name": "tiny-bench"})
+    msg = str(err.value)
+    assert "suite 'tiny-bench' is not an evaluation suite (kind 'benchmark')" in msg and "tiny-eval" in msg
+    with pytest.raises(SuiteKindError, match="'kindless' is not a benchmark \\(kind None\\)"):
+        create_benchmark("kindless")
+    with pytest.raises(UnknownPluginError, match="unknown suite 'tiny-bnch'.*did you mean 'tiny-bench'"):
+        create_benchmark("tiny-bnch")
+    with pytest.raises(PluginError, match="accepted parameters: limit"):
+        create_eval_suite({"name": "tiny-eval", "params": {"limt": 3}})
+    with pytest.raises(ValueError, match="unknown suite kind 'benchmarks'"):
+        suite_entries("benchmarks")

@@ -20,8 +20,6 @@ from pydantic_core import PydanticCustomError
 from rmroute.harness.core.errors import ConfigError, PluginError
 from rmroute.harness.core.plugins import check_params, get_registry
 
-RUN_KINDS = ("replay", "train", "evaluate")
-
 
 class StrictModel(BaseModel):
     """Unknown keys are errors that list the allowed keys."""

@@ -52,7 +52,13 @@ def register_normalizers(register: Register) -> None:
 
 @hookspec
 def register_suites(register: Register) -> None:
-    """Register data sources, benchmark builders and evaluation suites."""
+    """Register benchmarks and evaluation suites, told apart by the metadata ``kind``.
+
+    ``kind="benchmark"``: ``factory(seed=0)`` returns an object with ``splits()`` and ``pairs(split)``
+    (built by :func:`rmroute.harness.core.plugins.create_benchmark`); ``kind="eval"``:
+    ``factory(**params)`` returns a :class:`rmroute.harness.core.types.EvalSuite` (built by
+    :func:`rmroute.harness.core.plugins.create_eval_suite`).
+    """
 
 
 @hookspec

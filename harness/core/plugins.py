@@ -1,7 +1,9 @@
 """The plugin registry: pluggy hooks, entry-point discovery, allow/deny lists, one constructor.
 
 :func:`create` builds a plugin by kind and name; :func:`create_ref` builds it from a plugin ref as
-configs write it (a bare name, ``{name, params}`` or a config ``PluginRef``).
+configs write it (a bare name, ``{name, params}`` or a config ``PluginRef``). A ``suite`` entry is
+either a benchmark or an evaluation suite (its metadata ``kind``): :func:`create_benchmark` and
+:func:`create_eval_suite` build one of each and refuse the other kind by name.
 
 Built-ins (``rmroute.routers.plugin``, ``rmroute.reward_models.plugin``, ``rmroute.suites.plugin``) and third-party
 packages (entry-point group ``rmroute``) go through the same hooks. The registry is built once
@@ -316,3 +318,72 @@ def create_ref(kind: str, ref: Any, where: str | None = None, /, **supplied: Any
     if clash:
         raise PluginRefError(f"{where} ({name}): params {clash} are set by rmroute, not by the ref")
     return create(kind, name, **params, **supplied)
+
+
+# ---- the two kinds of "suite" entry ----------------------------------------------------------
+#: A ``register_suites`` entry is one of two things, told apart by its metadata ``kind``: a
+#: benchmark (preference pairs in named splits, built from a seed: ``rmroute-pairs-v1``) or an
+#: evaluation suite (scores a policy's outputs: ``gsm8k``, ``alpaca-eval``). The value names each.
+SUITE_KINDS: dict[str, str] = {"benchmark": "a benchmark", "eval": "an evaluation suite"}
+
+
+class SuiteKindError(PluginError):
+    """A registered suite is not the kind the caller needs (a benchmark where an evaluation suite
+    is expected, or the other way round); the message names the entry, its kind and the entries
+    of the expected kind."""
+
+
+def suite_entries(suite_kind: str) -> list[Entry]:
+    """The registered suites whose metadata ``kind`` is ``suite_kind`` (a key of
+    :data:`SUITE_KINDS`), sorted by name."""
+    if suite_kind not in SUITE_KINDS:
+        raise ValueError(f"unknown suite kind {suite_kind!r}; expected one of {', '.join(SUITE_KINDS)}")
+    registry = get_registry()
+    return [e for e in (registry.get("suite", n) for n in registry.names("suite"))
+            if e.metadata.get("kind") == suite_kind]
+
+
+def suite_entry(name: str, suite_kind: str) -> Entry:
+    """The registered suite ``name`` when its metadata ``kind`` is ``suite_kind``; else a
+    :class:`SuiteKindError` (an unknown name is an :class:`UnknownPluginError`)."""
+    entry = get_registry().get("suite", name)
+    got = entry.metadata.get("kind")
+    if got != suite_kind:
+        what = SUITE_KINDS[suite_kind]
+        others = ", ".join(e.name for e in suite_entries(suite_kind)) or "(none registered)"
+        raise SuiteKindError(f"suite {name!r} is not {what} (kind {got!r}); the registered suites of kind "
+                             f"{suite_kind!r}: {others}")
+    return entry
+
+
+def benchmark_entries() -> list[Entry]:
+    """The registered benchmarks (suites of metadata ``kind="benchmark"``)."""
+    return suite_entries("benchmark")
+
+
+def eval_suite_entries() -> list[Entry]:
+    """The registered evaluation suites (suites of metadata ``kind="eval"``)."""
+    return suite_entries("eval")
+
+
+def create_benchmark(name: str, seed: int = 0) -> Any:
+    """Build the benchmark ``name`` for build seed ``seed`` (a :class:`SuiteKindError` when ``name``
+    is an evaluation suite). A benchmark has ``splits()`` and ``pairs(split)``.
+
+    >>> create_benchmark("rmroute-pairs-v1", seed=0).pairs("test")   # doctest: +SKIP
+    """
+    entry = suite_entry(name, "benchmark")
+    check_params(entry, {"seed": seed})
+    return entry.factory(seed=seed)
+
+
+def create_eval_suite(ref: Any, where: str | None = None) -> Any:
+    """Build the evaluation suite a plugin ref names (see :func:`parse_ref`; ``where`` defaults to
+    ``suite``); a :class:`SuiteKindError` when the ref names a benchmark.
+
+    >>> create_eval_suite({"name": "gsm8k", "params": {"limit": 50}})   # doctest: +SKIP
+    """
+    name, params = parse_ref(ref, "suite" if where is None else where)
+    entry = suite_entry(name, "eval")
+    check_params(entry, params)
+    return entry.factory(**params)

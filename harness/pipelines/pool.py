@@ -31,7 +31,7 @@ from pydantic import Field
 from rmroute.harness.assets import cache_root
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create, create_ref
+from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
@@ -193,8 +193,7 @@ def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bo
     """Build the pool: the benchmark's splits, its ``train`` RMs (trained when missing), every RM's
     margins on ``score_splits`` (through the score cache), with timings and reports."""
     t0 = time.perf_counter()
-    suite = create("suite", cfg.benchmark.suite, seed=cfg.benchmark.seed)
-    splits = suite.splits()
+    splits = create_benchmark(cfg.benchmark.suite, cfg.benchmark.seed).splits()
     pool = Pool(config=cfg, names=[rm_label(r) for r in cfg.reward_models], splits=splits)
     pool.timings["benchmark_s"] = time.perf_counter() - t0
 

@@ -11,10 +11,12 @@ policy and the judge the judge-based suites use::
       generator: {name: transformers, params: {temperature: 0.0, max_new_tokens: 256}}
       judge: {name: rm-judge, params: {reward_model: length}}
 
-One run JSON per (policy, suite, seed) in ``results/runs/<suite>/``: ``metrics`` are the suite's
-headline numbers, ``extra`` holds the CIs, the suite's flags, the policy and the path of the
-per-sample log (kept next to the run JSON, in ``<run_id>.samples/``). A suite that fails is
-recorded as a failed run with its error; the other suites and policies still run.
+One run JSON per (policy, evaluation suite, seed) in ``results/runs/<suite>/`` (``<suite>``: the
+config's results folder; the evaluation suite's key, its ``label`` or name, is the run's
+``scenario``): ``metrics`` are the suite's headline numbers, ``extra`` holds the CIs, the suite's
+flags, the policy and the path of the per-sample log (kept next to the run JSON, in
+``<run_id>.samples/``). A suite that fails is recorded as a failed run with its error; the other
+suites and policies still run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pydantic import Field, model_validator
 from rmroute.harness.core.config import (Name, NamedRef, PluginRef, Problems, StrictModel, check_plugin, check_run_ids,
                                          slug, slug_clashes)
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create_ref, get_registry
+from rmroute.harness.core.plugins import SuiteKindError, create_eval_suite, create_ref, suite_entry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
 from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run
@@ -135,17 +137,17 @@ def check_config(cfg, path, tree) -> None:
     keys and policy labels each give their own file names; every run id fits in a file name."""
     settings: EvaluateSettings = settings_of(cfg)
     problems = Problems(path, tree)
-    registry = get_registry()
     check_plugin(problems, ("settings", "generator"), "generator", settings.generator.name, settings.generator.params,
                  frozenset({"model", "tokenizer"}))
     if settings.judge:
         check_plugin(problems, ("settings", "judge"), "judge", settings.judge.name, settings.judge.params)
     for i, ref in enumerate(settings.suites):
         loc = ("settings", "suites", i)
-        entry = check_plugin(problems, loc, "suite", ref.name, ref.params)
-        if entry is not None and entry.metadata.get("kind") != "eval":
-            evals = [n for n in registry.names("suite") if registry.get("suite", n).metadata.get("kind") == "eval"]
-            problems.add(loc + ("name",), f"{ref.name!r} is not an evaluation suite (eval suites: {', '.join(evals)})")
+        if check_plugin(problems, loc, "suite", ref.name, ref.params) is not None:
+            try:
+                suite_entry(ref.name, "eval")
+            except SuiteKindError as exc:
+                problems.add(loc + ("name",), str(exc))
     keys = [ref.label or ref.name for ref in settings.suites]
     for first, a, i, b in slug_clashes(list(enumerate(keys))):
         problems.add(("settings", "suites", i), f"{b!r} gives the same file names as settings.suites[{first}] ({a!r}); "
@@ -163,8 +165,8 @@ def check_config(cfg, path, tree) -> None:
     problems.raise_if_any()
 
 
-def suite_sha(ref: PluginRef) -> str:
-    """What an evaluate run records as its data sha256: the hash of the suite entry (name, params, label)."""
+def eval_suite_sha(ref: PluginRef) -> str:
+    """What an evaluate run records as its data sha256: the hash of the evaluation-suite entry (name, params, label)."""
     return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
@@ -214,7 +216,7 @@ class _Session:
         self.judge: Any = None
         self.before: dict[str, Any] = {}  # the judge's counters before the current suite
 
-    def evaluate(self, p: PolicyPlan, ref: NamedRef, suite: Any, seed: int, samples_dir: Path) -> Any:
+    def evaluate(self, p: PolicyPlan, ref: NamedRef, eval_suite: Any, seed: int, samples_dir: Path) -> Any:
         """One (policy, suite, seed): the suite's result (its per-sample log goes to ``samples_dir``)."""
         settings = self.settings
         self.before = {}
@@ -225,47 +227,46 @@ class _Session:
                              tokenizer=policy.tokenizer)
             self.loaded[p.label] = (policy, gen)
         policy, gen = self.loaded[p.label]
-        if suite.needs_judge and settings.judge is None:
+        if eval_suite.needs_judge and settings.judge is None:
             raise ConfigError(f"{self.config_path}: suite {ref.name!r} needs a judge: set settings.judge")
-        if suite.needs_judge and self.judge is None:
+        if eval_suite.needs_judge and self.judge is None:
             self.judge = create_ref("judge", settings.judge, "settings.judge")
         samples_dir.mkdir(parents=True, exist_ok=True)
         self.before = _stats(self.judge)
-        return suite.evaluate(policy, gen, self.judge if suite.needs_judge else None, samples_dir,
+        return eval_suite.evaluate(policy, gen, self.judge if eval_suite.needs_judge else None, samples_dir,
                               np.random.default_rng(seed))
 
 
 def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None) -> list[Path]:
     """Evaluate every (policy, suite, seed); one run JSON each (failed suites included). ``only``
-    (``{"label": policy, "scenario": suite, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
+    (``{"label": policy, "scenario": evaluation suite key, "seed"}``) runs that one cell: `rmroute reproduce` uses it."""
     config_path = Path(config_path)
     settings: EvaluateSettings = settings_of(cfg)
-    registry = get_registry()
     for i, ref in enumerate(settings.suites):
-        entry = registry.get("suite", ref.name)
-        if entry.metadata.get("kind") != "eval":
-            raise ConfigError(f"{config_path}: settings.suites[{i}]: {ref.name!r} is not an evaluation suite "
-                              f"(eval suites: {', '.join(n for n in registry.names('suite') if registry.get('suite', n).metadata.get('kind') == 'eval')})")
+        try:
+            suite_entry(ref.name, "eval")
+        except SuiteKindError as exc:
+            raise ConfigError(f"{config_path}: settings.suites[{i}]: {exc}") from None
     keys = [ref.label or ref.name for ref in settings.suites]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
         raise ConfigError(f"{config_path}: settings.suites: {dupes} appear more than once; give each entry a distinct `label`")
     plans = resolve_policies(settings, config_path)
     runs = grid.Grid(cfg, config_path, out_dir, "evaluate", packages=KEY_PACKAGES + ("lm_eval", "alpaca_eval"))
-    suites = [(key, ref, create_ref("suite", ref, f"settings.suites[{i}]"))
-              for i, (key, ref) in enumerate(zip(keys, settings.suites))]
+    eval_suites = [(key, ref, create_eval_suite(ref, f"settings.suites[{i}]"))
+                   for i, (key, ref) in enumerate(zip(keys, settings.suites))]
     # policy-major: each policy is loaded once
-    cells = runs.select([grid.Cell(p.label, seed, key, item=(p, ref, suite))
-                         for p in plans for seed in cfg.seeds for key, ref, suite in suites], only)
+    cells = runs.select([grid.Cell(p.label, seed, key, item=(p, ref, eval_suite))
+                         for p in plans for seed in cfg.seeds for key, ref, eval_suite in eval_suites], only)
     todo = runs.pending(cells, resume)
     session = _Session(settings, config_path)
     with grid.progress_bar() as progress:
         task = progress.add_task("evaluate", total=len(todo))
         for cell in todo:
-            (p, ref, suite), key, seed = cell.item, cell.scenario, cell.seed
+            (p, ref, eval_suite), key, seed = cell.item, cell.scenario, cell.seed
             progress.update(task, description=f"evaluate {p.label} on {key} (seed {seed})")
             samples_dir = confined(runs.out_dir, runs.folder / f"{runs.run_id(cell)}.samples")
-            outcome = grid.attempt(session.evaluate, p, ref, suite, seed, samples_dir)
+            outcome = grid.attempt(session.evaluate, p, ref, eval_suite, seed, samples_dir)
             result = outcome.value
             samples = None
             if result is not None and result.samples:
@@ -273,16 +274,16 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                     samples = Path(result.samples).resolve().relative_to(runs.folder.resolve()).as_posix()
                 except ValueError:
                     samples = str(result.samples)
-            judge_obj = session.judge if suite.needs_judge else None
+            judge_obj = session.judge if eval_suite.needs_judge else None
             runs.write(
                 cell, outcome,
                 router=RouterInfo(name=p.router, params={}, label=p.label),
                 reward_models=list(p.reward_models),
-                data=DataInfo(name=ref.name, sha256=suite_sha(ref), n=result.n_items if result else 0),
+                data=DataInfo(name=ref.name, sha256=eval_suite_sha(ref), n=result.n_items if result else 0),
                 metrics=dict(result.metrics) if result else {},
                 command=f"rmroute run {config_path}",
                 extra={
-                    "eval_suite": key, "headline": list(getattr(suite, "headline", None) or (result.metrics if result else [])),
+                    "eval_suite": key, "headline": list(getattr(eval_suite, "headline", None) or (result.metrics if result else [])),
                     "policy_label": p.label, "policy": p.spec.model_dump(mode="json"),
                     "train_run": p.train_run, "ci": {k: list(v) for k, v in (result.ci if result else {}).items()},
                     "flags": _flags(ref, result), "samples": samples,

@@ -2,7 +2,7 @@
 
 * :class:`Env` (built once per config by :func:`build_env`): the RMs in arm order, the prompts in
   their seeded order, the contexts (the offline bundle's, or a featurizer's), the score cache and,
-  for routers that fit offline, margins on the suite's offline split;
+  for routers that fit offline, margins on the benchmark's offline split;
 * :class:`Run` (built per (router, seed) by :func:`build_run`): the policy, its DPO trainer (a fresh
   LoRA adapter), the generator, the router, the feedback chain and the :class:`LoopState` (iteration,
   prompt cursor, the run's seeded generator, the per-iteration log);
@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rmroute.harness.core.errors import ConfigError
-from rmroute.harness.core.plugins import create, create_ref
+from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.offline import ensure_bundle
 from rmroute.harness.pipelines.policy import load_policy
@@ -70,17 +70,17 @@ class Env:
     data_sha: str = ""
 
 
-def suite_pairs(settings: PolicyTrainSettings, split: str | None = None):
-    """The pairs of ``split`` (default: the one ``settings.prompts.source`` names) of the prompts' suite."""
-    _, suite, default_split = settings.prompts.source.split(":")
-    return create("suite", suite, seed=settings.prompts.seed).pairs(split or default_split)
+def benchmark_pairs(settings: PolicyTrainSettings, split: str | None = None):
+    """The pairs of ``split`` (default: the one ``settings.prompts.source`` names) of the prompts' benchmark."""
+    _, benchmark, default_split = settings.prompts.source.split(":")
+    return create_benchmark(benchmark, settings.prompts.seed).pairs(split or default_split)
 
 
 def load_prompts(settings: PolicyTrainSettings) -> list[PromptItem]:
     """Unique prompts of the source split in the configured domains, in a seeded order."""
     ps = settings.prompts
     seen: dict[str, PromptItem] = {}
-    for p in suite_pairs(settings):
+    for p in benchmark_pairs(settings):
         if p.domain not in ps.domains or p.prompt in seen:
             continue
         if ps.max_chars is not None and len(p.prompt) > ps.max_chars:
@@ -105,7 +105,7 @@ def reward_models(cfg, settings: PolicyTrainSettings) -> tuple[list[str], list[A
     if not settings.pool:
         raise ConfigError("a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
     pool_cfg = load_pool_config(settings.pool)
-    rm_train = suite_pairs(settings, "rm-train")
+    rm_train = benchmark_pairs(settings, "rm-train")
     train_missing(pool_cfg, rm_train)
     return [rm_label(r) for r in pool_cfg.reward_models], build_reward_models(pool_cfg.reward_models,
                                                                               trained_dirs(pool_cfg, rm_train))
@@ -144,9 +144,9 @@ def _prepare_rms(env: Env, items: list[dict[str, Any]]) -> None:
 
 
 def offline_data(env: Env, log: Callable[[str], None]) -> OfflineData:
-    """Margins of the config's RMs on (a seeded subset of) the suite's offline split, for fit_offline."""
+    """Margins of the config's RMs on (a seeded subset of) the benchmark's offline split, for fit_offline."""
     s = env.settings
-    pairs = [p for p in suite_pairs(s, "offline") if p.domain in s.prompts.domains]
+    pairs = [p for p in benchmark_pairs(s, "offline") if p.domain in s.prompts.domains]
     if len(pairs) > s.offline_pairs:
         idx = np.sort(derived_rng(s.prompts.shuffle_seed, "train-offline-pairs").choice(len(pairs), s.offline_pairs, replace=False))
         pairs = [pairs[i] for i in idx]
