@@ -15,7 +15,8 @@ import numpy as np
 
 from rmroute.harness.assets import model_revision
 from rmroute.harness.devices import compute_tag, pick_device, pick_dtype
-from rmroute.harness.pipelines.rm_train import TRAIN_RECORD, PairEncoder
+from rmroute.harness.pipelines.rm_data import PairEncoder
+from rmroute.harness.pipelines.rm_train import TRAIN_RECORD
 from rmroute.reward_models.heuristics import check_batch
 
 

@@ -17,19 +17,21 @@ import pytest
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.core.types import PreferencePair
 from rmroute.reward_models.hf import HFSeqClsRM
-from rmroute.harness.pipelines.rm_train import (
-    TRAIN_RECORD,
-    LengthBatchSampler,
+from rmroute.harness.pipelines.rm_data import (
     PairEncoder,
-    RMTrainConfig,
     TrainConfigError,
-    _reward_config,
-    _trainer_class,
     data_sha256,
-    fingerprint,
     score_ids,
     select_pairs,
     split_validation,
+)
+from rmroute.harness.pipelines.rm_train import (
+    TRAIN_RECORD,
+    LengthBatchSampler,
+    RMTrainConfig,
+    _reward_config,
+    _trainer_class,
+    fingerprint,
     train_from_config,
     train_reward_model,
 )
