@@ -58,7 +58,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rmroute.harness.analysis import correct
+from rmroute.harness.analysis import correct, oracle_right, routed_right
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.core.plugins import create
 from rmroute.harness.determinism import fixed_threads
@@ -141,11 +141,10 @@ def reg_targets(margins: np.ndarray, gold: np.ndarray, scales: np.ndarray) -> np
 def routing_accuracy(right: np.ndarray, arms: np.ndarray) -> float:
     """Share of pairs where the chosen RM is right, over pairs where at least one RM is right."""
     r = np.asarray(right, dtype=bool)
-    some = r.any(axis=1)
+    some = oracle_right(r)
     if not some.any():
         return float("nan")
-    chosen = r[np.arange(r.shape[0]), np.asarray(arms, dtype=np.int64)]
-    return float(chosen[some].mean())
+    return float(routed_right(r, np.asarray(arms, dtype=np.int64))[some].mean())
 
 
 # ---- losses (torch tensors in, scalar tensor out) ----------------------------------------------

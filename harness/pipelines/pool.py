@@ -103,7 +103,6 @@ class Pool:
     margins: dict[str, np.ndarray] = field(default_factory=dict)
     costs: list[float] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    train_reports: dict[str, Any] = field(default_factory=dict)
     score_reports: list[Any] = field(default_factory=list)
 
     def gold(self, split: str) -> np.ndarray:
@@ -198,7 +197,7 @@ def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bo
     pool.timings["benchmark_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    pool.train_reports = train_missing(cfg, splits["rm-train"], log)
+    train_missing(cfg, splits["rm-train"], log)
     pool.timings["train_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()

@@ -39,9 +39,6 @@ from rmroute.harness.determinism import fixed_threads
 from rmroute.harness.progress import RateColumn
 from rmroute.harness.results import atomic_write_text
 
-SCHEMA = ("key", "rm", "identity", "score", "error")
-
-
 def default_cache_dir() -> Path:
     """``<cache root>/scores`` (see :func:`rmroute.harness.assets.cache_root`)."""
     return cache_root() / "scores"
