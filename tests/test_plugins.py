@@ -194,9 +194,9 @@ def two_suites():
 
 
 def test_benchmarks_and_evaluation_suites_are_told_apart_by_metadata_kind(two_suites):
-    from rmroute.harness.core.plugins import benchmark_entries, create_benchmark, create_eval_suite, eval_suite_entries
+    from rmroute.harness.core.plugins import create_benchmark, create_eval_suite, suite_entries
 
-    benchmarks, evals = [e.name for e in benchmark_entries()], [e.name for e in eval_suite_entries()]
+    benchmarks, evals = [e.name for e in suite_entries("benchmark")], [e.name for e in suite_entries("eval")]
     assert "tiny-bench" in benchmarks and "rmroute-pairs-v1" in benchmarks and "tiny-eval" not in benchmarks
     assert "tiny-eval" in evals and "gsm8k" in evals and "tiny-bench" not in evals and "kindless" not in evals
     assert create_benchmark("tiny-bench", 7) == ("benchmark", 7)

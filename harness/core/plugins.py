@@ -356,16 +356,6 @@ def suite_entry(name: str, suite_kind: str) -> Entry:
     return entry
 
 
-def benchmark_entries() -> list[Entry]:
-    """The registered benchmarks (suites of metadata ``kind="benchmark"``)."""
-    return suite_entries("benchmark")
-
-
-def eval_suite_entries() -> list[Entry]:
-    """The registered evaluation suites (suites of metadata ``kind="eval"``)."""
-    return suite_entries("eval")
-
-
 def create_benchmark(name: str, seed: int = 0) -> Any:
     """Build the benchmark ``name`` for build seed ``seed`` (a :class:`SuiteKindError` when ``name``
     is an evaluation suite). A benchmark has ``splits()`` and ``pairs(split)``.
