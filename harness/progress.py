@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from rich.progress import ProgressColumn, Task
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+
+
+def progress_bar(**kwargs: Any) -> Progress:
+    """The runners' progress display: description, bar, done/total, elapsed time."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), **kwargs)
 
 
 class RateColumn(ProgressColumn):

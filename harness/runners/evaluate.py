@@ -36,6 +36,7 @@ from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import SuiteKindError, create_eval_suite, create_ref, suite_entry
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
+from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run
 from rmroute.harness.runners import grid, settings_of
 
@@ -260,7 +261,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
                          for p in plans for seed in cfg.seeds for key, ref, eval_suite in eval_suites], only)
     todo = runs.pending(cells, resume)
     session = _Session(settings, config_path)
-    with grid.progress_bar() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("evaluate", total=len(todo))
         for cell in todo:
             (p, ref, eval_suite), key, seed = cell.item, cell.scenario, cell.seed

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rmroute.harness.core.config import config_sha256, slug
 from rmroute.harness.core.errors import ConfigError, NotBuiltError
@@ -130,11 +129,6 @@ class Grid:
             config=self.cfg.model_dump(mode="json"), config_sha256=self.sha, code=self.code, packages=self.packages,
             created=now_iso(), **fields)
         return write_run(record, self.out_dir)
-
-
-def progress_bar(**kwargs: Any) -> Progress:
-    """The runners' progress display: description, bar, done/total, elapsed time."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), **kwargs)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
 from rmroute.harness.pipelines.offline import check_offline_ref, ensure_bundle
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
+from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
                                      route, update_router)
@@ -429,7 +430,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     else:
         results = (_run_cell(c.item, data, settings.scenarios[c.scenario], c.seed, settings, cfg.normalizers)
                    for c in todo)
-    with grid.progress_bar() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"replay runs ({executor})", total=len(todo))
         for cell, outcome in zip(todo, results):
             spec, out = cell.item, outcome.value

@@ -53,6 +53,7 @@ from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import build_reward_models, pool_rm_names
+from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo, confined
 from rmroute.harness.routing import check_routers, resolve_routers, router_spec
 from rmroute.harness.runners import grid, settings_of
@@ -170,7 +171,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                          for spec in resolve_routers(cfg_routers.routers, env.names) for seed in cfg.seeds], only)
     data = DataInfo(name=f"{settings.prompts.source}@seed{settings.prompts.seed}[{','.join(settings.prompts.domains)}]",
                     sha256=env.data_sha, n=len(env.prompts))
-    with grid.progress_bar(console=console, transient=False) as progress:
+    with progress_bar(console=console, transient=False) as progress:
         for cell in runs.pending(cells, resume):
             label, spec, seed, rid = cell.label, cell.item, cell.seed, runs.run_id(cell)
             ckpt = (Path(settings.checkpoint_dir) / rid if settings.checkpoint_dir
