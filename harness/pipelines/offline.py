@@ -28,7 +28,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -411,6 +411,22 @@ def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _
         log(f"[offline] bundle at {folder} was trained from another config; retraining")
     offline_train(path, log, pool)
     return OfflineBundle.load(folder)
+
+
+def context_source(offline: str | None, featurizer: Any, rm_names: Sequence[str], log: Log = _stderr,
+                   pool: Pool | None = None) -> tuple[Any, OfflineBundle | None]:
+    """Where a run's contexts come from: (the featurizer that gives its pair features, the offline
+    bundle that projects them into contexts and supplies the prior means, or None when the features
+    are the contexts). With ``offline`` (an offline-router config) the bundle is trained first when
+    missing (from ``pool`` when it is the bundle's pool) and must route over ``rm_names`` in that
+    order; else ``featurizer`` (a plugin ref) is built. Replay and the train runner both start here."""
+    if offline:
+        bundle = ensure_bundle(offline, log=log, pool=pool)
+        bundle.check_pool(list(rm_names))
+        return bundle.featurizer, bundle
+    if featurizer is None:
+        raise ConfigError("a run needs contexts: set settings.offline (an offline-router config) or a featurizer")
+    return create_ref("featurizer", featurizer), None
 
 
 # ---- config check (the runners' check_config) --------------------------------------------------

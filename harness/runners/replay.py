@@ -26,9 +26,8 @@ from pydantic import Field, StrictInt
 from rmroute.harness.analysis import correct
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError, ScoreError
-from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
-from rmroute.harness.pipelines.offline import check_offline_ref, ensure_bundle
+from rmroute.harness.pipelines.offline import check_offline_ref, context_source
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
@@ -375,18 +374,14 @@ def _contexts(cfg, settings: ReplaySettings, pool: Pool, log) -> tuple[dict[str,
                                                      [p.response_b for p in pool.splits[s]]), dtype=np.float64)
                 for s in splits}
 
-    if settings.offline:
-        bundle = ensure_bundle(settings.offline, log=log, pool=pool)
-        bundle.check_pool(list(pool.names))
-        features = embed(bundle.featurizer)
-        ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
-        hashes = {"features": arrays_sha256(*(features[s] for s in splits)),
-                  "offline_bundle": arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))}
-        return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
-    if cfg.featurizer is None:
-        raise ValueError("replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
-    ctx = embed(create_ref("featurizer", cfg.featurizer))
-    return ctx, None, {"features": arrays_sha256(*(ctx[s] for s in splits))}
+    featurizer, bundle = context_source(settings.offline, None if settings.offline else cfg.featurizer, pool.names, log, pool)
+    features = embed(featurizer)
+    hashes = {"features": arrays_sha256(*(features[s] for s in splits))}
+    if bundle is None:
+        return features, None, hashes
+    ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
+    hashes["offline_bundle"] = arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))
+    return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
 
 
 def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,

@@ -23,7 +23,7 @@ import numpy as np
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.determinism import derived_rng
-from rmroute.harness.pipelines.offline import ensure_bundle
+from rmroute.harness.pipelines.offline import context_source
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
@@ -115,17 +115,12 @@ def build_env(cfg, settings: PolicyTrainSettings, need_offline: bool, log: Calla
     """The config's :class:`Env`; ``need_offline``: also score the offline split (a router fits offline)."""
     names, rms = reward_models(cfg, settings)
     prompts = load_prompts(settings)
-    prior = None
-    if settings.offline:
-        bundle = ensure_bundle(settings.offline, log=log)
-        bundle.check_pool(names)
+    featurizer, bundle = context_source(settings.offline, cfg.featurizer, names, log)
+    if bundle is not None:
         prior = np.asarray(bundle.prior_means(), dtype=np.float64)
         featurize, dim = bundle.contexts, int(prior.shape[1])
-    elif cfg.featurizer is not None:
-        feat = create_ref("featurizer", cfg.featurizer)
-        featurize, dim = feat.embed_pairs, int(feat.dim)
     else:
-        raise ConfigError("a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
+        prior, featurize, dim = None, featurizer.embed_pairs, int(featurizer.dim)
     h = hashlib.sha256("\x1f".join(f"{p.id}\x1e{p.prompt}" for p in prompts).encode()).hexdigest()
     env = Env(settings=settings, names=names, rms=rms, costs=np.array([float(getattr(r, "cost", 1.0)) for r in rms]),
               prompts=prompts, featurize=lambda p, a, b: np.asarray(featurize(list(p), list(a), list(b)), dtype=np.float64),
