@@ -1,8 +1,14 @@
 """Statistics over RM margins on gold-labelled pairs: accuracy with CIs, headroom, oracle checks.
 
-The one correctness rule (:func:`correct`): an RM, or a router's decision, is *right* on a pair when
-its margin score(A) - score(B) has the gold sign; a zero margin (tie) or NaN (abstention) is not
-right. Routing accuracy is counted over pairs where at least one RM is right.
+Two rules, used everywhere (replay, the pool report, the offline evaluation, training metrics):
+
+* :func:`correct`: an RM, or a router's decision, is *right* on a pair when its margin
+  score(A) - score(B) has the gold sign. It decides the oracle ("some RM is right") and which pairs
+  routing accuracy is counted over.
+* :func:`score`: what a decision *scores*: 1 right, 0 wrong, and 0.5 for a tie (margin 0) or no
+  decision at all (NaN: every RM asked abstained), the expected score of a fair coin. Every accuracy
+  the project reports is a mean of these scores; :func:`encode_outcomes` writes them into run files
+  as one character each (``1``, ``0``, ``h``) and :func:`decode_outcomes` reads them back.
 """
 
 from __future__ import annotations
@@ -25,6 +31,38 @@ def correct(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
     g = np.asarray(gold).reshape((-1,) + (1,) * (m.ndim - 1))
     with np.errstate(invalid="ignore"):
         return np.sign(m) == g
+
+
+def score(margins: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Each margin's score against the gold sign: 1.0 right, 0.0 wrong, 0.5 for a tie (0) or NaN
+    (no decision). Shapes as :func:`correct`; returns float64."""
+    m = np.asarray(margins, dtype=np.float64)
+    g = np.asarray(gold).reshape((-1,) + (1,) * (m.ndim - 1))
+    with np.errstate(invalid="ignore"):
+        s = np.sign(m) * g  # +1 right, -1 wrong, 0 tie, NaN none
+    return np.where(np.isnan(s), 0.5, 0.5 * (s + 1.0))
+
+
+#: the run-file character of each score (see :func:`encode_outcomes`)
+OUTCOME_CHARS = {1.0: "1", 0.0: "0", 0.5: "h"}
+
+
+def encode_outcomes(scores: np.ndarray) -> str:
+    """Scores in {0, 0.5, 1} (from :func:`score`) as one character each: ``1``, ``0``, ``h`` (half)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    bad = ~np.isin(s, list(OUTCOME_CHARS))
+    if bad.any():
+        raise ValueError(f"outcomes must be 0, 0.5 or 1; got {s[bad][:5].tolist()} at {np.flatnonzero(bad)[:5].tolist()}")
+    return "".join(OUTCOME_CHARS[float(v)] for v in s)
+
+
+def decode_outcomes(text: str, what: str = "test_outcomes") -> np.ndarray:
+    """The scores of an :func:`encode_outcomes` string; ValueError naming ``what`` on any other character."""
+    lookup = {c: v for v, c in OUTCOME_CHARS.items()}
+    bad = sorted(set(text) - set(lookup))
+    if bad:
+        raise ValueError(f"{what} may hold only '1', '0' and 'h' (a half: tie or no decision), not {bad}")
+    return np.array([lookup[c] for c in text], dtype=np.float64)
 
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -51,10 +89,12 @@ class Acc:
         return f"{100 * self.acc:.1f} [{100 * self.lo:.1f}, {100 * self.hi:.1f}]"
 
 
-def accuracy(right: np.ndarray) -> Acc:
-    right = np.asarray(right, dtype=bool)
-    n = int(right.size)
-    k = int(right.sum())
+def accuracy(scores: np.ndarray) -> Acc:
+    """Mean score (bools, or :func:`score`'s 0 / 0.5 / 1) with its Wilson interval (a half counts as
+    half a success)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = int(scores.size)
+    k = float(scores.sum())
     lo, hi = wilson(k, n)
     return Acc(k / n if n else float("nan"), lo, hi, n)
 

@@ -38,11 +38,13 @@ from rmroute.harness.core.types import Selection
 # ---- router specs -------------------------------------------------------------------------------
 
 #: the raw feedback a router learns from in training, and the default normalizer chain for it
-#: (a config's ``normalizers`` replace the default): the pair's DPO loss (lower is better; the
-#: batch baseline turns it into an advantage, BayesianRouter) or minus the loss (LASeR's reward)
-TRAIN_FEEDBACK: dict[str, tuple[str, ...]] = {
+#: (a router entry's ``normalizers``, else the config's, replace the default): the pair's DPO loss
+#: (lower is better; the batch baseline turns it into an advantage, then quantile: BayesianRouter)
+#: or minus the loss, one scalar per batch (its mean) rescaled by quantiles of the batch history,
+#: the raw value passed while that history is shorter than two (LASeR)
+TRAIN_FEEDBACK: dict[str, tuple[Any, ...]] = {
     "loss": ("batch-baseline", "quantile"),
-    "neg-loss": ("quantile",),
+    "neg-loss": ({"name": "quantile", "params": {"unit": "batch", "warmup": 2, "during_warmup": "raw"}},),
 }
 
 
@@ -69,6 +71,12 @@ class RouterSpec:
     feedback: str = "loss"
     calls_per_item: int | str | None = None
     expands_arm_all: bool = False
+    normalizers: tuple[Any, ...] | None = None  # the entry's own feedback chain (None: the run's default)
+    context: str | None = None  # the entry's contexts in replay (None: the run's default)
+
+    def chain(self, default: Sequence[Any], on_bad_feedback: str = "error") -> "NormalizerChain":
+        """This router's feedback chain: its entry's ``normalizers``, else ``default`` (refs)."""
+        return build_chain(list(default if self.normalizers is None else self.normalizers), on_bad_feedback)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -85,7 +93,8 @@ class RouterSpec:
         return self.factory(n_arms=n_arms, dim=dim, seed=seed, **params)
 
 
-def router_spec(name: str, params: Mapping[str, Any] | None = None, label: str | None = None) -> RouterSpec:
+def router_spec(name: str, params: Mapping[str, Any] | None = None, label: str | None = None,
+                normalizers: Sequence[Any] | None = None, context: str | None = None) -> RouterSpec:
     """The registered router ``name`` as a :class:`RouterSpec`: the one place that reads router
     traits from registry metadata (``learns`` defaults to the factory's ``learns`` attribute, the
     others to False / ``"loss"``). Raises :class:`rmroute.harness.core.errors.PluginError` for an
@@ -101,6 +110,7 @@ def router_spec(name: str, params: Mapping[str, Any] | None = None, label: str |
         learns=bool(meta.get("learns", getattr(entry.factory, "learns", False))),
         replay_only=bool(meta.get("replay_only")), fit_offline=bool(meta.get("fit_offline")), feedback=feedback,
         calls_per_item=meta.get("calls_per_item"), expands_arm_all=bool(meta.get("expands_arm_all")),
+        normalizers=None if normalizers is None else tuple(normalizers), context=context,
     )
 
 
@@ -128,8 +138,10 @@ def expand_routers(routers: Sequence[Any], names: Sequence[str]) -> list[tuple[i
 
 
 def resolve_routers(routers: Sequence[Any], names: Sequence[str]) -> list[RouterSpec]:
-    """One :class:`RouterSpec` per router a run grid runs (see :func:`expand_routers`), in order."""
-    return [router_spec(name, params, label) for _, label, name, params in expand_routers(routers, names)]
+    """One :class:`RouterSpec` per router a run grid runs (see :func:`expand_routers`), in order,
+    with each entry's own ``normalizers`` and ``context`` where it sets them."""
+    return [router_spec(name, params, label, getattr(routers[i], "normalizers", None), getattr(routers[i], "context", None))
+            for i, label, name, params in expand_routers(routers, names)]
 
 
 def check_routers(problems: Problems, entries: Sequence[tuple[int, PluginRef]], names: list[str],

@@ -87,15 +87,19 @@ class QuantileNormalizer(BaseNormalizer):
     current batch included, and the whole batch is rescaled with those two numbers. With B = 1 this
     is exactly what both reference implementations do per reward; a batch counts as observed at
     once, so outputs do not depend on the order inside a batch.
+
+    ``unit="batch"`` (LASeR): the batch is one observation, its mean; that one value joins the
+    history, is rescaled, and every item of the batch gets it.
     ``max_history`` keeps only the most recent values (the current batch included). While the
-    history holds fewer than ``warmup`` values the output is 0.5. When q_hi == q_lo the output is
-    1 above, 0 below and 0.5 at that value.
+    history holds fewer than ``warmup`` values the output is 0.5 (``during_warmup="half"``) or the
+    raw value itself (``"raw"``: LASeR passes the raw reward until it has two values). When
+    q_hi == q_lo the output is 1 above, 0 below and 0.5 at that value.
     """
 
     name = "quantile"
 
     def __init__(self, low: float = 20.0, high: float = 80.0, warmup: int = 20,
-                 max_history: int | None = None) -> None:
+                 max_history: int | None = None, unit: str = "item", during_warmup: str = "half") -> None:
         for pname, v in (("low", low), ("high", high)):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 <= v <= 100:
                 raise ValueError(f"quantile: {pname} must be a percentile in [0, 100], got {v!r}")
@@ -111,22 +115,31 @@ class QuantileNormalizer(BaseNormalizer):
                     f"quantile: max_history ({max_history}) must be >= warmup ({warmup}), "
                     "or the warm-up would never end"
                 )
+        if unit not in ("item", "batch"):
+            raise ValueError(f"quantile: unit must be 'item' or 'batch', got {unit!r}")
+        if during_warmup not in ("half", "raw"):
+            raise ValueError(f"quantile: during_warmup must be 'half' or 'raw', got {during_warmup!r}")
         self.low, self.high = float(low), float(high)
         self.warmup = int(warmup)
         self.max_history = None if max_history is None else int(max_history)
+        self.unit, self.during_warmup = unit, during_warmup
         self.history = np.zeros(0)
 
     def _apply(self, raw, arms):
-        hist = np.concatenate([self.history, raw])
+        values = raw.mean(keepdims=True) if self.unit == "batch" else raw
+        hist = np.concatenate([self.history, values])
         if self.max_history is not None:
             hist = hist[-self.max_history:]
         self.history = hist
         if hist.size < self.warmup:
-            return np.full(raw.shape, 0.5)
-        q_lo, q_hi = np.percentile(hist, [self.low, self.high])
-        if q_hi > q_lo:
-            return np.clip((raw - q_lo) / (q_hi - q_lo), 0.0, 1.0)
-        return np.where(raw > q_lo, 1.0, np.where(raw < q_lo, 0.0, 0.5))
+            out = values.copy() if self.during_warmup == "raw" else np.full(values.shape, 0.5)
+        else:
+            q_lo, q_hi = np.percentile(hist, [self.low, self.high])
+            if q_hi > q_lo:
+                out = np.clip((values - q_lo) / (q_hi - q_lo), 0.0, 1.0)
+            else:
+                out = np.where(values > q_lo, 1.0, np.where(values < q_lo, 0.0, 0.5))
+        return np.broadcast_to(out, raw.shape).copy()
 
     def _state(self):
         return {"history": self.history.tolist()}

@@ -11,6 +11,7 @@ from rmroute.harness.core.errors import UnknownPluginError
 from rmroute.harness.core.plugins import create, get_registry
 from rmroute.harness.core.testing import check_normalizer
 from rmroute.harness.routing import NormalizerChain, build_chain
+from rmroute.routers.normalize import QuantileNormalizer
 
 NAMES = ["identity", "batch-baseline", "quantile", "ema-zscore"]
 
@@ -337,3 +338,49 @@ def test_build_chain_specs_and_errors():
         build_chain([{"name": "identity", "parms": {}}])
     with pytest.raises(UnknownPluginError, match="quantil"):
         build_chain(["quantil"])
+
+
+# ---- LASeR's published rule: one scalar per batch, raw while the history is shorter than two -----
+def _laser_reference(batches, low=20.0, high=80.0):
+    """LASeR's rule written out by hand: per batch, r = mean of the batch; history.append(r); while
+    len(history) < 2 the raw r, else clip((r - P_low) / (P_high - P_low), 0, 1) over the history,
+    with percentiles by linear interpolation between order statistics (computed here without numpy's
+    percentile: rank = p/100 * (n - 1))."""
+    history, out = [], []
+    for batch in batches:
+        r = sum(batch) / len(batch)
+        history.append(r)
+        if len(history) < 2:
+            out.append(r)
+            continue
+        srt = sorted(history)
+
+        def pct(p):
+            pos = p / 100 * (len(srt) - 1)
+            lo_i = int(pos)
+            frac = pos - lo_i
+            return srt[lo_i] + (srt[min(lo_i + 1, len(srt) - 1)] - srt[lo_i]) * frac
+
+        lo, hi = pct(low), pct(high)
+        out.append(min(1.0, max(0.0, (r - lo) / (hi - lo))) if hi > lo else (1.0 if r > lo else 0.0 if r < lo else 0.5))
+    return out
+
+
+def test_quantile_per_batch_with_raw_warmup_is_laser_rule():
+    rng = np.random.default_rng(3)
+    batches = [(-rng.gamma(2.0, 0.3, size=int(rng.integers(1, 9)))).tolist() for _ in range(40)]
+    norm = QuantileNormalizer(unit="batch", warmup=2, during_warmup="raw")
+    expected = _laser_reference(batches)
+    for batch, want in zip(batches, expected):
+        got = norm(np.array(batch), np.zeros(len(batch), dtype=int))
+        assert got.shape == (len(batch),)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert expected[0] < 0  # the first reward goes in raw (a negative reward pushes the first arm down)
+    assert len(norm.history) == len(batches)  # one history value per batch, not per item
+
+
+def test_quantile_rejects_unknown_unit_and_warmup_mode():
+    with pytest.raises(ValueError, match="unit must be"):
+        QuantileNormalizer(unit="pair")
+    with pytest.raises(ValueError, match="during_warmup must be"):
+        QuantileNormalizer(during_warmup="zero")

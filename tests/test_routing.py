@@ -179,7 +179,7 @@ def test_update_skips_what_the_chain_skips():
 def test_router_spec_reads_the_traits_from_registry_metadata():
     laser, single, oracle, mean = (router_spec(n) for n in ("laser", "single", "oracle", "mean-ensemble"))
     assert (laser.feedback, laser.learns, laser.calls_per_item) == ("neg-loss", True, 1)
-    assert TRAIN_FEEDBACK[laser.feedback] == ("quantile",)
+    assert TRAIN_FEEDBACK[laser.feedback] == ({"name": "quantile", "params": {"unit": "batch", "warmup": 2, "during_warmup": "raw"}},)
     assert router_spec("bayesian").feedback == "loss" and TRAIN_FEEDBACK["loss"] == ("batch-baseline", "quantile")
     assert single.expands_arm_all and not laser.expands_arm_all
     assert oracle.replay_only and not single.replay_only

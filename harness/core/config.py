@@ -126,6 +126,20 @@ class NamedRef(PluginRef):
     label: Name | None = None
 
 
+class RouterRef(NamedRef):
+    """A router entry: a named plugin ref, plus what the run feeds this router (default: the config's).
+
+    ``normalizers``: this router's feedback chain (plugin refs, applied in order); null = the
+    config-wide ``normalizers`` (in training, else the chain of the router's feedback kind).
+    ``context``: which contexts it sees in replay: ``offline`` (the offline router's projection; the
+    default where ``settings.offline`` is set), ``pair`` (the raw pair-encoder embedding, no offline
+    stage) or ``prompt`` (the prompt's embedding alone, as LASeR's).
+    """
+
+    normalizers: list[PluginRef] | None = None
+    context: Literal["offline", "pair", "prompt"] | None = None
+
+
 def _distinct_seeds(seeds: list[int]) -> list[int]:
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
@@ -141,7 +155,7 @@ class RunConfig(StrictModel):
     description: str = ""
     seeds: Annotated[list[Annotated[StrictInt, Field(ge=0)]], AfterValidator(_distinct_seeds)] = Field(
         default_factory=lambda: [0], min_length=1)
-    routers: list[NamedRef] = Field(default_factory=list)
+    routers: list[RouterRef] = Field(default_factory=list)
     reward_models: list[PluginRef] = Field(default_factory=list)
     normalizers: list[PluginRef] = Field(default_factory=list, description="applied in order")
     featurizer: PluginRef | None = None
@@ -250,22 +264,36 @@ def check_plugin(problems: Problems, loc: tuple[Any, ...], kind: str, name: str,
     return entry
 
 
+def plugin_refs(cfg: RunConfig) -> list[tuple[tuple[Any, ...], str, PluginRef, frozenset[str]]]:
+    """(key path, plugin kind, ref, params the runner supplies) of every plugin ref in ``cfg``: the
+    fields of :data:`PLUGIN_FIELDS` and each router entry's own ``normalizers``."""
+    out = []
+    for field, (kind, supplied) in PLUGIN_FIELDS.items():
+        refs = getattr(cfg, field)
+        if refs is None:
+            continue
+        if not isinstance(refs, list):
+            out.append(((field,), kind, refs, supplied))
+            continue
+        for i, ref in enumerate(refs):
+            out.append(((field, i), kind, ref, supplied))
+            for j, norm in enumerate(getattr(ref, "normalizers", None) or []):
+                out.append(((field, i, "normalizers", j), "normalizer", norm, frozenset()))
+    return out
+
+
 def check_plugin_refs(cfg: RunConfig, path: Path, tree: yaml.Node | None) -> None:
     """Every plugin name is registered and its params fit the factory's signature; normalizers
     (cheap, no model) are also built once, so their own checks of the values run here."""
     problems = Problems(path, tree)
-    for field, (kind, supplied) in PLUGIN_FIELDS.items():
-        refs = getattr(cfg, field)
-        refs = [] if refs is None else refs if isinstance(refs, list) else [refs]
-        for i, ref in enumerate(refs):
-            loc = (field, i) if isinstance(getattr(cfg, field), list) else (field,)
-            entry = check_plugin(problems, loc, kind, ref.name, ref.params, supplied)
-            if entry is not None and kind == "normalizer":
-                try:
-                    entry.factory(**ref.params)
-                except Exception as exc:  # noqa: BLE001 - the normalizer's own check of its values
-                    problems.add(loc + ("params",), str(exc) if isinstance(exc, ValueError) else
-                                 f"normalizer {ref.name!r}: {type(exc).__name__}: {exc}")
+    for loc, kind, ref, supplied in plugin_refs(cfg):
+        entry = check_plugin(problems, loc, kind, ref.name, ref.params, supplied)
+        if entry is not None and kind == "normalizer":
+            try:
+                entry.factory(**ref.params)
+            except Exception as exc:  # noqa: BLE001 - the normalizer's own check of its values
+                problems.add(loc + ("params",), str(exc) if isinstance(exc, ValueError) else
+                             f"normalizer {ref.name!r}: {type(exc).__name__}: {exc}")
     problems.raise_if_any()
 
 

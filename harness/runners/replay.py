@@ -31,7 +31,7 @@ from rmroute.harness.pipelines.offline import check_offline_ref, context_source
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
-from rmroute.harness.routing import (Routed, RouterSpec, build_chain, check_routers, decide, feedback_cells, resolve_routers,
+from rmroute.harness.routing import (Routed, RouterSpec, check_routers, decide, feedback_cells, resolve_routers,
                                      route, update_router)
 from rmroute.harness.runners import grid, settings_of
 
@@ -219,7 +219,7 @@ def replay_one(
     data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms
     router = spec.build(K, data.dim, seed, prior_mean=data.prior_mean)
-    chain = build_chain(list(normalizers), on_bad_feedback=on_bad_feedback)
+    chain = spec.chain(list(normalizers), on_bad_feedback=on_bad_feedback)
 
     off = data.offline
     router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])

@@ -27,7 +27,7 @@ from rmroute.harness.pipelines.offline import context_source
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
-from rmroute.harness.routing import TRAIN_FEEDBACK, build_chain
+from rmroute.harness.routing import TRAIN_FEEDBACK
 from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
@@ -246,7 +246,8 @@ def build_router(env: Env, spec, seed: int):
 
 def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run:
     """A fresh (router, seed) run: the policy with a new LoRA adapter, its trainer and generator, the
-    router and its feedback chain (the config's ``normalizers``, else the router's default chain)."""
+    router and its feedback chain (its entry's ``normalizers``, else the config's, else the chain of
+    its feedback kind, :data:`rmroute.harness.routing.TRAIN_FEEDBACK`)."""
     s = env.settings
     policy = load_policy(s.policy)
     sink: dict = {}
@@ -254,7 +255,7 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     generator = create_ref("generator", s.generator, "settings.generator", model=trainer.model, tokenizer=policy.tokenizer)
     router = build_router(env, spec, seed)
     neg = spec.feedback == "neg-loss"
-    chain = build_chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
+    chain = spec.chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
     state = LoopState(rng=derived_rng(seed, "train-run"))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
                router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
