@@ -16,11 +16,9 @@ do with a router:
   their raw feedback through the normalizer chain (:class:`NormalizerChain`, built by
   :func:`build_chain` through the registry), and ``router.update`` on the finite values.
 
-Two rules still differ between the callers, so they are named options each caller states:
-``on_abstain`` (replay counts a pair no called RM answered as wrong; training calls the router's
-next-best arm; RoutedReward does so only for items routed to one RM) and ``learn`` (replay updates
-every called arm with its own outcome; training and RoutedReward update the credited arm only).
-Issue 15 unifies them; until then the committed runs reproduce as they are.
+The rules are the same for every caller: a pair whose called RMs all abstained calls the router's
+next-ranked RM (``on_abstain="next"``; RoutedReward, which decides per completion, does so only for
+items routed to one RM: ``"next-single"``), and only each item's credited arm learns.
 """
 
 from __future__ import annotations
@@ -201,16 +199,12 @@ def _router_problem(factory, name: str, params: dict[str, Any], n_arms: int, has
 # ---- one routed batch ---------------------------------------------------------------------------
 
 #: What happens to an item whose called RMs all abstained (every paid-for margin NaN):
-#: ``"wrong"`` (replay): nothing; its decision is NaN, which counts as wrong.
-#: ``"next"`` (training): it calls the router's next-best arm (:func:`arm_ranking`, else the next
-#: index), again until one answers or every RM was called; the last arm called is credited.
+#: ``"next"`` (replay and training): it calls the router's next-best arm (:func:`arm_ranking`, else
+#: the next index), again until one answers or every RM was called; the last arm called is credited.
+#: ``"wrong"``: nothing; its decision is NaN (scored 0.5 by :func:`rmroute.harness.analysis.score`).
 #: ``"next-single"`` (RoutedReward): the same, only for items the router sent to one RM (ensembles
 #: decide per completion instead), and an item no RM answered keeps the router's own arm credited.
 OnAbstain = Literal["wrong", "next", "next-single"]
-
-#: Which (item, arm) cells learn from feedback: ``"called"`` (replay): every RM an item paid for,
-#: each from its own outcome; ``"credited"`` (training, RoutedReward): each item's credited arm.
-Learn = Literal["called", "credited"]
 
 #: ``pay(cells, margins)``: fill ``margins[i, k]`` for every True ``cells[i, k]`` (NaN = abstained);
 #: the caller scores, looks up or counts those calls
@@ -323,20 +317,12 @@ def decide(router: Any, routed: Routed) -> np.ndarray:
 
 
 # ---- learning -----------------------------------------------------------------------------------
-def feedback_cells(routed: Routed, learn: Learn, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(items, arms): the (item, arm) cells that learn (see :data:`Learn`); ``rows`` keeps only those
-    items (default: every item). ``"called"`` cells come item-major, ``"credited"`` ones in ``rows``
-    order."""
-    if learn == "called":
-        items, arms = np.nonzero(routed.calls)
-        if rows is not None:
-            keep = np.isin(items, rows)
-            items, arms = items[keep], arms[keep]
-        return items, arms
-    if learn == "credited":
-        items = np.arange(routed.arms.size) if rows is None else np.asarray(rows, dtype=np.int64)
-        return items, routed.arms[items]
-    raise ValueError(f"learn must be 'called' or 'credited', got {learn!r}")
+def feedback_cells(routed: Routed, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(items, arms): the (item, arm) cells that learn: each item's credited arm, and only it (one
+    rule for every caller and every router: a router that paid for a second RM learns nothing about
+    that RM). ``rows`` keeps only those items (default: every item), in ``rows`` order."""
+    items = np.arange(routed.arms.size) if rows is None else np.asarray(rows, dtype=np.int64)
+    return items, routed.arms[items]
 
 
 def update_router(router: Any, chain: Callable[[np.ndarray, np.ndarray], np.ndarray], contexts: np.ndarray,

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rmroute.harness.analysis import correct
+from rmroute.harness.analysis import score
 from rmroute.harness.core.types import Selection
 from rmroute.routers.base import BaseRouter
 
@@ -80,11 +80,12 @@ def _check_offline(router: BaseRouter, contexts, margins, gold) -> tuple[np.ndar
 
 # ---- majority vote ----------------------------------------------------------------------------
 class MajorityVoteRouter(BaseRouter):
-    """Every RM votes sign(margin) on the pair; the majority wins; ties go to a seeded coin.
+    """Every RM votes sign(margin) on the pair; the majority wins; a tied vote is a tie.
 
-    ``combine`` returns ``votes_A - votes_B`` (a nonzero integer) when the vote is decided, ``+0.5``
-    or ``-0.5`` (seeded coin, one draw per tied item, in item order) when it is tied with at least
-    one RM available, and NaN when no RM gave a margin. A margin of exactly 0 casts no vote.
+    ``combine`` returns ``votes_A - votes_B``: a nonzero integer when the vote is decided, 0 when it
+    is tied (scored 0.5 by :func:`rmroute.harness.analysis.score`, the expected score of a coin,
+    without drawing one; training keeps no pair from it), and NaN when no RM gave a margin. A
+    margin of exactly 0 casts no vote.
     """
 
     def _select(self, X, items):
@@ -94,11 +95,7 @@ class MajorityVoteRouter(BaseRouter):
         m, ok = _available(self, selection, margins)
         m = np.where(ok, m, 0.0)
         diff = (m > 0).sum(axis=1).astype(np.float64) - (m < 0).sum(axis=1)
-        any_ok = ok.any(axis=1)
-        tied = np.flatnonzero(any_ok & (diff == 0))
-        if tied.size:
-            diff[tied] = np.where(self.rng.random(tied.size) < 0.5, 0.5, -0.5)
-        diff[~any_ok] = np.nan
+        diff[~ok.any(axis=1)] = np.nan
         return diff
 
 
@@ -240,9 +237,9 @@ class OracleRouter(BaseRouter):
 class DomainBestRouter(BaseRouter):
     """The RM most accurate on the offline split for the item's domain.
 
-    Accuracy of RM k on a set of labelled offline pairs = share of those pairs where
-    sign(margin_k) == gold (:func:`rmroute.harness.analysis.correct`); an abstention (NaN) or a zero margin counts as wrong, so the
-    denominator is every labelled pair (gold 0 = unlabelled pairs are left out). Ties go to the lowest
+    Accuracy of RM k on a set of labelled offline pairs = its mean score there
+    (:func:`rmroute.harness.analysis.score`: 1 right, 0 wrong, 0.5 for a zero margin or an abstention),
+    over every labelled pair (gold 0 = unlabelled pairs are left out). Ties go to the lowest
     arm index. Domains are compared as strings. A domain with fewer than ``min_pairs`` labelled pairs,
     an unseen domain, an item without ``"domain"`` and ``items=None`` all use the global best RM
     (accuracy over all labelled pairs). Before ``fit_offline`` the global best is arm 0.
@@ -259,7 +256,7 @@ class DomainBestRouter(BaseRouter):
 
     @staticmethod
     def _accuracy(m: np.ndarray, g: np.ndarray) -> np.ndarray:
-        return correct(m, g).mean(axis=0)
+        return score(m, g).mean(axis=0)
 
     def fit_offline(self, contexts, margins, gold, items=None) -> None:
         m, g = _check_offline(self, contexts, margins, gold)

@@ -67,6 +67,22 @@ class IdentityNormalizer(BaseNormalizer):
         return raw.copy()
 
 
+class AffineNormalizer(BaseNormalizer):
+    """r̃ = scale·r + shift: puts feedback on another scale, e.g. replay's 0/1 agreement as LASeR's
+    reward sign (r − 1 = −(0/1 loss), never positive). Keeps no history."""
+
+    name = "affine"
+
+    def __init__(self, scale: float = 1.0, shift: float = 0.0) -> None:
+        for pname, v in (("scale", scale), ("shift", shift)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ValueError(f"affine: {pname} must be a finite number, got {v!r}")
+        self.scale, self.shift = float(scale), float(shift)
+
+    def _apply(self, raw, arms):
+        return self.scale * raw + self.shift
+
+
 class BatchBaselineNormalizer(BaseNormalizer):
     """r̃_j = mean_batch(r) - r_j: for per-pair losses (lower is better), as BayesianRouter does.
 

@@ -15,7 +15,7 @@ from rmroute.routers.bayesian import BayesianAdaptiveRouter, BayesianOfflineRout
 from rmroute.routers.featurize import PairEncoderFeaturizer, PromptEncoderFeaturizer
 from rmroute.routers.laser import LaserRouter
 from rmroute.routers.normalize import (
-    BatchBaselineNormalizer, EmaZScoreNormalizer, IdentityNormalizer, QuantileNormalizer,
+    AffineNormalizer, BatchBaselineNormalizer, EmaZScoreNormalizer, IdentityNormalizer, QuantileNormalizer,
 )
 from rmroute.routers.simple import RandomRouter, SingleRouter
 
@@ -27,7 +27,7 @@ def register_routers(register: Register) -> None:
     register("single", SingleRouter, description="always the RM `arm`", calls_per_item=1, learns=False,
              expands_arm_all=True)
     register("random", RandomRouter, description="uniform random RM per item, seeded", calls_per_item=1, learns=False)
-    register("majority-vote", MajorityVoteRouter, description="every RM votes sign(margin); majority wins, ties by seeded coin", paper="both papers' baselines", calls_per_item="K", learns=False)
+    register("majority-vote", MajorityVoteRouter, description="every RM votes sign(margin); majority wins; a tied vote is a tie (scored 0.5)", paper="both papers' baselines", calls_per_item="K", learns=False)
     register("mean-ensemble", MeanEnsembleRouter, description="mean of per-RM z-scored margins (statistics from the offline split)", paper="both papers' baselines", calls_per_item="K", learns=False, fit_offline=True)
     register("min-ensemble", MinEnsembleRouter, description="conservative: the z-scored margin of smallest magnitude decides", paper="beyond the papers (conservative ensemble)", calls_per_item="K", learns=False, fit_offline=True)
     register("oracle", OracleRouter, description="an RM that agrees with the gold label when one does (replay only; upper bound)", paper="both papers' baselines", calls_per_item=1, learns=False, replay_only=True)
@@ -48,6 +48,7 @@ def register_routers(register: Register) -> None:
 @hookimpl
 def register_normalizers(register: Register) -> None:
     register("identity", IdentityNormalizer, description="feedback unchanged (NaN/inf still rejected)", paper="-")
+    register("affine", AffineNormalizer, description="scale * r + shift (e.g. 0/1 agreement as LASeR's reward sign: shift -1)", paper="-")
     register("batch-baseline", BatchBaselineNormalizer, description="mean of the batch minus each value (per-pair losses)", paper="BayesianRouter")
     register("quantile", QuantileNormalizer, description="clip((r - q_low)/(q_high - q_low), 0, 1) over the history; 0.5 during warm-up", paper="LASeR, BayesianRouter")
     register("ema-zscore", EmaZScoreNormalizer, description="per-arm z-score against an exponential moving mean/variance, clipped", paper="BayesianRouter (released code)")

@@ -395,10 +395,12 @@ def test_replay_that_trains_its_bundle_builds_the_pool_once(tmp_path, monkeypatc
         f"seeds: [0]\ndim: 8\nepochs: 5\nbundle_dir: {tmp_path / 'bundles'}\n"
     )
     settings = replay.ReplaySettings(pool=str(tmp_path / "pool.yaml"), offline=str(offline))
-    data, _, provenance = replay.build_data(None, settings, log=lambda m: None)
+    prepared = replay.build_data(None, settings, log=lambda m: None)
     assert (tmp_path / "bundles" / "seed-0" / "bundle.json").is_file()  # the bundle was trained here
     assert builds == ["syn"]
-    assert data.names == pool.names and data.online.X.shape == (60, 8) and "offline_bundle" in provenance["inputs"]
+    data = prepared.for_seed(0)
+    assert sorted(data.names) == sorted(pool.names) and data.online.contexts["offline"].shape == (60, 8)
+    assert "offline_bundle" in data.inputs
 
     replay.build_data(None, settings, log=lambda m: None)  # the bundle is there now: one more build, no training
     assert builds == ["syn", "syn"]

@@ -9,7 +9,7 @@ import pytest
 
 import rmroute.harness.runners.replay as replay
 from rmroute.harness.cli import main
-from tests.test_replay import SYNTHETIC_PROVENANCE, make_split
+from tests.test_replay import make_split, synthetic_prepared
 from tests.test_replay_runner import POOL
 
 ray = pytest.importorskip("ray", reason="Ray is the `distributed` extra; `make test` installs it")
@@ -37,7 +37,7 @@ def test_ray_executor_matches_local(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     data = replay.ReplayData(names=["rm-math", "rm-chat", "rm-code"], costs=np.ones(3),
                              offline=make_split(100, rng), online=make_split(300, rng), test=make_split(200, rng))
-    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}, SYNTHETIC_PROVENANCE))
+    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: synthetic_prepared(data))
     cfg = tmp_path / "replay.yaml"
     (tmp_path / "pool.yaml").write_text(POOL)
     cfg.write_text(CONFIG.replace("POOL", str(tmp_path / "pool.yaml")))

@@ -10,7 +10,7 @@ import rmroute.harness.runners.replay as replay
 from rmroute.harness.cli import main
 from rmroute.harness.core.plugins import build_registry, reset_registry
 from tests.conftest import FIXTURE_PLUGINS
-from tests.test_replay import SYNTHETIC_PROVENANCE, make_split
+from tests.test_replay import make_split, synthetic_prepared
 
 CONFIG = """\
 kind: replay
@@ -50,7 +50,7 @@ def setup(tmp_path, monkeypatch):
         calls["n"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: (data, {"name": "synthetic", "sha256": "0" * 64, "n": 600}, SYNTHETIC_PROVENANCE))
+    monkeypatch.setattr(replay, "build_data", lambda cfg, settings, log=print: synthetic_prepared(data))
     monkeypatch.setattr(replay, "replay_one", counting)
     cfg = tmp_path / "replay.yaml"
     (tmp_path / "pool.yaml").write_text(POOL)

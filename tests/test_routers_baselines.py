@@ -104,8 +104,6 @@ def test_majority_vote_matches_brute_force():
     for g, want in zip(got, _votes_by_hand(m, sel.calls)):
         if want is None:
             assert math.isnan(g)
-        elif want == 0:
-            assert g in (0.5, -0.5)
         else:
             assert g == want
 
@@ -117,24 +115,22 @@ def test_majority_vote_ignores_margins_it_did_not_pay_for():
     assert r.combine(sel, np.array([[1.0, 2.0, -1.0, -5.0]]))[0] == 1.0
 
 
-def test_majority_vote_ties_follow_a_seeded_coin():
+def test_majority_vote_ties_are_ties_scored_half():
+    from rmroute.harness.analysis import score
+
     m = np.tile([[1.0, -1.0, 2.0, -2.0]], (200, 1))  # every item a 2-2 tie
     sel = Selection(arms=np.zeros(200, dtype=np.int64), calls=np.ones((200, K), dtype=bool))
     got = create("router", "majority-vote", n_arms=K, dim=D, seed=11).combine(sel, m)
-    # documented rule: one uniform draw per tied item in item order, < 0.5 -> +0.5
-    want = np.where(np.random.default_rng(11).random(200) < 0.5, 0.5, -0.5)
-    np.testing.assert_array_equal(got, want)
-    again = create("router", "majority-vote", n_arms=K, dim=D, seed=11).combine(sel, m)
-    np.testing.assert_array_equal(got, again)
-    other = create("router", "majority-vote", n_arms=K, dim=D, seed=12).combine(sel, m)
-    assert not np.array_equal(got, other)
+    assert (got == 0).all()  # no coin: the same for every seed
+    np.testing.assert_array_equal(got, create("router", "majority-vote", n_arms=K, dim=D, seed=12).combine(sel, m))
+    assert (score(got, np.ones(200)) == 0.5).all() and (score(got, -np.ones(200)) == 0.5).all()
 
 
 def test_majority_vote_zero_margins_are_ties_and_abstentions_are_nan():
     r = _make("majority-vote")
     sel = Selection(arms=np.zeros(2, dtype=np.int64), calls=np.ones((2, K), dtype=bool))
     out = r.combine(sel, np.array([[0.0, 0.0, np.nan, np.nan], [np.nan] * K]))
-    assert out[0] in (0.5, -0.5)
+    assert out[0] == 0.0
     assert math.isnan(out[1])
 
 
@@ -323,16 +319,19 @@ def test_domain_best_picks_per_domain_argmax_accuracy():
     assert r.select(np.zeros((2, D))).arms.tolist() == [r.global_best] * 2
 
 
-def test_domain_best_counts_abstentions_as_wrong_and_skips_unlabelled():
-    # RM 0: right on 6 of 10; RM 1: right on all 5 it answered, abstains on the rest -> 5/10
+def test_domain_best_scores_abstentions_half_and_skips_unlabelled():
+    # RM 0: right on 6 of 10 -> 0.6. RM 1 answers 5 (right on `hits` of them) and abstains on 5:
+    # (hits + 5 * 0.5) / 10, so 3 hits -> 0.55 (RM 0 wins), 5 hits -> 0.75 (RM 1 wins)
     gold = np.array([1, -1] * 5 + [0, 0])
-    m = np.zeros((12, 2))
-    m[:10, 0] = gold[:10] * np.array([1, 1, 1, 1, 1, 1, -1, -1, -1, -1])
-    m[:10, 1] = np.where(np.arange(10) < 5, gold[:10], np.nan)
-    m[10:, 1] = 1.0  # unlabelled pairs would otherwise matter
-    r = create("router", "domain-best", n_arms=2, dim=1, seed=0)
-    r.fit_offline(None, m, gold, [{"domain": "d"}] * 12)
-    assert r.domain_best == {"d": 0} and r.global_best == 0
+    for hits, want in ((3, 0), (5, 1)):
+        m = np.zeros((12, 2))
+        m[:10, 0] = gold[:10] * np.array([1, 1, 1, 1, 1, 1, -1, -1, -1, -1])
+        signs = np.array([1] * hits + [-1] * (5 - hits))
+        m[:10, 1] = np.where(np.arange(10) < 5, gold[:10] * np.concatenate([signs, np.ones(5)]), np.nan)
+        m[10:, 1] = 1.0  # unlabelled pairs would otherwise matter
+        r = create("router", "domain-best", n_arms=2, dim=1, seed=0)
+        r.fit_offline(None, m, gold, [{"domain": "d"}] * 12)
+        assert r.domain_best == {"d": want} and r.global_best == want
 
 
 def test_domain_best_min_pairs_and_ties():

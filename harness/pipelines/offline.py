@@ -287,7 +287,8 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
     tr, ev = cfg.train_split, cfg.eval_split
     m_tr, g_tr = pool.margins[tr], pool.gold(tr)
     m_ev, g_ev = pool.margins[ev], pool.gold(ev)
-    right_tr, right_ev = A.correct(m_tr, g_tr), A.correct(m_ev, g_ev)
+    right_ev = A.correct(m_ev, g_ev)  # strict: which pairs some RM gets right (the oracle)
+    score_tr, score_ev = A.score(m_tr, g_tr), A.score(m_ev, g_ev)  # the scoring rule: a tie or abstention is 0.5
     dom_tr, dom_ev = pool.domains(tr), pool.domains(ev)
     some = right_ev.any(axis=1)
     data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), [p.id for p in pool.splits[tr]], m_tr, g_tr, names)
@@ -303,13 +304,13 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
         if bundle.meta.get("data_sha256") != data_hash:
             stale.append(seed)
         arms = bundle.argmax(bundle.features_to_contexts(feats))
-        router_outcomes.append(A.routed_right(right_ev, arms).astype(float))
+        router_outcomes.append(A.routed_right(score_ev, arms))
         picks.append(np.bincount(arms, minlength=K) / max(arms.size, 1))
     if stale:
         log(f"[offline] warning: bundles for seeds {stale} were trained on different data than the pool now holds")
     router = np.stack(router_outcomes)  # (S, N)
 
-    best_by_domain, global_best = A.domain_best_arms(right_tr, dom_tr)
+    best_by_domain, global_best = A.domain_best_arms(score_tr, dom_tr)
     db_arms = np.array([best_by_domain.get(d, global_best) for d in dom_ev], dtype=np.int64)
     methods: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, np.ndarray] = {}
@@ -320,11 +321,11 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
 
     add("offline-router", router.mean(0), 1, f"argmax of the offline router, mean over {len(cfg.seeds)} seeds")
     for k, n in enumerate(names):
-        add(f"single:{n}", right_ev[:, k].astype(float), 1)
-    add("random", right_ev.mean(axis=1), 1, "expected value of a uniform random RM")
+        add(f"single:{n}", score_ev[:, k], 1)
+    add("random", score_ev.mean(axis=1), 1, "expected value of a uniform random RM")
     add("majority-vote", majority_right(m_ev, g_ev), "K", "ties count 0.5")
     add("mean-ensemble", mean_ensemble_right(m_tr, m_ev, g_ev), "K", f"z-scores with {tr}-split statistics")
-    add("domain-best", A.routed_right(right_ev, db_arms).astype(float), 1, f"best RM per domain on {tr}")
+    add("domain-best", A.routed_right(score_ev, db_arms), 1, f"best RM per domain on {tr}")
     add("oracle", right_ev.any(axis=1).astype(float), 1, "upper bound")
 
     domains = sorted(set(dom_ev))
@@ -340,7 +341,7 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
 
     singles = {n: methods[f"single:{n}"]["routing_accuracy"] for n in names}
     best_single = max(singles, key=singles.get)
-    best_single_tr = names[int(np.argmax(right_tr.mean(axis=0)))]
+    best_single_tr = names[int(np.argmax(score_tr.mean(axis=0)))]
     rng = np.random.default_rng(0)
     comparisons = {}
     for other in (f"single:{best_single}", "majority-vote", "mean-ensemble", "domain-best"):
@@ -411,6 +412,30 @@ def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _
         log(f"[offline] bundle at {folder} was trained from another config; retraining")
     offline_train(path, log, pool)
     return OfflineBundle.load(folder)
+
+
+def fold_bundle(config_path: str | Path, features: np.ndarray, margins: np.ndarray, gold: np.ndarray,
+                strata: Sequence[str], pair_ids: Sequence[str], rm_names: Sequence[str], seed: int,
+                log: Log = _stderr) -> OfflineBundle:
+    """The offline router trained on one fold's offline pairs (``features`` from the config's
+    featurizer, ``margins`` in ``rm_names`` order), with the config's settings and ``seed``; cached
+    under ``<bundle_dir>/folds/`` by config and data hash, so a rerun loads it."""
+    path, cfg = load_offline_config(config_path)
+    featurizer = make_featurizer(cfg)
+    spec = featurizer_spec(cfg, featurizer)
+    data_hash = bundle_data_sha256(spec["identity"] or json.dumps(spec, sort_keys=True), list(pair_ids), margins, gold,
+                                   list(rm_names))
+    folder = bundle_root(cfg) / "folds" / f"seed-{seed}-{data_hash[:16]}"
+    current = cfg.model_dump(mode="json")
+    if (folder / "bundle.json").is_file():
+        bundle = OfflineBundle.load(folder, featurizer=featurizer)
+        if bundle.meta.get("config") == current and bundle.meta.get("data_sha256") == data_hash:
+            return bundle
+    res = train_offline_router(features, margins, gold, train_settings(cfg), seed=seed, strata=list(strata))
+    save_bundle(folder, res, list(rm_names), spec, data_hash, config=current, extra_metrics={"fold_seed": seed})
+    log(f"[offline] fold of seed {seed}: best epoch {res.metrics['best_epoch']}, val routing acc "
+        f"{res.metrics['val_routing_accuracy']:.4f} -> {folder}")
+    return OfflineBundle.load(folder, featurizer=featurizer)
 
 
 def context_source(offline: str | None, featurizer: Any, rm_names: Sequence[str], log: Log = _stderr,

@@ -251,7 +251,7 @@ class RoutedReward:
                 rewards[idx] = self._combined(g, len(idx), routed, scores)
             self.routed[routed.arms[g]] += 1
         self.history = (self.history + [step])[-self.history_size:]
-        rows, arms = feedback_cells(routed, learn="credited")
+        rows, arms = feedback_cells(routed)
         self._pending_X.append(X[rows])
         self._pending_arms.append(arms)
         self._log(kwargs.get("log_metric"), routed.arms)

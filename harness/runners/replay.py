@@ -1,38 +1,47 @@
 """The replay benchmark: routers head-to-head on cached RM scores, no policy training.
 
-For each (router, seed, scenario): routers that learn offline fit on the `offline` split (where
-every RM's margin is known); the `online` split streams in a seeded order in batches; the router
-selects RM(s) per pair; the pair is decided from the margins of the RMs it called (and nothing
-else); the router receives feedback only for the RMs it called (1 when the RM agreed with the gold
-label, else 0, through the normalizer chain); afterwards the router, frozen and greedy, decides the
-`test` split. Every RM call is counted.
+For each (router, seed, scenario): the seed picks the data split (with ``settings.folds``: the
+items are cut into folds once, seed s tests fold s mod F, and the other items split into offline
+and online, all by item so the two pairs of one item never straddle splits) and the order in
+which the pool's RMs are listed (``settings.permute_arms``); the offline router is trained on that
+seed's offline split; routers that learn offline fit on the offline split (where every RM's
+margin is known); the online split streams in a seeded order in batches; the router selects
+RM(s) per pair; the pair is decided from the margins of the RMs it called, and where every
+called RM abstained the router's next-ranked RM is called (the extra call counted, as in
+training); the credited RM learns from the scenario's feedback (``gold``: the label; ``budget``:
+the label on a seeded share of items; ``consensus``: agreement with the majority of m other RMs,
+whose calls are counted) through the router's normalizer chain; afterwards the router, frozen and
+greedy, decides the ``test`` split. Every decision is scored by
+:func:`rmroute.harness.analysis.score` (1 right, 0 wrong, 0.5 tie or no decision) and every RM call
+is counted.
 
 The core (:func:`replay_one`) is pure numpy over a :class:`ReplayData`; it routes and learns through
-:mod:`rmroute.harness.routing` (no fallback on abstention, every called RM learns). :func:`run`
-builds that data from the pool and the offline bundle a config names and writes one run JSON per
-grid cell (:mod:`rmroute.harness.runners.grid`: run ids, ``--only``, ``--resume``, failed cells).
+:mod:`rmroute.harness.routing`. :func:`run` builds one ReplayData per seed from the pool and the
+offline config (:func:`build_base`, :func:`seed_data`) and writes one run JSON per grid cell
+(:mod:`rmroute.harness.runners.grid`: run ids, ``--only``, ``--resume``, failed cells).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.analysis import correct
+from rmroute.harness.analysis import correct, encode_outcomes, score
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError, ScoreError
+from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
-from rmroute.harness.pipelines.offline import check_offline_ref, context_source
+from rmroute.harness.pipelines.offline import check_offline_ref, context_source, encode_split, fold_bundle, load_offline_config
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
-from rmroute.harness.routing import (Routed, RouterSpec, check_routers, decide, feedback_cells, resolve_routers,
-                                     route, update_router)
+from rmroute.harness.routing import Routed, RouterSpec, check_routers, decide, feedback_cells, resolve_routers, route, update_router
 from rmroute.harness.runners import grid, settings_of
 
 # ---- config ---------------------------------------------------------------------------------
@@ -54,10 +63,23 @@ class Drift(StrictModel):
     start_at: float = Field(0.5, ge=0, lt=1)
 
 
+class Feedback(StrictModel):
+    """What a router learns from online. ``gold``: the gold label (a supervised contextual bandit:
+    an upper bound no RLHF run has); ``budget``: the gold label on a seeded ``share`` of the stream
+    only (a human labelling budget); ``consensus``: no label: whether the credited RM agrees with the
+    majority sign of ``m`` other RMs drawn per item (their calls are counted; a tied or empty vote
+    gives 0.5)."""
+
+    mode: Literal["gold", "budget", "consensus"] = "gold"
+    share: float = Field(0.1, gt=0, le=1, description="budget: share of stream items with a label")
+    m: StrictInt = Field(3, ge=1, description="consensus: how many other RMs vote")
+
+
 class Scenario(StrictModel):
     order: Literal["iid", "domain_blocks"] = "iid"
     cold_start: ColdStart | None = None
     drift: Drift | None = None
+    feedback: Feedback = Field(default_factory=Feedback)
 
 
 class ReplaySettings(StrictModel):
@@ -72,10 +94,21 @@ class ReplaySettings(StrictModel):
     scenarios: dict[Name, Scenario] = Field(default_factory=lambda: {"iid": Scenario()}, min_length=1,
                                             description="name -> scenario; names are slugged in file names")
     curve_points: StrictInt = Field(200, ge=2)
+    folds: StrictInt | None = Field(
+        None, ge=2, description="cut the offline+online+test items into this many folds (by item, stratified by "
+        "domain); seed s tests fold s mod folds and the offline router is trained per fold; null = the "
+        "benchmark's own splits for every seed")
+    offline_share: float | None = Field(
+        None, gt=0, lt=1, description="with folds: the share of the non-test items that go to the offline split; "
+        "null = the benchmark's own offline / (offline + online) ratio")
+    permute_arms: bool = Field(True, description="list the pool's RMs in a seeded order per seed (recorded in the run)")
 
 
 #: the model `rmroute validate` checks a replay config's `settings` against
 SETTINGS = ReplaySettings
+
+#: the context kinds a router entry can ask for (``context``): see :class:`rmroute.harness.core.config.RouterRef`
+CONTEXTS = ("offline", "pair", "prompt")
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -83,21 +116,33 @@ SETTINGS = ReplaySettings
 
 @dataclass
 class Split:
-    X: np.ndarray  # (N, d) contexts
+    """One split's pairs: contexts of each kind (an array alone is the ``offline`` kind), margins,
+    gold signs, domains and item ids (default: each pair its own item)."""
+
+    contexts: dict[str, np.ndarray] | np.ndarray  # kind -> (N, d_kind) contexts
     margins: np.ndarray  # (N, K) score(A) - score(B), NaN = abstained
     gold: np.ndarray  # (N,) +1 / -1
     domains: list[str]
+    items: np.ndarray | None = None  # (N,) global item id (the cluster: pairs of one item share it)
 
     def __post_init__(self) -> None:
-        n = self.X.shape[0]
-        if self.margins.shape[0] != n or self.gold.shape != (n,) or len(self.domains) != n:
+        n = self.margins.shape[0]
+        if not isinstance(self.contexts, dict):
+            self.contexts = {"offline": np.asarray(self.contexts)}
+        self.items = np.arange(n) if self.items is None else np.asarray(self.items, dtype=np.int64)
+        bad = {k: x.shape for k, x in self.contexts.items() if x.shape[0] != n}
+        if bad or self.gold.shape != (n,) or len(self.domains) != n or self.items.shape != (n,):
             raise ValueError(
-                f"replay split: X has {n} rows, margins {self.margins.shape}, gold {self.gold.shape}, "
-                f"{len(self.domains)} domains; they must agree"
+                f"replay split: margins have {n} rows, contexts {bad or 'ok'}, gold {self.gold.shape}, "
+                f"{len(self.domains)} domains, items {self.items.shape}; they must agree"
             )
 
     def take(self, idx: np.ndarray) -> "Split":
-        return Split(self.X[idx], self.margins[idx], self.gold[idx], [self.domains[i] for i in idx])
+        return Split({k: x[idx] for k, x in self.contexts.items()}, self.margins[idx], self.gold[idx],
+                     [self.domains[i] for i in idx], self.items[idx])
+
+    def with_margins(self, margins: np.ndarray) -> "Split":
+        return dataclasses.replace(self, margins=margins)
 
 
 @dataclass
@@ -107,7 +152,11 @@ class ReplayData:
     offline: Split
     online: Split
     test: Split
-    prior_mean: np.ndarray | None = None  # (K, d) offline RM embeddings, for routers that take a prior
+    prior_mean: np.ndarray | None = None  # (K, d) offline RM embeddings (for ``offline`` contexts)
+    default_context: str = "offline"  # the contexts of a router entry that names none
+    fold: dict[str, int] = field(default_factory=lambda: {"index": 0, "n_folds": 1})
+    arm_order: list[str] = field(default_factory=list)  # = names; the permutation this seed used
+    inputs: dict[str, str] = field(default_factory=dict)  # sha256 of this seed's inputs
 
     @property
     def n_arms(self) -> int:
@@ -115,7 +164,8 @@ class ReplayData:
 
     @property
     def dim(self) -> int:
-        return self.test.X.shape[1]
+        """The width of the default contexts."""
+        return self.test.contexts[self.default_context].shape[1]
 
 
 # ---- scenario transforms ----------------------------------------------------------------------
@@ -138,10 +188,10 @@ def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed
         join = int(round(scenario.cold_start.join_at * n))
         m = online.margins.copy()
         m[:join, cold] = np.nan  # absent: a call to it abstains
-        online = Split(online.X, m, online.gold, online.domains)
+        online = online.with_margins(m)
         off_m = offline.margins.copy()
         off_m[:, cold] = np.nan  # it was not in the pool when the offline split was scored
-        offline = Split(offline.X, off_m, offline.gold, offline.domains)
+        offline = offline.with_margins(off_m)
         if data.prior_mean is not None:
             prior = data.prior_mean.copy()
             prior[cold] = 0.0
@@ -153,10 +203,10 @@ def apply_scenario(data: ReplayData, scenario: Scenario, order: np.ndarray, seed
         start = int(round(scenario.drift.start_at * n))
         m = online.margins.copy()
         m[start:, k] = rng.normal(0.0, scale, size=n - start)
-        online = Split(online.X, m, online.gold, online.domains)
+        online = online.with_margins(m)
         t = test.margins.copy()
         t[:, k] = rng.normal(0.0, scale, size=t.shape[0])
-        test = Split(test.X, t, test.gold, test.domains)
+        test = test.with_margins(t)
     data.offline, data.online, data.test = offline, online, test
     return data
 
@@ -181,19 +231,34 @@ def _items(split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray) 
     return [{"domain": split.domains[i]} for i in idx]
 
 
-def _decide(router, split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray,
-            greedy: bool) -> tuple[Routed, np.ndarray]:
-    """Route a batch and decide its pairs from the margins the router paid for, and nothing else:
-    a pair whose called RMs all abstained has no decision, which counts as wrong.
-
-    Returns the routed batch and (b,) whether each decision has the gold sign."""
+def _route(router, X: np.ndarray, split: Split, idx: np.ndarray, replay_only: bool, right: np.ndarray,
+           greedy: bool) -> tuple[Routed, np.ndarray]:
+    """Route a batch and decide its pairs from the margins the router paid for, and nothing else;
+    where every called RM abstained the router's next-ranked RM is called (``on_abstain="next"``, as
+    in training). Returns the routed batch and (b,) each decision margin (NaN: no RM answered)."""
     margins = split.margins[idx]
 
     def pay(cells: np.ndarray, paid: np.ndarray) -> None:
         paid[cells] = margins[cells]  # the cached scores: only what it paid for
 
-    routed = route(router, split.X[idx], _items(split, idx, replay_only, right), pay, on_abstain="wrong", greedy=greedy)
-    return routed, correct(decide(router, routed), split.gold[idx])
+    routed = route(router, X[idx], _items(split, idx, replay_only, right), pay, on_abstain="next", greedy=greedy)
+    return routed, decide(router, routed)
+
+
+def consensus_sign(margins: np.ndarray, credited: np.ndarray, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, ``m`` RMs other than its credited one, drawn uniformly without replacement (all others
+    when fewer), vote sign(margin) (NaN: no vote). Returns the majority sign per item (0 on a tie or
+    no vote) and the (B, K) cells that were asked."""
+    B, K = margins.shape
+    asked = np.zeros((B, K), dtype=bool)
+    keys = rng.random((B, K))
+    keys[np.arange(B), credited] = np.inf  # never the credited RM
+    take = min(m, K - 1)
+    if take > 0:
+        picked = np.argsort(keys, axis=1, kind="stable")[:, :take]
+        asked[np.arange(B)[:, None], picked] = True
+    votes = np.where(asked, np.nan_to_num(np.sign(margins), nan=0.0), 0.0).sum(axis=1)
+    return np.sign(votes), asked
 
 
 def _downsample(curve: np.ndarray, points: int) -> list[float]:
@@ -218,63 +283,84 @@ def replay_one(
     order = stream_order(data.online.domains, scenario, rng)
     data = apply_scenario(data, scenario, order, seed)
     K = data.n_arms
-    router = spec.build(K, data.dim, seed, prior_mean=data.prior_mean)
+    kind = spec.context or data.default_context
+    if kind not in data.offline.contexts:
+        raise ConfigError(f"router {spec.label}: context {kind!r} is not available in this run "
+                          f"(available: {', '.join(sorted(data.offline.contexts))})")
+    if kind != "offline" and isinstance(spec.params.get("prior_mean"), str):
+        raise ConfigError(f"router {spec.label}: prior_mean: offline lives in the offline router's context space; "
+                          f"it needs context: offline, not {kind!r}")
+    off, on, te = data.offline, data.online, data.test
+    X_off, X_on, X_te = off.contexts[kind], on.contexts[kind], te.contexts[kind]
+    router = spec.build(K, X_te.shape[1], seed, prior_mean=data.prior_mean if kind == "offline" else None)
     chain = spec.chain(list(normalizers), on_bad_feedback=on_bad_feedback)
+    router.fit_offline(X_off, off.margins, off.gold, [{"domain": d} for d in off.domains])
 
-    off = data.offline
-    router.fit_offline(off.X, off.margins, off.gold, [{"domain": d} for d in off.domains])
-
-    on = data.online
+    fb_mode = scenario.feedback
     right_on = correct(on.margins, on.gold)
     n = on.gold.size
-    dec_right = np.zeros(n, dtype=bool)
+    labelled = np.ones(n, dtype=bool)
+    if fb_mode.mode == "budget":
+        labelled[:] = False
+        labelled[derived_rng(seed, "replay-label-budget").permutation(n)[:int(round(fb_mode.share * n))]] = True
+    vote_rng = derived_rng(seed, "replay-consensus")
+    dec_score = np.zeros(n)
     calls_on = np.zeros((n, K), dtype=bool)
     rewards: list[float] = []
     skipped = 0
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
-        routed, dec_right[idx] = _decide(router, on, idx, spec.replay_only, right_on, greedy=False)
+        routed, decision = _route(router, X_on, on, idx, spec.replay_only, right_on, greedy=False)
+        dec_score[idx] = score(decision, on.gold[idx])
         calls_on[idx] = routed.calls
-        rows, arms = feedback_cells(routed, learn="called")
-        raw = right_on[idx][rows, arms].astype(np.float64)
-        rewards.extend(raw[arms == routed.arms[rows]].tolist())
-        fb = update_router(router, chain, on.X[idx][rows], arms, raw)
+        target = on.gold[idx]
+        if fb_mode.mode == "consensus":
+            target, asked = consensus_sign(on.margins[idx], routed.arms, fb_mode.m, vote_rng)
+            calls_on[idx] |= asked  # the voters are paid for (already-called RMs cost nothing more)
+        rows, arms = feedback_cells(routed, rows=np.flatnonzero(labelled[idx]))
+        if rows.size == 0:
+            continue
+        credited_margin = routed.margins[rows, arms]
+        raw = score(credited_margin, target[rows])
+        rewards.extend(score(decision[rows], target[rows]).tolist())  # the reward of the combined decision
+        fb = update_router(router, chain, X_on[idx][rows], arms, raw)
         skipped += int((~np.isfinite(fb)).sum())
 
-    te = data.test
     right_te = correct(te.margins, te.gold)
     m = te.gold.size
-    test_right = np.zeros(m, dtype=bool)
+    test_score = np.zeros(m)
     calls_te = np.zeros((m, K), dtype=bool)
     credited_te = np.zeros(m, dtype=np.int64)
     for start in range(0, m, batch_size):
         idx = np.arange(start, min(start + batch_size, m))
-        routed, test_right[idx] = _decide(router, te, idx, spec.replay_only, right_te, greedy=True)
+        routed, decision = _route(router, X_te, te, idx, spec.replay_only, right_te, greedy=True)
+        test_score[idx] = score(decision, te.gold[idx])
         calls_te[idx], credited_te[idx] = routed.calls, routed.arms
 
     oracle_on, oracle_te = right_on.any(axis=1), right_te.any(axis=1)
-    regret = np.cumsum(oracle_on.astype(int) - dec_right.astype(int))
+    regret = np.cumsum(oracle_on.astype(float) - dec_score)
     per_domain = {}
     doms = np.array(te.domains)
     for d in sorted(set(te.domains)):
         sel_d = doms == d
         per_domain[d] = {
-            "routing_accuracy": float(test_right[sel_d & oracle_te].sum() / max(1, (sel_d & oracle_te).sum())),
-            "accuracy": float(test_right[sel_d].mean()),
+            "routing_accuracy": float(test_score[sel_d & oracle_te].sum() / max(1, (sel_d & oracle_te).sum())),
+            "accuracy": float(test_score[sel_d].mean()),
             "n": int(sel_d.sum()),
             "choice_share": {data.names[k]: float(np.mean(credited_te[sel_d] == k)) for k in range(K)},
         }
     metrics = {
-        "test_routing_accuracy": float(test_right[oracle_te].mean()) if oracle_te.any() else float("nan"),
-        "test_accuracy": float(test_right.mean()),
+        "test_routing_accuracy": float(test_score[oracle_te].mean()) if oracle_te.any() else float("nan"),
+        "test_accuracy": float(test_score.mean()),
         "test_oracle_accuracy": float(oracle_te.mean()),
         "test_calls_per_item": float(calls_te.sum(axis=1).mean()),
         "test_cost_per_item": float((calls_te * data.costs).sum(axis=1).mean()),
-        "stream_routing_accuracy": float(dec_right[oracle_on].mean()) if oracle_on.any() else float("nan"),
-        "stream_accuracy": float(dec_right.mean()),
+        "stream_routing_accuracy": float(dec_score[oracle_on].mean()) if oracle_on.any() else float("nan"),
+        "stream_accuracy": float(dec_score.mean()),
         "stream_mean_reward": float(np.mean(rewards)) if rewards else float("nan"),
         "stream_calls_per_item": float(calls_on.sum(axis=1).mean()),
-        "stream_regret": int(regret[-1]) if regret.size else 0,
+        "stream_regret": float(regret[-1]) if regret.size else 0.0,
+        "stream_feedback_items": int(len(rewards)),
         "feedback_skipped": skipped,
     }
     return {
@@ -289,8 +375,12 @@ def replay_one(
             "regret": _downsample(regret, curve_points),
             "regret_x": _downsample(np.arange(1, n + 1), curve_points),
         },
-        "test_outcomes": "".join("1" if r else "0" for r in test_right),
+        "test_outcomes": encode_outcomes(test_score),
         "test_oracle": "".join("1" if r else "0" for r in oracle_te),
+        "test_items": te.items.astype(int).tolist(),
+        "offline_accuracy": {data.names[k]: float(v) for k, v in enumerate(score(off.margins, off.gold).mean(axis=0))}
+        if off.gold.size else {},
+        "context": kind,
     }
 
 
@@ -302,8 +392,9 @@ def check_config(cfg, path, tree) -> None:
     listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names
     are the arms); ``settings.offline``, when set, loads and routes over the same RMs; cold-start
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
-    names; every router builds with its params; every run id fits in a file name; contexts come
-    from ``settings.offline`` or a ``featurizer``."""
+    names; every router builds with its params; a router with ``prior_mean: offline`` sees the
+    offline contexts; every run id fits in a file name; contexts come from ``settings.offline`` or a
+    ``featurizer``."""
     settings: ReplaySettings = settings_of(cfg)
     problems = Problems(path, tree)
     if not cfg.routers:
@@ -317,6 +408,13 @@ def check_config(cfg, path, tree) -> None:
         check_offline_ref(problems, ("settings", "offline"), settings.offline, names)
     elif cfg.featurizer is None:
         problems.add(("settings",), "replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
+    for i, ref in enumerate(cfg.routers):
+        kind = ref.context or ("offline" if settings.offline else "pair")
+        if kind == "offline" and not settings.offline:
+            problems.add(("routers", i, "context"), "context: offline needs settings.offline (an offline-router config)")
+        elif kind != "offline" and isinstance(ref.params.get("prior_mean"), str):
+            problems.add(("routers", i, "context"), f"prior_mean: offline lives in the offline router's context space; "
+                                                    f"it needs context: offline, not {kind!r}")
     for _, first, _, name in slug_clashes([(s, s) for s in settings.scenarios]):
         problems.add(("settings", "scenarios", name), f"scenario {name!r} gives the same file names as scenario "
                                                       f"{first!r}; rename one")
@@ -333,55 +431,154 @@ def check_config(cfg, path, tree) -> None:
     problems.raise_if_any()
 
 
-def build_data(cfg, settings: ReplaySettings, log=print) -> tuple[ReplayData, dict[str, Any], dict[str, Any]]:
-    """The pool's margins and the offline bundle's contexts, as a ReplayData (all cached on disk),
-    the data info, and what every run file records of its inputs (``inputs``: sha256 per input;
-    ``rm_abstention``: each RM's NaN share per split). Fails with a ScoreError naming the RM when an
-    RM abstains far more than it did on the offline split (see :func:`rmroute.harness.pipelines.pool.check_abstention`)."""
+@dataclass
+class Base:
+    """What every seed's data is cut from: the pool's offline + online + test pairs (in that order)
+    with their margins, the features of each context kind, and where each pair came from."""
+
+    pool: Pool
+    pairs: list  # PreferencePair, offline + online + test
+    margins: np.ndarray  # (N, K) in pool order
+    gold: np.ndarray
+    domains: list[str]
+    items: np.ndarray  # (N,) global item id: pairs sharing metadata["item"] (else their own id) share it
+    splits: dict[str, np.ndarray]  # the benchmark's own offline / online / test indices
+    features: dict[str, np.ndarray]  # "pair": the featurizer's pair features; "prompt": prompt embeddings
+    bundle: Any  # the offline config's bundle (benchmark splits), or None
+    inputs: dict[str, str]
+    provenance: dict[str, Any]
+
+
+def item_ids(pairs: Sequence[Any]) -> np.ndarray:
+    """(N,) per pair, the index of its item among the sorted item keys (``metadata["item"]``, else
+    the pair id): the clusters of the bootstrap and the unit the folds split by."""
+    keys = [str((p.metadata or {}).get("item", p.id)) for p in pairs]
+    index = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def build_base(cfg, settings: ReplaySettings, log=print) -> Base:
+    """The pool's margins, the pair (and, when a router asks, prompt) features and the offline
+    bundle's provenance, all cached on disk. Fails with a ScoreError naming the RM when an RM
+    abstains far more than it did on the offline split (see
+    :func:`rmroute.harness.pipelines.pool.check_abstention`)."""
     pool = build_pool(load_pool_config(settings.pool), log=log)
     rates = pool.abstention_rates()
     problems = check_abstention(rates, settings.max_abstention, settings.abstention_margin)
     if problems:
         raise ScoreError(f"{settings.pool}: " + "; ".join(problems))
-    contexts, prior, inputs = _contexts(cfg, settings, pool, log)
+    split_names = ("offline", "online", "test")
+    pairs = [p for s in split_names for p in pool.splits[s]]
+    sizes = [len(pool.splits[s]) for s in split_names]
+    bounds = np.cumsum([0] + sizes)
+    splits = {s: np.arange(bounds[i], bounds[i + 1]) for i, s in enumerate(split_names)}
+    margins = np.concatenate([pool.margins[s] for s in split_names])
+    featurizer, bundle = context_source(settings.offline, None if settings.offline else cfg.featurizer, pool.names, log, pool)
+    features = {"pair": encode_split(featurizer, pairs, log, "pair contexts")[0]}
+    inputs = {"data": pairs_sha(pairs),
+              **{f"scores:{name}": arrays_sha256(*(pool.margins[s][:, k] for s in split_names))
+                 for k, name in enumerate(pool.names)},
+              "features": arrays_sha256(*(features["pair"][splits[s]] for s in split_names))}
+    if any(r.context == "prompt" for r in getattr(cfg, "routers", None) or ()):
+        params = _featurizer_params(settings, cfg)
+        prompt_enc = create_ref("featurizer", {"name": "prompt-encoder", "params": params}, "prompt contexts")
+        features["prompt"] = encode_split(prompt_enc, pairs, log, "prompt contexts")[0]
+        inputs["prompt_features"] = arrays_sha256(features["prompt"])
+    ties = {name: {s: float((pool.margins[s][:, k] == 0).mean()) if pool.margins[s].shape[0] else 0.0
+                   for s in pool.margins} for k, name in enumerate(pool.names)}
+    return Base(pool=pool, pairs=pairs, margins=margins, gold=np.array([p.gold_sign for p in pairs]),
+                domains=[p.domain for p in pairs], items=item_ids(pairs), splits=splits, features=features,
+                bundle=bundle, inputs=inputs,
+                provenance={"rm_abstention": rates, "rm_ties": ties, "compute": describe()})
+
+
+def _featurizer_params(settings: ReplaySettings, cfg) -> dict[str, Any]:
+    """The params of the featurizer the run's pair features come from (the offline config's, else
+    the config's own), so prompt contexts use the same encoder."""
+    if settings.offline:
+        _, off = load_offline_config(settings.offline)
+        return dict(off.featurizer.params)
+    return dict(cfg.featurizer.params)
+
+
+def fold_indices(base: Base, n_folds: int, seed: int, offline_share: float | None) -> dict[str, np.ndarray]:
+    """The offline / online / test pair indices of ``seed``'s fold: items are dealt into ``n_folds``
+    folds once (per domain, in a seeded order that does not depend on the run's seed), seed s tests
+    fold s mod n_folds, and the other items go to offline (``offline_share`` of each domain's items,
+    default the benchmark's ratio) or online in an order drawn from the run's seed."""
+    share = offline_share
+    if share is None:
+        n_off, n_on = base.splits["offline"].size, base.splits["online"].size
+        share = n_off / max(1, n_off + n_on)
+    item_domain: dict[int, str] = {}
+    for i, d in zip(base.items.tolist(), base.domains):
+        item_domain.setdefault(i, d)
+    deal = derived_rng(0, "replay-folds")
+    fold_of: dict[int, int] = {}
+    by_domain = {d: sorted(i for i, dd in item_domain.items() if dd == d) for d in sorted(set(item_domain.values()))}
+    for d, its in by_domain.items():
+        for j, pos in enumerate(deal.permutation(len(its))):
+            fold_of[its[pos]] = j % n_folds
+    test_fold = seed % n_folds
+    split_rng = derived_rng(seed, "replay-fold-split")
+    offline_items: set[int] = set()
+    for d, its in by_domain.items():
+        rest = [i for i in its if fold_of[i] != test_fold]
+        pick = split_rng.permutation(len(rest))[:int(round(share * len(rest)))]
+        offline_items.update(rest[j] for j in pick)
+    where = np.array(["test" if fold_of[i] == test_fold else "offline" if i in offline_items else "online"
+                      for i in base.items.tolist()])
+    return {s: np.flatnonzero(where == s) for s in ("offline", "online", "test")}
+
+
+def seed_data(base: Base, settings: ReplaySettings, seed: int, log=print) -> ReplayData:
+    """One seed's :class:`ReplayData`: its split (the benchmark's, or its fold), the offline bundle
+    for that split (trained per fold, cached), its contexts of every kind and its arm order."""
+    pool = base.pool
+    if settings.folds:
+        idx = fold_indices(base, settings.folds, seed, settings.offline_share)
+        fold = {"index": seed % settings.folds, "n_folds": settings.folds}
+    else:
+        idx, fold = base.splits, {"index": 0, "n_folds": 1}
+    contexts = {k: _unit(v) for k, v in base.features.items()}
+    inputs = dict(base.inputs)
+    prior = None
+    bundle = base.bundle
+    if bundle is not None and settings.folds:
+        off = idx["offline"]
+        bundle = fold_bundle(settings.offline, base.features["pair"][off], base.margins[off], base.gold[off],
+                             [base.domains[i] for i in off], [base.pairs[i].id for i in off], pool.names, seed, log)
+    if bundle is not None:
+        contexts["offline"] = bundle.features_to_contexts(base.features["pair"])
+        prior = np.asarray(bundle.prior_means(), dtype=np.float64)
+        inputs["offline_bundle"] = arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))
+    K = len(pool.names)
+    perm = derived_rng(seed, "replay-arm-order").permutation(K) if settings.permute_arms else np.arange(K)
+    margins = base.margins[:, perm]
 
     def split(name: str) -> Split:
-        pairs = pool.splits[name]
-        return Split(contexts[name], pool.margins[name], pool.gold(name), [p.domain for p in pairs])
+        ix = idx[name]
+        return Split({k: v[ix] for k, v in contexts.items()}, margins[ix], base.gold[ix],
+                     [base.domains[i] for i in ix], base.items[ix])
 
-    data = ReplayData(names=list(pool.names), costs=np.array(pool.costs), offline=split("offline"),
-                      online=split("online"), test=split("test"), prior_mean=prior)
-    used = [p for s in ("offline", "online", "test") for p in pool.splits[s]]
-    info = {"name": f"{pool.config.benchmark.suite}@seed{pool.config.benchmark.seed}",
-            "sha256": pairs_sha(used), "n": len(used)}
-    splits = ("offline", "online", "test")
-    inputs = {"data": info["sha256"],
-              **{f"scores:{name}": arrays_sha256(*(pool.margins[s][:, k] for s in splits))
-                 for k, name in enumerate(pool.names)},
-              **inputs}
-    return data, info, {"inputs": inputs, "rm_abstention": rates, "compute": describe()}
+    names = [pool.names[k] for k in perm]
+    costs = np.array(pool.costs, dtype=np.float64) if len(pool.costs) else np.ones(K)
+    return ReplayData(names=names, costs=costs[perm], offline=split("offline"), online=split("online"),
+                      test=split("test"), prior_mean=None if prior is None else prior[perm],
+                      default_context="offline" if bundle is not None else "pair", fold=fold, arm_order=names,
+                      inputs=inputs)
 
 
-def _contexts(cfg, settings: ReplaySettings, pool: Pool, log) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, str]]:
-    """Contexts per split, the prior means (or None), and the sha256 of the features and the bundle.
-    The offline bundle is trained first when missing, from ``pool`` when it is the offline config's
-    pool, so one run builds the pool once."""
-    splits = ("offline", "online", "test")
-
-    def embed(featurizer) -> dict[str, np.ndarray]:
-        return {s: np.asarray(featurizer.embed_pairs([p.prompt for p in pool.splits[s]],
-                                                     [p.response_a for p in pool.splits[s]],
-                                                     [p.response_b for p in pool.splits[s]]), dtype=np.float64)
-                for s in splits}
-
-    featurizer, bundle = context_source(settings.offline, None if settings.offline else cfg.featurizer, pool.names, log, pool)
-    features = embed(featurizer)
-    hashes = {"features": arrays_sha256(*(features[s] for s in splits))}
-    if bundle is None:
-        return features, None, hashes
-    ctx = {s: bundle.features_to_contexts(features[s]) for s in splits}
-    hashes["offline_bundle"] = arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))
-    return ctx, np.asarray(bundle.prior_means(), dtype=np.float64), hashes
+def permuted_spec(spec: RouterSpec, pool_names: Sequence[str], data: ReplayData) -> RouterSpec:
+    """``spec`` with an ``arm`` index (given in the pool's order) moved to the seed's arm order."""
+    arm = spec.params.get("arm")
+    if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool) and 0 <= arm < len(pool_names):
+        return dataclasses.replace(spec, params={**spec.params, "arm": data.names.index(pool_names[arm])})
+    return spec
 
 
 def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,
@@ -391,14 +588,40 @@ def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int,
                         settings.on_bad_feedback, settings.curve_points)
 
 
-def _ray_cells(todo: list[grid.Cell], data, settings, normalizers, address):
+def _ray_cells(todo: list[grid.Cell], data: dict[int, ReplayData], settings, normalizers, address):
     """Run the cells as Ray tasks (local Ray with 2 CPUs, or the cluster at ``address``); yields in order."""
     with grid.ray_session(address) as ray:
         task = ray.remote(num_cpus=1)(_run_cell)
-        data_ref = ray.put(data)
-        refs = [task.remote(c.item, data_ref, settings.scenarios[c.scenario], c.seed, settings, list(normalizers))
+        refs_by_seed = {seed: ray.put(d) for seed, d in data.items()}
+        refs = [task.remote(c.item, refs_by_seed[c.seed], settings.scenarios[c.scenario], c.seed, settings, list(normalizers))
                 for c in todo]
         yield from ray.get(refs)
+
+
+@dataclass
+class Prepared:
+    """What a replay grid runs on: the pool's RM names (in the config's order), the data info and
+    provenance every run file records, and ``for_seed(seed)``: that seed's :class:`ReplayData`."""
+
+    names: list[str]
+    info: dict[str, Any]
+    provenance: dict[str, Any]
+    for_seed: Any  # Callable[[int], ReplayData]
+
+
+def build_data(cfg, settings: ReplaySettings, log=print) -> Prepared:
+    """The run's :class:`Prepared` data: :func:`build_base` now, :func:`seed_data` per seed on first use."""
+    base = build_base(cfg, settings, log)
+    cache: dict[int, ReplayData] = {}
+
+    def for_seed(seed: int) -> ReplayData:
+        if seed not in cache:
+            cache[seed] = seed_data(base, settings, seed, log)
+        return cache[seed]
+
+    info = {"name": f"{base.pool.config.benchmark.suite}@seed{base.pool.config.benchmark.seed}",
+            "sha256": base.inputs["data"], "n": len(base.pairs)}
+    return Prepared(list(base.pool.names), info, base.provenance, for_seed)
 
 
 def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | None = None,
@@ -414,33 +637,38 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     settings: ReplaySettings = settings_of(cfg)
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
-    data, data_info, provenance = build_data(cfg, settings)
-    specs = [(spec.label, spec) for spec in resolve_routers(cfg.routers, data.names)]
+    prepared = build_data(cfg, settings)
+    pool_names = prepared.names
+    specs = [(spec.label, spec) for spec in resolve_routers(cfg.routers, pool_names)]
     runs = grid.Grid(cfg, config_path, out_dir, "replay")
     cells = runs.select([grid.Cell(label, seed, scen, item=spec) for scen in settings.scenarios
                          for label, spec in specs for seed in cfg.seeds], only)
     todo = runs.pending(cells, resume)
+    data = {seed: prepared.for_seed(seed) for seed in sorted({c.seed for c in todo})}
+    # what runs: each spec with its `arm` moved to its seed's arm order (the run file records the config's)
+    moved = [dataclasses.replace(c, item=permuted_spec(c.item, pool_names, data[c.seed])) for c in todo]
     if executor == "ray":
-        results = _ray_cells(todo, data, settings, cfg.normalizers, address)
+        results = _ray_cells(moved, data, settings, cfg.normalizers, address)
     else:
-        results = (_run_cell(c.item, data, settings.scenarios[c.scenario], c.seed, settings, cfg.normalizers)
-                   for c in todo)
+        results = (_run_cell(c.item, data[c.seed], settings.scenarios[c.scenario], c.seed, settings, cfg.normalizers)
+                   for c in moved)
     with progress_bar() as progress:
         task = progress.add_task(f"replay runs ({executor})", total=len(todo))
         for cell, outcome in zip(todo, results):
-            spec, out = cell.item, outcome.value
-            entry_meta = {"learns": spec.learns, "replay_only": spec.replay_only}
+            spec, out, d = cell.item, outcome.value, data[cell.seed]
+            scen = settings.scenarios[cell.scenario]
+            extra = {"learns": spec.learns, "replay_only": spec.replay_only, **prepared.provenance,
+                     "fold": d.fold, "arm_order": d.arm_order, "feedback": scen.feedback.model_dump(mode="json")}
+            if out:
+                extra.update({k: out[k] for k in ("curves", "test_outcomes", "test_oracle", "test_items",
+                                                  "offline_accuracy", "context")})
             runs.write(
                 cell, outcome,
                 router=RouterInfo(name=spec.name, params=grid.jsonable_params(spec.params), label=cell.label),
-                reward_models=list(data.names), data=DataInfo(**data_info),
+                reward_models=pool_names, data=DataInfo(**prepared.info),
                 metrics=out["metrics"] if out else {}, per_domain=out["per_domain"] if out else {},
                 rm_calls=out["rm_calls"] if out else {},
-                command=f"rmroute reproduce {runs.path(cell)}", inputs=provenance["inputs"],
-                extra={**entry_meta, "rm_abstention": provenance["rm_abstention"], "compute": provenance["compute"],
-                       "curves": out["curves"] if out else {},
-                       "test_outcomes": out["test_outcomes"] if out else "",
-                       "test_oracle": out["test_oracle"] if out else ""},
+                command=f"rmroute reproduce {runs.path(cell)}", inputs=d.inputs, extra=extra,
             )
             progress.advance(task)
     return [runs.path(c) for c in cells]

@@ -162,7 +162,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         t_loss = time.perf_counter() - t0
         t1 = time.perf_counter()
         raw_fb = -pl.loss if run.neg_loss else pl.loss
-        rows, fb_arms = feedback_cells(routed, learn="credited", rows=keep)
+        rows, fb_arms = feedback_cells(routed, rows=keep)
         fb = update_router(run.router, run.chain, X[rows], fb_arms, raw_fb)
         fb_norm, pair_losses = fb.tolist(), pl.loss.tolist()
         t_fb = time.perf_counter() - t1
