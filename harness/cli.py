@@ -151,9 +151,10 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
         same = a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
         mismatches += not same
         table.add_row(key, repr(a), repr(b), "[green]yes[/green]" if same else "[red]NO[/red]")
-    same_items = rec.extra.get("test_outcomes") == new.extra.get("test_outcomes")
-    mismatches += not same_items
-    table.add_row("test_outcomes (per item)", "", "", "[green]yes[/green]" if same_items else "[red]NO[/red]")
+    for key in ("test_outcomes", "test_items"):  # per test pair: the scores, and which item each pair is
+        same = rec.extra.get(key) == new.extra.get(key)
+        mismatches += not same
+        table.add_row(f"{key} (per pair)", "", "", "[green]yes[/green]" if same else "[red]NO[/red]")
     console.print(table)
     if mismatches:
         because = f"; inputs that differ: {', '.join(differ)}" if differ else ""

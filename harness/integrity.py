@@ -12,15 +12,21 @@ again (:func:`rmroute.harness.results.finished_ok`). Failed runs are not checked
 
 What is recomputed (docs/results.md lists the same):
 
-* replay (``rmroute.harness.runners.replay.replay_one``): from ``extra.test_outcomes`` ('1'/'0' per test item)
-  ``test_accuracy``; with ``extra.test_oracle`` ('1' where some RM of the pool has the gold sign)
-  ``test_oracle_accuracy`` and ``test_routing_accuracy`` (accuracy on the oracle's items). Older
+* replay (``rmroute.harness.runners.replay.replay_one``): from ``extra.test_outcomes`` (one character per
+  test pair: '1' right, '0' wrong, 'h' a half, i.e. a tie or no decision, which schema_version 1
+  files never hold; :func:`rmroute.harness.analysis.decode_outcomes`) ``test_accuracy``, the mean score;
+  with ``extra.test_oracle`` ('1' where some RM of the pool has the gold sign, one per test pair)
+  ``test_oracle_accuracy`` and ``test_routing_accuracy`` (the mean score on the oracle's pairs). Older
   files have no ``test_oracle``: there the two must still be possible, i.e. whole numbers of items
-  that agree with the outcomes (see :func:`_oracle_bounds`). ``stream_regret`` is the last point
+  that agree with the outcomes (see :func:`_oracle_bounds`). Where a file has them, the schema 2
+  fields must be well formed: ``extra.test_items`` one integer item id per test pair, ``extra.fold``
+  ``{index, n_folds}`` with 0 ≤ index < n_folds, ``extra.arm_order`` a permutation of
+  ``reward_models``, ``extra.offline_accuracy`` a number in [0, 1] for every RM and no other key,
+  ``extra.feedback`` a mapping whose ``mode`` is one of ``FEEDBACK_MODES``. ``stream_regret`` is the last point
   of ``extra.curves.regret``; ``rm_calls.{stream,test}_total`` the sums of the per-RM counts;
   ``test_calls_per_item`` = ``rm_calls.test_total`` / test items; ``stream_calls_per_item`` =
   ``rm_calls.stream_total`` / stream items (the last point of ``extra.curves.regret_x``);
-  ``per_domain[*].n`` sum to the test items and ``per_domain[*].accuracy`` × n to the right ones.
+  ``per_domain[*].n`` sum to the test items and ``per_domain[*].accuracy`` × n to the summed scores.
   A metric whose material is missing from the file is reported, not passed.
 * train (``rmroute.harness.runners.train.runner.summarise``): every metric but ``cost`` (RM costs are not stored) from
   ``extra.iterations``, the per-iteration log: ``iterations``, ``pairs_total``, ``pairs_kept``,
@@ -38,6 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from rmroute.harness.analysis import decode_outcomes
 from rmroute.harness.records import RunRecord
 
 #: how far a recomputed non-count metric may be from the stored one
@@ -115,9 +122,69 @@ def _bits(extra: dict[str, Any], key: str, report: _Report) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or set(value) - {"0", "1"}:
-        report.add(f"extra.{key}: expected a string of '0' and '1' (one per test item), got {str(value)[:40]!r}")
+        report.add(f"extra.{key}: expected a string of '0' and '1' (one per test pair), got {str(value)[:40]!r}")
         return None
     return value
+
+
+def _outcomes(record: RunRecord, report: _Report) -> np.ndarray | None:
+    """The scores in ``extra.test_outcomes`` ('1', '0', 'h'; 'h' only from schema_version 2 on); None when
+    absent or malformed (malformed is reported)."""
+    value = record.extra.get("test_outcomes")
+    if value is None:
+        return None
+    allowed = "01" if record.schema_version < 2 else "10h"
+    if not isinstance(value, str) or set(value) - set(allowed):
+        said = "'0' and '1'" if record.schema_version < 2 else "'1', '0' and 'h'"
+        report.add(f"extra.test_outcomes: expected a string of {said} (one per test pair; schema_version "
+                   f"{record.schema_version}), got {str(value)[:40]!r}")
+        return None
+    return decode_outcomes(value, "extra.test_outcomes")
+
+
+#: the online feedback modes a replay run may record in ``extra.feedback.mode``
+FEEDBACK_MODES = ("gold", "budget", "consensus")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_split_fields(record: RunRecord, report: _Report, n: int | None) -> None:
+    """The schema 2 fields of a replay run, where present: item ids, fold, arm order, offline
+    accuracies and feedback mode are well formed and agree with the run's RMs and test pairs."""
+    extra, rms = record.extra, list(record.reward_models)
+    if "test_items" in extra:
+        items = extra["test_items"]
+        if not isinstance(items, list) or not all(_is_int(i) for i in items):
+            report.add("extra.test_items: expected a list of integer item ids (one per test pair)")
+        elif n is not None and len(items) != n:
+            report.add(f"extra.test_items has {len(items)} ids, extra.test_outcomes {n} test pairs")
+    if "fold" in extra:
+        fold = extra["fold"]
+        ok = isinstance(fold, dict) and set(fold) == {"index", "n_folds"} and _is_int(fold.get("index")) \
+            and _is_int(fold.get("n_folds")) and 0 <= fold["index"] < fold["n_folds"]
+        if not ok:
+            report.add(f"extra.fold: expected {{index, n_folds}} with 0 <= index < n_folds, got {str(fold)[:60]!r}")
+    if "arm_order" in extra:
+        order = extra["arm_order"]
+        if not isinstance(order, list) or sorted(map(str, order)) != sorted(rms) or len(order) != len(rms):
+            report.add(f"extra.arm_order: expected an ordering of the run's reward_models ({', '.join(rms)}), "
+                       f"got {str(order)[:80]!r}")
+    if "offline_accuracy" in extra:
+        acc = extra["offline_accuracy"]
+        if not isinstance(acc, dict) or set(acc) != set(rms):
+            report.add(f"extra.offline_accuracy: expected one entry per RM of reward_models ({', '.join(rms)}), "
+                       f"got keys {sorted(acc) if isinstance(acc, dict) else type(acc).__name__}")
+        else:
+            bad = [k for k, v in acc.items() if (x := _number(v)) is None or not 0.0 <= x <= 1.0]
+            if bad:
+                report.add(f"extra.offline_accuracy: {', '.join(sorted(bad))}: expected a number in [0, 1]")
+    if "feedback" in extra:
+        fb = extra["feedback"]
+        if not isinstance(fb, dict) or fb.get("mode") not in FEEDBACK_MODES:
+            report.add(f"extra.feedback: expected a mapping with mode one of {', '.join(FEEDBACK_MODES)}, "
+                       f"got {str(fb)[:60]!r}")
 
 
 def _last(curve: Any) -> float | None:
@@ -136,8 +203,9 @@ def _per_rm_sum(per_rm: Any) -> int | None:
 def _check_replay(record: RunRecord) -> list[str]:
     report = _Report(record)
     extra = record.extra
-    outcomes = _bits(extra, "test_outcomes", report)
+    outcomes = _outcomes(record, report)
     oracle = _bits(extra, "test_oracle", report)
+    _check_split_fields(record, report, None if outcomes is None else outcomes.size)
     curves = extra.get("curves") if isinstance(extra.get("curves"), dict) else {}
     calls = record.rm_calls
 
@@ -168,17 +236,18 @@ def _check_replay(record: RunRecord) -> list[str]:
         report.missing(("test_accuracy", "test_oracle_accuracy", "test_routing_accuracy", "test_calls_per_item"),
                        "extra.test_outcomes")
         return report.problems
-    n, right = len(outcomes), outcomes.count("1")
-    report.metric("test_accuracy", _ratio(right, n), "extra.test_outcomes")
+    n, right = outcomes.size, float(outcomes.sum())
+    report.metric("test_accuracy", _ratio(right, n), "extra.test_outcomes (mean score)")
     if oracle is None:
         _oracle_bounds(report, n, right)
     elif len(oracle) != n:
         report.add(f"extra.test_oracle has {len(oracle)} items, extra.test_outcomes {n}")
     else:
-        n_oracle = oracle.count("1")
-        right_on_oracle = sum(o == t == "1" for o, t in zip(oracle, outcomes))
+        on_oracle = np.frombuffer(oracle.encode(), dtype=np.uint8) == ord("1")
+        n_oracle = int(on_oracle.sum())
         report.metric("test_oracle_accuracy", _ratio(n_oracle, n), "extra.test_oracle")
-        report.metric("test_routing_accuracy", _ratio(right_on_oracle, n_oracle), "extra.test_outcomes and extra.test_oracle")
+        report.metric("test_routing_accuracy", _ratio(float(outcomes[on_oracle].sum()), n_oracle),
+                      "extra.test_outcomes and extra.test_oracle")
     if "test_total" in calls:
         test_calls = _number(calls["test_total"])
         if test_calls is not None:
@@ -189,11 +258,12 @@ def _check_replay(record: RunRecord) -> list[str]:
     return report.problems
 
 
-def _oracle_bounds(report: _Report, n: int, right: int) -> None:
+def _oracle_bounds(report: _Report, n: int, right: float) -> None:
     """Files written before ``extra.test_oracle`` existed: the oracle and routing accuracies cannot be
     recomputed, but they must be possible. The oracle accuracy is k/n for a whole number k of items
-    some RM gets right; the routing accuracy is h/k for a whole number h of right items among those
-    k, with right − (n − k) ≤ h ≤ min(right, k) (at most n − k right items lie outside them)."""
+    some RM gets right; the routing accuracy is h/k for a score sum h on those k items, a multiple of
+    1/2 (a half for a tie), with right − (n − k) ≤ h ≤ min(right, k) (the n − k other items score at
+    most n − k), where ``right`` is the sum of all n scores."""
     share, routing = _number(report.metrics.get("test_oracle_accuracy")), _number(report.metrics.get("test_routing_accuracy"))
     if share is None or routing is None or math.isnan(share) or n == 0:
         return
@@ -206,14 +276,14 @@ def _oracle_bounds(report: _Report, n: int, right: int) -> None:
     if k == 0:
         report.metric("test_routing_accuracy", math.nan, "metrics.test_oracle_accuracy (0: no item to route)")
         return
-    h, lo, hi = routing * k, max(0, right - (n - k)), min(right, k)
-    if math.isnan(h) or abs(h - round(h)) > COUNT_TOL * k or not lo <= round(h) <= hi:
-        report.add(f"metrics.test_routing_accuracy is {routing!r}, but with {right} of {n} test items right "
-                   f"(extra.test_outcomes) and {k} oracle items (metrics.test_oracle_accuracy) it must be h/{k} "
-                   f"for a whole number h from {lo} to {hi}")
+    h, lo, hi = routing * k, max(0.0, right - (n - k)), min(right, float(k))
+    if math.isnan(h) or abs(2 * h - round(2 * h)) > COUNT_TOL * k or not lo <= round(2 * h) / 2 <= hi:
+        report.add(f"metrics.test_routing_accuracy is {routing!r}, but with a score sum of {right:g} over {n} test "
+                   f"items (extra.test_outcomes) and {k} oracle items (metrics.test_oracle_accuracy) it must be h/{k} "
+                   f"for h a multiple of 1/2 from {lo:g} to {hi:g}")
 
 
-def _check_per_domain(report: _Report, per_domain: dict[str, dict[str, Any]], n: int, right: int) -> None:
+def _check_per_domain(report: _Report, per_domain: dict[str, dict[str, Any]], n: int, right: float) -> None:
     if not per_domain:
         return
     sizes = [d.get("n") for d in per_domain.values()]
@@ -225,8 +295,8 @@ def _check_per_domain(report: _Report, per_domain: dict[str, dict[str, Any]], n:
     if all(a is not None and not math.isnan(a) for a in accs):
         weighted = sum(a * s for a, s in zip(accs, sizes))
         if abs(weighted - right) > COUNT_TOL * max(1, n):
-            report.add(f"per_domain accuracy × n sums to {weighted!r} right items, but extra.test_outcomes "
-                       f"has {right}")
+            report.add(f"per_domain accuracy × n sums to {weighted!r}, but the scores of extra.test_outcomes "
+                       f"sum to {right!r}")
 
 
 # ---- train runs -----------------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 Every runner writes a :class:`RunRecord` per run (through :func:`rmroute.harness.results.write_run`);
 the leaderboard, ``rmroute reproduce`` and the self-consistency check (:mod:`rmroute.harness.integrity`)
-read nothing else. ``SCHEMA_VERSION`` is the version this rmroute writes and reads.
+read nothing else. ``SCHEMA_VERSION`` is the version this rmroute writes; it reads every version in
+``READABLE_SCHEMA_VERSIONS``. Version 2 adds, to a replay run's ``extra``, what split-aware
+statistics need: ``test_outcomes`` with ``h`` (a half: tie or no decision) beside ``1`` and ``0``,
+``test_items`` (a global item id per test pair), ``fold``, ``arm_order``, ``offline_accuracy`` and
+``feedback`` (docs/results.md); version 1 files have none of these and stay readable.
 
 It sits below both :mod:`rmroute.harness.results` (the store, which loads only self-consistent
 files) and :mod:`rmroute.harness.integrity` (the check); users import it from the store.
@@ -14,7 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: the versions the store loads (1: before item ids, folds and half outcomes)
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class RouterInfo(BaseModel):
@@ -48,7 +54,7 @@ class RunRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     run_id: str
     kind: Literal["replay", "train", "evaluate"]
     suite: str

@@ -29,7 +29,9 @@ from rmroute.harness.core.errors import ResultsError
 from rmroute.harness.integrity import check_run
 # the run-file schema lives in records.py (so that integrity.py can check records without importing
 # this module); the store's users import it from here
-from rmroute.harness.records import SCHEMA_VERSION, CodeVersion, DataInfo, RouterInfo, RunRecord  # noqa: F401
+from rmroute.harness.records import (  # noqa: F401
+    READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CodeVersion, DataInfo, RouterInfo, RunRecord,
+)
 
 KEY_PACKAGES = ("rmroute", "numpy", "torch", "transformers", "trl", "datasets", "pluggy", "pydantic")
 
@@ -167,10 +169,9 @@ def load_run(path: str | Path) -> RunRecord:
         raise ResultsError(f"{path}: not readable JSON: {exc}") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ResultsError(f"{path}: not an rmroute run file (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path}: schema_version {data['schema_version']!r} is not supported (this rmroute reads {SCHEMA_VERSION})"
-        )
+    if data["schema_version"] not in READABLE_SCHEMA_VERSIONS:
+        raise ResultsError(f"{path}: schema_version {data['schema_version']!r} is not supported (this rmroute "
+                           f"reads {', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
     try:
         return RunRecord.model_validate(data)
     except ValidationError as exc:

@@ -141,7 +141,10 @@ def test_missing_material_is_a_problem_and_failed_runs_are_not_checked(grid):
     problems = check_run(edited(path, drop))
     assert any("metrics.test_accuracy cannot be checked: extra.test_outcomes" in p for p in problems), problems
     problems = check_run(edited(path, set_in(("extra", "test_outcomes"), "10x1")))
-    assert any("extra.test_outcomes: expected a string of '0' and '1'" in p for p in problems), problems
+    assert any("extra.test_outcomes: expected a string of '1', '0' and 'h'" in p for p in problems), problems
+    problems = check_run(edited(path, lambda d: (set_in(("extra", "test_outcomes"), "10h1")(d),
+                                                 set_in(("schema_version",), 1)(d))))
+    assert any("expected a string of '0' and '1' (one per test pair; schema_version 1)" in p for p in problems), problems
 
     def failed(data):
         data["status"], data["error"] = "failed", "RuntimeError: x"
@@ -178,6 +181,85 @@ def test_an_edited_run_is_left_off_the_leaderboard_and_run_again_on_resume(grid)
     again = json.loads(path.read_text())
     assert again["metrics"] == original["metrics"] and R.finished_ok(path)
     assert (out / "LEADERBOARD.md").read_text() == board
+
+
+# ---- schema_version 2: half outcomes, item ids, folds, arm order, offline accuracies, feedback ------
+
+
+def with_halves(data):
+    """Turn some outcomes into halves (ties) and set the metrics to values counted here by hand:
+    a '1' scores 1, an 'h' 1/2; routing accuracy over the pairs whose oracle character is '1'."""
+    out = list(data["extra"]["test_outcomes"])
+    for i in range(0, len(out), 7):
+        out[i] = "h"
+    out = "".join(out)
+    oracle = data["extra"]["test_oracle"]
+    score = {"1": 1.0, "0": 0.0, "h": 0.5}
+    on = [score[c] for c, o in zip(out, oracle) if o == "1"]
+    data["extra"]["test_outcomes"] = out
+    data["metrics"]["test_accuracy"] = sum(score[c] for c in out) / len(out)
+    data["metrics"]["test_routing_accuracy"] = sum(on) / len(on)
+    domains = list(data["per_domain"])
+    # per-domain accuracies must still sum (× n) to the total score: put it all on one domain's record
+    total = sum(score[c] for c in out)
+    rest = sum(data["per_domain"][d]["accuracy"] * data["per_domain"][d]["n"] for d in domains[1:])
+    data["per_domain"][domains[0]]["accuracy"] = (total - rest) / data["per_domain"][domains[0]]["n"]
+
+
+SPLIT_FIELDS = {"fold": {"index": 1, "n_folds": 5}, "feedback": {"mode": "budget", "share": 0.25}}
+
+
+def schema2(data):
+    """A complete schema 2 replay record: halves, item ids (two pairs per item), fold, arm order,
+    offline accuracies and feedback."""
+    with_halves(data)
+    n = len(data["extra"]["test_outcomes"])
+    data["extra"].update(SPLIT_FIELDS, test_items=[1000 + i // 2 for i in range(n)],
+                         arm_order=list(reversed(data["reward_models"])),
+                         offline_accuracy={rm: 0.5 for rm in data["reward_models"]})
+
+
+def test_schema2_fields_and_half_outcomes_are_consistent(grid):
+    _, _, _, files = grid
+    path = next(f for f in files if "bayesian" in f.name)
+    run = edited(path, schema2)
+    assert run.schema_version == 2 and "h" in run.extra["test_outcomes"]
+    assert check_run(run) == []
+    # the metrics as written before the halves no longer agree: named
+    problems = check_run(edited(path, lambda d: (schema2(d), d["metrics"].update(test_accuracy=R.load_run(path).metrics["test_accuracy"]))))
+    assert problems and "metrics.test_accuracy" in problems[0], problems
+
+
+SCHEMA2_EDITS = [  # (edit after schema2, what the problem names)
+    (lambda d: d["extra"]["test_items"].pop(), "extra.test_items has"),
+    (lambda d: d["extra"]["test_items"].__setitem__(0, "a"), "extra.test_items: expected a list of integer"),
+    (lambda d: d["extra"].update(fold={"index": 5, "n_folds": 5}), "extra.fold"),
+    (lambda d: d["extra"].update(arm_order=d["reward_models"][:-1]), "extra.arm_order"),
+    (lambda d: d["extra"]["offline_accuracy"].update(nope=0.5), "extra.offline_accuracy: expected one entry per RM"),
+    (lambda d: d["extra"]["offline_accuracy"].update({d["reward_models"][0]: 1.5}), "expected a number in [0, 1]"),
+    (lambda d: d["extra"].update(feedback={"mode": "oracle"}), "extra.feedback"),
+    (lambda d: d["extra"].update(test_oracle=d["extra"]["test_oracle"][:-1]), "extra.test_oracle has"),
+]
+
+
+@pytest.mark.parametrize("edit, named", SCHEMA2_EDITS)
+def test_malformed_schema2_fields_are_named(grid, edit, named):
+    _, _, _, files = grid
+    path = next(f for f in files if "bayesian" in f.name)
+    problems = check_run(edited(path, lambda d: (schema2(d), edit(d))))
+    assert problems and any(named in p for p in problems), problems
+
+
+def test_schema1_files_load_and_schema3_does_not(grid, tmp_path):
+    _, _, _, files = grid
+    data = json.loads(files[0].read_text())
+    data["schema_version"] = 1
+    (tmp_path / "v1.json").write_text(json.dumps(data))
+    assert R.load_consistent_run(tmp_path / "v1.json").schema_version == 1
+    data["schema_version"] = 3
+    (tmp_path / "v3.json").write_text(json.dumps(data))
+    with pytest.raises(R.ResultsError, match="v3.json: schema_version 3 is not supported .*reads 1, 2"):
+        R.load_run(tmp_path / "v3.json")
 
 
 # ---- train, evaluate and the committed runs ----------------------------------------------------------

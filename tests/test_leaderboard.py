@@ -16,7 +16,9 @@ from rmroute.harness.cli import main
 from rmroute.harness.board.build import build
 from rmroute.harness.board.model import first_line, html_td, md_code
 from rmroute.harness.board.plots import choice_share, mean_curve, pareto_front
-from rmroute.harness.board.stats import Stat, bootstrap_mean_ci, finite_values, paired_test
+from rmroute.harness.board.stats import (
+    Comparison, SeedPair, Stat, adjust_holm, bootstrap_mean_ci, finite_values, fmt_p, paired_comparison,
+)
 
 N_ITEMS, N_ORACLE = 500, 400  # test items; the first N_ORACLE of them are the ones some RM gets right
 C_SHA, D_SHA = "c" * 64, "d" * 64
@@ -29,7 +31,11 @@ ROUTERS = {
     "mean-ensemble": ({}, False, False, 3.0, 12, {"iid": [0.65, 0.65, 0.65], "shift": [0.66, 0.66, 0.66]}),
     "single": ({"arm": 0}, False, False, 1.0, 100, {"iid": [0.50, 0.55, 0.60], "shift": [0.50, 0.50, 0.50]}),
     "laser": ({}, True, False, 1.0, 30, {"iid": [0.60, 0.62, 0.64], "shift": [0.55, 0.57, 0.59]}),
+    "domain-best": ({}, False, False, 1.0, 20, {"iid": [0.70, 0.70, 0.70], "shift": [0.61, 0.61, 0.61]}),
 }
+LABELS = {"single": "single:rm-a"}  # a router's default label (else its name and params)
+#: each RM's offline accuracy as the demo runs record it: rm-a is the best single RM
+OFFLINE_ACCURACY = {"rm-a": 0.70, "rm-b": 0.60, "rm-c": 0.60}
 RMS = ["rm-a", "rm-b", "rm-c"]
 DOMAINS = ["code", "math"]  # the first and the second half of the test items
 
@@ -44,10 +50,18 @@ def outcomes(acc: float) -> str:
 def replay_record(router: str, seed: int, scenario: str = "iid", *, sha: str = C_SHA, suite: str = "demo",
                   created: str = "2026-01-02T00:00:00+00:00", status: str = "ok", error: str | None = None,
                   acc: float | None = None, regret: float | None = None, label: str | None = None,
-                  run_id: str | None = None, reward_models: list[str] = RMS) -> R.RunRecord:
+                  run_id: str | None = None, reward_models: list[str] = RMS,
+                  items: list[int] | None = None, offline_accuracy: dict[str, float] | None = None,
+                  feedback: dict | None = None) -> R.RunRecord:
     """A replay run whose metrics agree with its per-item outcomes, curves and RM calls, as the replay
-    runner writes them (rmroute.harness.integrity checks this when the leaderboard loads it)."""
+    runner writes them (rmroute.harness.integrity checks this when the leaderboard loads it). Its test
+    pairs come two per item (ids ``items``, by default 0, 0, 1, 1, ...: one shared split), and it records
+    ``offline_accuracy`` (default OFFLINE_ACCURACY, over the demo's RMs) and ``feedback`` (gold)."""
     params, learns, replay_only, calls, stream_regret, accs = ROUTERS[router]
+    label = LABELS.get(router) if label is None else label
+    items = [i // 2 for i in range(N_ITEMS)] if items is None else items
+    if offline_accuracy is None:
+        offline_accuracy = OFFLINE_ACCURACY if reward_models == RMS else {rm: 0.5 for rm in reward_models}
     acc = accs[scenario][seed] if acc is None else acc
     regret = stream_regret if regret is None else regret
     ok = status == "ok"
@@ -78,12 +92,13 @@ def replay_record(router: str, seed: int, scenario: str = "iid", *, sha: str = C
         extra={} if not ok else {
             "curves": {"regret": [0.0, regret / 2, regret], "regret_x": [1, 50, 100]},
             "test_outcomes": test, "test_oracle": oracle, "learns": learns, "replay_only": replay_only,
+            "test_items": items, "offline_accuracy": offline_accuracy, "feedback": feedback or {"mode": "gold"},
         },
     )
 
 
 def write_demo(root: Path) -> dict[str, Path]:
-    """Five routers × 3 seeds × 2 scenarios (laser seed 0 on iid failed), plus another config."""
+    """Six routers × 3 seeds × 2 scenarios (laser seed 0 on iid failed), plus another config."""
     paths = {}
     for router, scenario, seed in itertools.product(ROUTERS, ("iid", "shift"), range(3)):
         if (router, scenario, seed) == ("laser", "iid", 0):
@@ -172,40 +187,43 @@ def test_monte_carlo_bootstrap_beyond_eight_seeds():
     assert lo == pytest.approx(0.0) and hi == pytest.approx(0.3)
 
 
-def test_paired_identical_outcomes_give_zero_and_p_one():
-    a = ["1100101", "0110011", "1111000"]
-    p = paired_test(a, list(a))
-    assert (p.diff, p.lo, p.hi, p.p) == (0.0, 0.0, 0.0, 1.0)
-    assert (p.n_seeds, p.n_items) == (3, 7)
+def test_paired_comparison_builds_entries_and_items_as_described():
+    """The glue: (seed, pair) differences of the decoded 1/0/h outcomes, with the runs' item ids (or the
+    position when a file has none), go to the cluster bootstrap; the maths itself is checked in
+    tests/test_analysis.py against a direct computation."""
+    from rmroute.harness.analysis import cluster_bootstrap_diff
+
+    seeds = [SeedPair(0, "1h01", "0011", [7, 7, 9, 9]), SeedPair(1, "1110", "h010", [3, 3, 9, 9])]
+    c = paired_comparison(seeds, "domain-best")
+    d = np.array([1, 0.5, -1, 0, 0.5, 1, 0, 0])  # by hand: 1-0, .5-0, 0-1, 1-1; 1-.5, 1-0, 1-1, 0-0
+    ref = cluster_bootstrap_diff(d, [7, 7, 9, 9, 3, 3, 9, 9])
+    assert c.diff == pytest.approx(2 / 8) and (c.lo, c.hi, c.p) == (ref.lo, ref.hi, ref.p)
+    assert (c.n_seeds, c.n_items, c.n_entries) == (2, 3, 8)
+    assert c.fmt() == f"+25.0 [{100 * ref.lo + 0.0:+.1f}, {100 * ref.hi + 0.0:+.1f}]"
+    no_ids = paired_comparison([SeedPair(0, "10", "00"), SeedPair(1, "11", "01")], "x")
+    assert no_ids.n_items == 2 and no_ids.n_entries == 4  # position i is the same item on every seed
 
 
-def test_paired_dominance_gives_large_difference_and_small_p():
-    a = ["1" * 20] * 3
-    b = ["1" * 10 + "0" * 10] * 3  # a right on every item b gets wrong
-    p = paired_test(a, b)
-    assert p.diff == pytest.approx(0.5)
-    assert 0.2 < p.lo <= 0.5 <= p.hi < 0.8
-    assert p.p < 0.001
-    rev = paired_test(b, a)
-    assert rev.diff == pytest.approx(-0.5) and rev.p == pytest.approx(p.p)
+def test_paired_comparison_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="seed 1: 2 test pairs against 3"):
+        paired_comparison([SeedPair(1, "10", "101")], "ref")
+    with pytest.raises(ValueError, match="seed 0: extra.test_items has 1 ids for 2"):
+        paired_comparison([SeedPair(0, "10", "01", [4])], "ref")
+    with pytest.raises(ValueError, match="some seeds' runs only"):
+        paired_comparison([SeedPair(0, "10", "01", [4, 5]), SeedPair(1, "10", "01")], "ref")
+    with pytest.raises(ValueError, match="only '1', '0' and 'h'"):
+        paired_comparison([SeedPair(0, "1x", "10")], "ref")
+    with pytest.raises(ValueError, match="no seed"):
+        paired_comparison([], "ref")
 
 
-def test_paired_difference_is_mean_of_per_seed_differences():
-    a = ["1110000000", "1111100000"]  # accuracies 0.3, 0.5
-    b = ["1000000000", "1000000000"]  # 0.1, 0.1
-    assert paired_test(a, b).diff == pytest.approx(((0.3 - 0.1) + (0.5 - 0.1)) / 2)
-    # swapped wins of equal count: symmetric bootstrap, no evidence
-    p = paired_test(["1111100000"], ["0000011111"])
-    assert p.diff == 0.0 and p.lo < 0 < p.hi and p.p > 0.5
-
-
-def test_paired_rejects_mismatched_inputs():
-    with pytest.raises(ValueError, match="same seeds"):
-        paired_test(["10"], ["10", "01"])
-    with pytest.raises(ValueError, match="test items"):
-        paired_test(["10"], ["101"])
-    with pytest.raises(ValueError, match="only '0' and '1'"):
-        paired_test(["1x"], ["10"])
+def test_adjust_holm_and_p_format():
+    cs = [Comparison("r", 0.1, 0, 0.2, p, 1, 1, 1) for p in (0.01, 0.04, 0.03, 0.005)]
+    adjust_holm(cs)
+    assert [c.p_holm for c in cs] == pytest.approx([0.03, 0.06, 0.06, 0.02])  # the hand example of test_analysis
+    assert [c.fmt_p() for c in cs] == ["0.030", "0.060", "0.060", "0.020"]
+    assert fmt_p(0.0016) == "0.0016" and fmt_p(float("nan")) == "–"
+    assert Comparison("r", -0.0001, -0.02, 0.0004, 1, 1, 1, 1).fmt() == "-0.0 [-2.0, +0.0]"
 
 
 def test_pareto_front_mean_curve_and_choice_share_by_hand():
@@ -242,7 +260,7 @@ def test_groups_by_suite_config_and_scenario(demo):
     root, paths, result = demo
     path, n_runs, n_skipped = result  # the old 3-tuple still unpacks
     assert path == root / "LEADERBOARD.md" and n_skipped == 0
-    assert n_runs == len(paths) == 5 * 3 * 2 + 1 + 3
+    assert n_runs == len(paths) == 6 * 3 * 2 + 1 + 3
     text = path.read_text()
     assert "## demo · config `cccccccccccc` · replay" in text
     assert "## demo · config `dddddddddddd` · replay" in text
@@ -253,47 +271,119 @@ def test_groups_by_suite_config_and_scenario(demo):
     assert d.count("### scenario `") == 1
     # the other config's single runs (0.9) never merge into this config's single row
     iid = section(c, "### scenario `iid`", "### scenario `shift`")
-    assert row_of(iid, "single(arm=0)")[2] == "0.55 ± 0.05"
-    assert row_of(d, "single(arm=0)")[2].startswith("0.9")
+    assert row_of(iid, "single:rm-a")[2] == "0.55 ± 0.05"
+    assert row_of(d, "single:rm-a")[2].startswith("0.9")
     tables = [(t.suite, t.config_sha256[:4], t.scenario) for t in result.board.tables]
     assert tables == [("demo", "cccc", "iid"), ("demo", "cccc", "shift"), ("demo", "dddd", "iid")]
 
 
-def test_rows_numbers_sorting_and_baseline(demo):
+def demo_diffs(a: str, b: str, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """(seed, pair) differences of two demo routers on iid, counted from outcomes(acc), with the demo's
+    item ids (two pairs per item, the same items on every seed)."""
+    d = [np.array([int(x) - int(y) for x, y in zip(outcomes(ROUTERS[a][5]["iid"][s]), outcomes(ROUTERS[b][5]["iid"][s]))])
+         for s in seeds]
+    return np.concatenate(d), np.tile(np.arange(N_ITEMS) // 2, len(seeds))
+
+
+def test_rows_numbers_sorting_and_references(demo):
+    from rmroute.harness.analysis import cluster_bootstrap_diff
+
     root, _, result = demo
     text = result.path.read_text()
     iid = section(text, "### scenario `iid`", "### scenario `shift`")
     labels = [line.split("|")[1].strip() for line in iid.splitlines()
               if line.startswith("| ") and not line.startswith("| router")]
-    assert labels == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
+    assert labels == ["oracle †", "bayesian", "domain-best", "mean-ensemble", "laser", "single:rm-a"]
     head = next(x for x in iid.splitlines() if x.startswith("| router"))
     cols = [unescape(c.strip()) for c in head.split("|")[1:-1]]
-    assert cols[:9] == ["router", "seeds", "routing acc (test)", "95% CI", "pair acc (test)", "RM calls/item",
-                        "stream reward", "stream regret", "paired vs"]
-    bay = dict(zip(cols, row_of(iid, "bayesian")))
+    assert cols[:12] == ["router", "seeds", "routing acc (test)", "95% CI", "pair acc (test)", "RM calls/item",
+                         "stream reward", "stream regret", "Δ vs best single RM [95% CI]", "p (Holm)",
+                         "Δ vs domain-best [95% CI]", "p (Holm)"]
+    assert "### scenario `iid` · feedback gold" in text
+    assert "**best single RM** = single:rm-a (seeds 0, 1, 2); **domain-best** = domain-best (seeds 0, 1, 2)" in iid
+    bay = row_of(iid, "bayesian")
     # 0.70, 0.80, 0.75 (the older duplicate with 0.10 is superseded): mean 0.75, sample std 0.05, CI [min, max]
-    assert bay["seeds"] == "3" and bay["routing acc (test)"] == "0.75 ± 0.05" and bay["95% CI"] == "[0.7, 0.8]"
-    assert bay["pair acc (test)"] == "0.6 ± 0.04"  # 0.8 × each
-    assert bay["RM calls/item"] == "1 ± 0" and bay["stream regret"] == "9 ± 0"
-    # bayesian is the best non-oracle row, so it is set against the runner-up, mean-ensemble;
-    # right on 280, 320, 300 of the 500 items against mean-ensemble's 260 (0.65 × 400):
-    # per-seed differences 20/500, 60/500, 40/500 -> mean 0.08
-    assert bay["paired vs"] == "mean-ensemble" and bay["Δ pair acc [95% CI]"].startswith("+0.0800 [")
-    assert "Paired test baseline: **bayesian**" in iid and "set against **mean-ensemble**" in iid
-    single = dict(zip(cols, row_of(iid, "single(arm=0)")))
-    assert single["paired vs"] == "bayesian"
-    assert single["Δ pair acc [95% CI]"].startswith("-0.1600 [")  # 200, 220, 240 vs 280, 320, 300 of 500
-    laser = dict(zip(cols, row_of(iid, "laser")))
-    assert laser["seeds"] == "2" and laser["routing acc (test)"] == "0.63 ± 0.014"  # seed 0 failed
+    assert bay[:8] == ["bayesian", "3", "0.75 ± 0.05", "[0.7, 0.8]", "0.6 ± 0.04", "1 ± 0", "0.65 ± 0.05", "9 ± 0"]
+    # right on 280, 320, 300 of 500 pairs; single:rm-a (0.55) on 220 each: (60 + 100 + 80) / 1500 = +16.0 points;
+    # domain-best (0.70) on 280 each: (0 + 40 + 20) / 1500 = +4.0 points
+    assert bay[8].startswith("+16.0 [") and bay[10].startswith("+4.0 [")
     t = result.board.tables[0]
     rows = {r.label: r for r in t.rows}
-    assert rows["bayesian"].paired.diff == pytest.approx(0.08) and rows["bayesian"].paired.n_seeds == 3
-    assert rows["laser"].paired.n_seeds == 2  # only the seeds both ran
-    assert rows["oracle"].paired.baseline == "bayesian"
-    # on shift mean-ensemble is best: it becomes the baseline
-    shift = result.board.tables[1]
-    assert shift.baseline == "mean-ensemble" and shift.runner_up == "bayesian"
+    for label, ref, want in (("bayesian", "domain-best", 0.04), ("single:rm-a", "domain-best", -0.12),
+                             ("bayesian", "best single RM", 0.16)):
+        c = rows[label].vs[ref]
+        other = "domain-best" if ref == "domain-best" else "single"
+        d, ids = demo_diffs(label.split(":")[0], other, range(3))
+        assert c.diff == pytest.approx(want) == pytest.approx(d.mean())
+        expect = cluster_bootstrap_diff(d, ids)
+        assert (c.lo, c.hi, c.p, c.n_items, c.n_seeds) == (expect.lo, expect.hi, expect.p, N_ITEMS // 2, 3)
+    # the reference rows show "ref"; laser is compared on the two seeds it ran (seed 0 failed)
+    assert row_of(iid, "domain-best")[10:12] == ["ref", "–"] and row_of(iid, "single:rm-a")[8] == "ref"
+    assert rows["laser"].vs["domain-best"].n_seeds == 2
+    assert rows["laser"].vs["domain-best"].diff == pytest.approx((248 + 256 - 2 * 280) / 1000)
+    # Holm across the rows compared with domain-best, the oracle (replay only) left out of the family
+    family = [rows[k].vs["domain-best"] for k in ("bayesian", "mean-ensemble", "laser", "single:rm-a")]
+    raw = sorted(c.p for c in family)
+    by_hand, running = [], 0.0
+    for j, p in enumerate(raw):
+        running = max(running, min(1.0, (len(raw) - j) * p))
+        by_hand.append(running)
+    assert sorted(c.p_holm for c in family) == pytest.approx(by_hand)
+    assert rows["oracle"].vs["domain-best"].fmt_p() == "–" and row_of(iid, "oracle †")[11] == "–"
     assert "1 older run(s)" in text
+    # the other config has only its single:rm-a row: it is its own reference, so no Δ columns
+    d = section(text, "config `dddddddddddd`")
+    assert "Δ vs" not in d and result.board.tables[2].compared == []
+
+
+def test_folds_cluster_over_the_union_of_items_and_references_per_seed(tmp_path):
+    """With folds each seed tests other items (ids offset by seed): the comparison's items are their union.
+    The best single RM is chosen per seed: on seed 2 rm-b's offline accuracy is higher, so single:rm-a is
+    the reference on seeds 0 and 1 only and is compared with single:rm-b on seed 2."""
+    fold_items = {s: [1000 * s + i // 2 for i in range(N_ITEMS)] for s in range(3)}
+    acc = {s: OFFLINE_ACCURACY if s < 2 else {"rm-a": 0.6, "rm-b": 0.7, "rm-c": 0.6} for s in range(3)}
+    for seed in range(3):
+        for router, label in (("bayesian", None), ("single", "single:rm-a"), ("single", "single:rm-b"),
+                              ("domain-best", None)):
+            a = {"single:rm-b": 0.5}.get(label or "", None)
+            R.write_run(replay_record(router, seed, label=label, acc=a, items=fold_items[seed],
+                                      offline_accuracy=acc[seed], feedback={"mode": "budget", "share": 0.25},
+                                      run_id=f"fold-{label or router}-{seed}"), tmp_path)
+    result = build(tmp_path, plots=False)
+    (table,) = result.board.tables
+    rows = {r.label: r for r in table.rows}
+    assert table.feedback == "budget (share=0.25)" and "· feedback budget (share=0.25)" in result.path.read_text()
+    assert table.references["best single RM"] == "single:rm-a (seeds 0, 1), single:rm-b (seed 2)"
+    c = rows["bayesian"].vs["domain-best"]
+    assert (c.n_seeds, c.n_items, c.n_entries) == (3, 3 * N_ITEMS // 2, 3 * N_ITEMS)
+    # single:rm-a: zero differences on seeds 0, 1 (its own runs), 0.55 vs 0.50 on seed 2: 20 of 1500 pairs
+    c = rows["single:rm-a"].vs["best single RM"]
+    assert c.n_seeds == 3 and c.diff == pytest.approx((round(0.60 * N_ORACLE) - round(0.5 * N_ORACLE)) / 1500)
+    assert rows["single:rm-b"].vs["best single RM"].n_seeds == 3
+    assert "best single RM" not in rows["bayesian"].vs_note
+
+
+def test_mismatched_items_and_old_files_without_new_fields(tmp_path):
+    R.write_run(replay_record("bayesian", 0, items=list(range(N_ITEMS))), tmp_path)
+    R.write_run(replay_record("domain-best", 0), tmp_path)
+    R.write_run(replay_record("mean-ensemble", 0), tmp_path)
+    result = build(tmp_path, plots=False)
+    text = result.path.read_text()
+    assert "bayesian vs domain-best: seed 0: extra.test_items of runs/demo/" in unescape(text)
+    assert "seed 0: the best single RM is single:rm-a, which has no run on this seed" in unescape(text)
+    rows = {r.label: r for r in result.board.tables[0].rows}
+    assert "domain-best" not in rows["bayesian"].vs and "domain-best" in rows["mean-ensemble"].vs
+    # schema 1 files: no item ids, no offline accuracies, no feedback: each pair its own item, no best single RM
+    old = tmp_path / "old"
+    for router in ("bayesian", "domain-best"):
+        rec = replay_record(router, 0)
+        for key in ("test_items", "offline_accuracy", "feedback"):
+            del rec.extra[key]
+        R.write_run(rec.model_copy(update={"schema_version": 1}), old)
+    result = build(old, plots=False)
+    (table,) = result.board.tables
+    assert table.compared == ["domain-best"] and table.feedback is None
+    assert {r.label: r for r in table.rows}["bayesian"].vs["domain-best"].n_items == N_ITEMS
 
 
 def test_failed_runs_listed_with_error_and_reproduce(demo):
@@ -376,12 +466,13 @@ def test_html_one_table_per_group_links_and_no_network(demo):
 def test_top_table_and_cli_prints_it(demo, capsys):
     root, _, result = demo
     top = result.top
-    assert top.title == "demo · config cccccccccccc · scenario iid"  # the newest group's first scenario
+    assert top.title == "demo · config cccccccccccc · scenario iid · feedback gold"  # the newest group's first scenario
     assert top.columns == ["router", "seeds", "routing acc", "95% CI", "pair acc", "calls", "reward", "regret",
-                           "Δ vs base", "p"]
-    assert [r[0] for r in top.rows] == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
-    assert top.rows[1][:9] == ["bayesian", "3", "0.75 ± 0.05", "[0.7, 0.8]", "0.6", "1", "0.65", "9", "+0.080"]
-    assert "against bayesian" in top.note and "bayesian against mean-ensemble" in top.note
+                           "Δ single", "p", "Δ dom-best", "p"]
+    assert [r[0] for r in top.rows] == ["oracle †", "bayesian", "domain-best", "mean-ensemble", "laser", "single:rm-a"]
+    assert top.rows[1][:9] == ["bayesian", "3", "0.75 ± 0.05", "[0.7, 0.8]", "0.6", "1", "0.65", "9", "+16.0"]
+    assert top.rows[1][10] == "+4.0" and top.rows[2][10:] == ["ref", "–"]
+    assert "best single RM = single:rm-a (seeds 0, 1, 2)" in top.note and "domain-best = domain-best" in top.note
     assert main(["leaderboard", str(root)]) == 0
     out = capsys.readouterr().out
     assert "routing acc" in out and "bayesian" in out and "0.75 ± 0.05" in out
@@ -564,8 +655,7 @@ def test_html_shows_crafted_fields_literally(crafted):
            "div", "table", "thead", "tbody", "tr", "th", "td", "a", "details", "summary", "br", "b", "img", "span",
            "script"}
     assert set(page.tags) <= own and page.tags.count("script") == 1 and page.tags.count("img") == len(result.plots)
-    assert page.tags.count("b") == sum(bool(t.baseline and t.has_paired) * (1 + bool(t.runner_up))
-                                       for t in result.board.tables)
+    assert page.tags.count("b") == sum(len(t.compared) for t in result.board.tables)  # the references' names
     assert not [name for name, _ in page.attrs if name.startswith("on")]
     urls = [v for name, v in page.attrs if name in ("href", "src")]
     assert all(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", v) is None for v in urls if v != "data:,"), urls

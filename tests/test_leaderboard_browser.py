@@ -85,22 +85,22 @@ def test_page_loads_without_console_errors_and_sorts(browser, page):
     table = tables[0]  # demo · config cccc · iid
     heads = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     router_col, regret_col = heads.index("router"), heads.index("stream regret")
-    assert column(table, router_col) == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
+    assert column(table, router_col) == ["oracle †", "bayesian", "domain-best", "mean-ensemble", "laser", "single:rm-a"]
 
     th = table.find_elements(By.CSS_SELECTOR, "thead th")
     th[router_col].click()
-    assert column(table, router_col) == ["bayesian", "laser", "mean-ensemble", "oracle †", "single(arm=0)"]
+    assert column(table, router_col) == ["bayesian", "domain-best", "laser", "mean-ensemble", "oracle †", "single:rm-a"]
     assert th[router_col].get_attribute("aria-sort") == "ascending"
     th[router_col].click()
-    assert column(table, router_col) == ["single(arm=0)", "oracle †", "mean-ensemble", "laser", "bayesian"]
+    assert column(table, router_col) == ["single:rm-a", "oracle †", "mean-ensemble", "laser", "domain-best", "bayesian"]
     assert th[router_col].get_attribute("aria-sort") == "descending"
 
-    # numbers sort as numbers (0, 9, 12, 30, 100), not as text ("0", "100", "12", ...)
+    # numbers sort as numbers (0, 9, 12, 20, 30, 100), not as text ("0", "100", "12", ...)
     th[regret_col].click()
-    assert column(table, router_col) == ["oracle †", "bayesian", "mean-ensemble", "laser", "single(arm=0)"]
-    assert [c.split()[0] for c in column(table, regret_col)] == ["0", "9", "12", "30", "100"]
+    assert column(table, router_col) == ["oracle †", "bayesian", "mean-ensemble", "domain-best", "laser", "single:rm-a"]
+    assert [c.split()[0] for c in column(table, regret_col)] == ["0", "9", "12", "20", "30", "100"]
     th[regret_col].click()
-    assert [c.split()[0] for c in column(table, regret_col)] == ["100", "30", "12", "9", "0"]
+    assert [c.split()[0] for c in column(table, regret_col)] == ["100", "30", "20", "12", "9", "0"]
     # sorting one table leaves the others alone
     assert column(tables[1], router_col)[:2] == ["oracle †", "mean-ensemble"]
 

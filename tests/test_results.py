@@ -32,7 +32,7 @@ def test_round_trip_and_nan_as_null(tmp_path):
     path = R.write_run(rec, tmp_path)
     assert path == tmp_path / "runs" / "demo" / f"{rec.run_id}.json"
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1 and raw["metrics"]["nan_metric"] is None
+    assert raw["schema_version"] == R.SCHEMA_VERSION == 2 and raw["metrics"]["nan_metric"] is None
     back = R.load_run(path)
     assert back.run_id == rec.run_id and back.metrics["accuracy"] == 0.5
     assert back.packages["python"] == sys.version.split()[0]

@@ -1,6 +1,6 @@
 """The leaderboard, built from the run JSON files in floors whose imports run one way:
 
-* ``stats``: numbers over seeds and the paired test (no run files);
+* ``stats``: numbers over seeds and the paired comparisons against the references (no run files);
 * ``model``: the Board of groups, tables, rows and the policy table, and the text helpers the
   renderers share (no I/O);
 * ``collect``: run files → Board;

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from rmroute.harness.results import RunRecord, load_runs, newest, run_path
 from rmroute.harness.board.model import (
-    FLAG_NOTES, Board, Cell, Group, PolicyTable, Row, RunRef, Table, eval_suite, policy_label, router_label,
+    FLAG_NOTES, REF_NOTE, Board, Cell, Group, PolicyTable, Row, RunRef, Table, eval_suite, policy_label, router_label,
 )
-from rmroute.harness.board.stats import Stat, finite_values, paired_test
+from rmroute.harness.board.stats import SeedPair, Stat, adjust_holm, finite_values, paired_comparison
 
 # Replay runs: (metric key, column header). The first is the one rows are sorted by.
 REPLAY_METRICS: tuple[tuple[str, str], ...] = (
@@ -29,6 +30,12 @@ REPLAY_METRICS: tuple[tuple[str, str], ...] = (
 )
 PRIMARY_FALLBACK = ("test_routing_accuracy", "test_accuracy", "accuracy", "win_rate", "score")
 SCENARIO_ORDER = ("iid", "shift", "cold-start", "drift", "default")
+# The references every row is compared with, both chosen on offline data only: the single RM with the
+# best offline accuracy of the seed (extra.offline_accuracy; its row is labelled SINGLE_PREFIX + name)
+# and the domain-best router's row.
+BEST_SINGLE = "best single RM"
+DOMAIN_BEST = "domain-best"
+SINGLE_PREFIX = "single:"
 # Evaluation suites: the policy table's column order (others after these, by name).
 _SUITE_ORDER = {"gsm8k": 0, "mmlu": 1, "alpaca-eval": 2, "arena-hard": 3, "mt-bench": 4}
 
@@ -172,34 +179,96 @@ def _make_table(suite: str, sha: str, scenario: str, refs: list[RunRef]) -> Tabl
                         replay_only=any(bool(r.run.extra.get("replay_only")) for r in rs),
                         learns=any(bool(r.run.extra.get("learns")) for r in rs)))
     rows.sort(key=lambda r: _sort_key(r, primary))
-    table = Table(suite, sha, scenario, replay, metrics, primary, rows)
-    _add_paired(table)
+    feedback = sorted({feedback_text(r.extra["feedback"]) for r in runs if "feedback" in r.extra})
+    table = Table(suite, sha, scenario, replay, metrics, primary, rows, feedback="; ".join(feedback) or None)
+    _add_comparisons(table)
     return table
 
 
-def _add_paired(table: Table) -> None:
-    """Set each row's paired test against the best non-oracle row other than itself."""
-    p = table.primary
-    candidates = [r for r in table.rows
-                  if not r.replay_only and p and math.isfinite(r.stats[p].mean)]  # already sorted best first
-    if not candidates:
-        for r in table.rows:
-            r.paired_note = "no non-oracle baseline"
-        return
-    table.baseline = candidates[0].label
-    table.runner_up = candidates[1].label if len(candidates) > 1 else None
-    by_label = {r.label: r for r in table.rows}
-    for row in table.rows:
-        base_label = table.runner_up if row.label == table.baseline else table.baseline
-        if base_label is None:
-            row.paired_note = "no other non-oracle row"
+def best_single_rm(offline_accuracy: Any) -> str | None:
+    """The RM with the highest offline accuracy (ties: the alphabetically first name); None unless
+    ``offline_accuracy`` is a non-empty mapping of RM names to finite numbers."""
+    if not isinstance(offline_accuracy, dict) or not offline_accuracy:
+        return None
+    if len(finite_values(offline_accuracy.values())) != len(offline_accuracy):
+        return None
+    return min(offline_accuracy, key=lambda rm: (-float(offline_accuracy[rm]), rm))
+
+
+def feedback_text(feedback: Any) -> str:
+    """A run's ``extra.feedback`` as a title shows it: ``mode`` or ``mode (key=value, ...)``."""
+    if not isinstance(feedback, dict):
+        return str(feedback)
+    params = ", ".join(f"{k}={v}" for k, v in sorted(feedback.items()) if k != "mode")
+    mode = str(feedback.get("mode", "?"))
+    return f"{mode} ({params})" if params else mode
+
+
+def _reference_runs(table: Table) -> dict[str, dict[int, RunRef]]:
+    """reference -> seed -> the reference's run on that seed (seeds without one are left out)."""
+    by_label_seed = {(row.label, r.run.seed): r for row in table.rows for r in row.refs}
+    seeds = sorted({s for row in table.rows for s in row.seeds})
+    out: dict[str, dict[int, RunRef]] = {BEST_SINGLE: {}, DOMAIN_BEST: {}}
+    for seed in seeds:
+        if (DOMAIN_BEST, seed) in by_label_seed:
+            out[DOMAIN_BEST][seed] = by_label_seed[(DOMAIN_BEST, seed)]
+        picks = {best_single_rm(r.run.extra.get("offline_accuracy")) for row in table.rows for r in row.refs
+                 if r.run.seed == seed and "offline_accuracy" in r.run.extra}
+        if len(picks) > 1:
+            table.problems.append(f"seed {seed}: the runs' extra.offline_accuracy name different best single RMs "
+                                  f"({', '.join(sorted(str(p) for p in picks))}); no {BEST_SINGLE} on this seed")
+        elif picks and None not in picks:
+            label = SINGLE_PREFIX + picks.pop()
+            if (label, seed) in by_label_seed:
+                out[BEST_SINGLE][seed] = by_label_seed[(label, seed)]
+            else:
+                table.problems.append(f"seed {seed}: the {BEST_SINGLE} is {label}, which has no run on this seed")
+    return {ref: runs for ref, runs in out.items() if runs}
+
+
+def _describe(runs: dict[int, RunRef]) -> str:
+    """Which row a reference is on which seeds: ``single:rm-a (seeds 0, 1), single:rm-b (seed 2)``."""
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for seed, r in sorted(runs.items()):
+        by_label[router_label(r.run)].append(seed)
+    return ", ".join(f"{label} (seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))})"
+                     for label, ss in by_label.items())
+
+
+def _seed_pairs(mine: dict[int, RunRef], refs: dict[int, RunRef]) -> list[SeedPair]:
+    """The seeds on which a row's run and the reference's both have test outcomes, as SeedPairs;
+    ValueError when their ``extra.test_items`` differ (not the same test pairs)."""
+    pairs = []
+    for seed, r in sorted(mine.items()):
+        other = refs[seed]
+        a, b = r.run.extra.get("test_outcomes"), other.run.extra.get("test_outcomes")
+        if not (isinstance(a, str) and a and isinstance(b, str) and b):
             continue
-        mine, theirs = row.outcomes(), by_label[base_label].outcomes()
-        seeds = sorted(s for s in set(mine) & set(theirs) if len(mine[s]) == len(theirs[s]))
-        if not seeds:
-            row.paired_note = "no per-item outcomes on shared seeds"
-            continue
-        try:
-            row.paired = paired_test([mine[s] for s in seeds], [theirs[s] for s in seeds], baseline=base_label)
-        except ValueError as exc:
-            row.paired_note = str(exc)
+        ia, ib = r.run.extra.get("test_items"), other.run.extra.get("test_items")
+        if ia is not None and ib is not None and ia != ib:
+            raise ValueError(f"seed {seed}: extra.test_items of {r.rel} and {other.rel} differ (not the same test pairs)")
+        pairs.append(SeedPair(seed, a, b, ia if ia is not None else ib))
+    return pairs
+
+
+def _add_comparisons(table: Table) -> None:
+    """Compare every row with each reference on the seeds both ran (docs/leaderboard.md, "Statistics"):
+    set ``row.vs`` (or ``row.vs_note``), then the Holm-adjusted p-values across the rows that are not
+    replay only, per reference."""
+    for ref, runs in _reference_runs(table).items():
+        table.references[ref] = _describe(runs)
+        for row in table.rows:
+            mine = {r.run.seed: r for r in row.refs if r.run.seed in runs}
+            if mine and all(router_label(runs[s].run) == row.label for s in mine):
+                row.vs_note[ref] = REF_NOTE
+                continue
+            try:
+                pairs = _seed_pairs(mine, runs)
+                if not pairs:
+                    row.vs_note[ref] = "no test outcomes on a seed the reference ran"
+                    continue
+                row.vs[ref] = paired_comparison(pairs, ref)
+            except ValueError as exc:
+                row.vs_note[ref] = str(exc)
+                table.problems.append(f"{row.label} vs {ref}: {exc}")
+        adjust_holm([row.vs[ref] for row in table.rows if ref in row.vs and not row.replay_only])

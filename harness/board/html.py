@@ -12,7 +12,9 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from rmroute.harness.board.model import Board, Table, first_line, header, html_td, router_label, row_cells
+from rmroute.harness.board.model import (
+    COMPARISON_NOTE, Board, Table, first_line, header, html_td, router_label, row_cells,
+)
 from rmroute.harness.board.policy import policy_html
 
 CSS = """
@@ -68,15 +70,13 @@ JS = """
 
 
 def _table(table: Table, tid: str) -> list[str]:
-    out = [f'<h3 id="{escape(tid)}">scenario {escape(table.scenario)}</h3>']
+    feedback = f" · feedback {escape(table.feedback)}" if table.feedback else ""
+    out = [f'<h3 id="{escape(tid)}">scenario {escape(table.scenario)}{feedback}</h3>']
     if table.primary:
         out.append(f'<p class="note">Sorted by mean {escape(table.primary)}.</p>')
-    if table.baseline and table.has_paired:
-        note = (f"Paired test baseline: <b>{escape(table.baseline)}</b> "
-                f"(best non-oracle row by mean {escape(table.primary or '')})")
-        if table.runner_up:
-            note += f"; {escape(table.baseline)} itself is set against <b>{escape(table.runner_up)}</b>"
-        out.append(f'<p class="note">{note}.</p>')
+    if table.compared:
+        refs = "; ".join(f"<b>{escape(ref)}</b> = {escape(table.references[ref])}" for ref in table.compared)
+        out.append(f'<p class="note">Δ: {escape(COMPARISON_NOTE)} References, chosen on offline data only: {refs}.</p>')
     cols = header(table) + ["runs (seed → JSON)", "reproduce"]
     out.append(f'<div class="wrap"><table class="sortable" id="{escape(tid)}-table">')
     out.append("<thead><tr>" + "".join(f'<th scope="col">{escape(c)}</th>' for c in cols) + "</tr></thead><tbody>")
@@ -89,7 +89,9 @@ def _table(table: Table, tid: str) -> list[str]:
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     if any(r.replay_only for r in table.rows):
-        out.append('<p class="note">† replay only: sees the gold labels (upper bound), never a baseline.</p>')
+        out.append('<p class="note">† replay only: sees the gold labels (upper bound), never a reference; no p-value.</p>')
+    if table.problems:
+        out.append(f'<p class="note">Not compared: {escape("; ".join(table.problems))}.</p>')
     if table.plots:
         out.append('<div class="plots">' + "".join(
             f'<img src="plots/{escape(quote(p.name))}" alt="{escape(kind)} · {escape(table.title)}">'
@@ -106,8 +108,9 @@ def render_html(board: Board) -> str:
            "<h1>rmroute leaderboard</h1>",
            '<p class="note">Rebuilt by <code>rmroute leaderboard</code> from <code>results/runs/**.json</code>; '
            "do not edit by hand. Click a column header to sort. Mean ± sample std over seeds, 95% bootstrap "
-           "CI of the mean over seeds; paired test: two-way (seeds × test items) bootstrap of the pair-accuracy "
-           "difference against the best non-oracle row (docs/leaderboard.md).</p>"]
+           "CI of the mean over seeds; Δ columns: paired test pair-accuracy differences against the best single RM "
+           "and domain-best, with item-level (cluster) bootstrap CIs and Holm-adjusted p-values "
+           "(docs/leaderboard.md).</p>"]
     if not board.groups and board.policies is None:
         out.append("<p>No runs yet.</p>")
     if board.policies is not None:

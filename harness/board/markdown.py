@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from rmroute.harness.board.model import (
-    Board, Table, first_line, header, md_code, md_link, md_text, router_label, row_cells,
+    COMPARISON_NOTE, Board, Table, first_line, header, md_code, md_link, md_text, router_label, row_cells,
 )
 from rmroute.harness.board.policy import policy_markdown
 
@@ -50,15 +50,13 @@ def render_markdown(board: Board) -> str:
 
 def _md_table(table: Table) -> list[str]:
     cols = header(table) + ["runs (seed → JSON)", "reproduce"]
-    out = [f"### scenario {md_code(table.scenario, in_table=False)}", ""]
+    feedback = f" · feedback {md_text(table.feedback)}" if table.feedback else ""
+    out = [f"### scenario {md_code(table.scenario, in_table=False)}{feedback}", ""]
     if table.primary:
         out += [f"Sorted by mean {md_text(table.primary)}.", ""]
-    if table.baseline and table.has_paired:
-        out.append(f"Paired test baseline: **{md_text(table.baseline)}** "
-                   f"(best non-oracle row by mean {md_text(table.primary)})"
-                   + (f"; {md_text(table.baseline)} itself is set against **{md_text(table.runner_up)}**."
-                      if table.runner_up else "."))
-        out.append("")
+    if table.compared:
+        refs = "; ".join(f"**{md_text(ref)}** = {md_text(table.references[ref])}" for ref in table.compared)
+        out += [f"Δ: {COMPARISON_NOTE} References, chosen on offline data only: {refs}.", ""]
     out += ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in table.rows:
         cells = [md_text(text) if value is None else text for text, value in row_cells(table, row)]  # numbers as they are
@@ -67,7 +65,9 @@ def _md_table(table: Table) -> list[str]:
         out.append("| " + " | ".join(cells + [links, repro]) + " |")
     out.append("")
     if any(r.replay_only for r in table.rows):
-        out += ["† replay only: sees the gold labels (upper bound), never a baseline.", ""]
+        out += ["† replay only: sees the gold labels (upper bound), never a reference; no p-value.", ""]
+    if table.problems:
+        out += ["Not compared: " + "; ".join(md_text(p) for p in table.problems) + ".", ""]
     if table.plots:
         out += [f"![{md_text(kind)}]({quote('plots/' + p.name)})" for kind, p in table.plots.items()]
         out.append("")

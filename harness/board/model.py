@@ -20,7 +20,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from rmroute.harness.results import RunRecord
-from rmroute.harness.board.stats import Paired, Stat
+from rmroute.harness.board.stats import Comparison, Stat
 
 
 # ---- replay and train tables ---------------------------------------------------------------------
@@ -50,33 +50,39 @@ class RunRef:
 
 @dataclass
 class Row:
-    """One router label of a table: its ok runs (one per seed), a Stat per metric, its paired test."""
+    """One router label of a table: its ok runs (one per seed), a Stat per metric, and per reference
+    (``Table.compared``) its :class:`~rmroute.harness.board.stats.Comparison`, or in ``vs_note`` why
+    there is none ("ref" for the reference's own row)."""
 
     label: str
     refs: list[RunRef]  # ok runs, one per seed, by seed
     stats: dict[str, Stat]
     replay_only: bool = False
     learns: bool = False
-    paired: Paired | None = None
-    paired_note: str = ""  # why there is no paired test, when there is none
+    vs: dict[str, Comparison] = field(default_factory=dict)
+    vs_note: dict[str, str] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
         return [r.run.seed for r in self.refs]
 
-    def outcomes(self) -> dict[int, str]:
-        """seed -> the run's per-item test outcomes (``extra.test_outcomes``), where it has them."""
-        out = {}
-        for r in self.refs:
-            s = r.run.extra.get("test_outcomes")
-            if isinstance(s, str) and s:
-                out[r.run.seed] = s
-        return out
+
+#: what a reference's own row shows in its Δ column
+REF_NOTE = "ref"
+#: what the Δ columns hold, as the pages say it above a table
+COMPARISON_NOTE = ("test pair accuracy of the row minus the reference's, in points, paired over seeds and test "
+                   "pairs; the 95% CI resamples test items (clusters), p is an item sign-flip test, Holm-adjusted "
+                   "across the table's rows per reference (docs/leaderboard.md). This is the interval to read; "
+                   "the CI column beside a mean is over seeds only.")
 
 
 @dataclass
 class Table:
-    """One scenario of a group: rows sorted by the mean of the primary metric, best first."""
+    """One scenario of a group: rows sorted by the mean of the primary metric, best first.
+
+    ``references`` maps each reference a row is compared with (in column order) to what it is on this
+    table's seeds (e.g. "single:rm-a (seeds 0, 1, 2)"); ``feedback`` is the online feedback its runs
+    got (``extra.feedback``), as text, when they record it."""
 
     suite: str
     config_sha256: str
@@ -85,8 +91,9 @@ class Table:
     metrics: list[tuple[str, str]]
     primary: str | None
     rows: list[Row]
-    baseline: str | None = None
-    runner_up: str | None = None
+    references: dict[str, str] = field(default_factory=dict)
+    feedback: str | None = None
+    problems: list[str] = field(default_factory=list)  # comparisons the run files did not allow, and why
     plots: dict[str, Path] = field(default_factory=dict)  # kind -> file
 
     @property
@@ -95,11 +102,13 @@ class Table:
 
     @property
     def title(self) -> str:
-        return f"{self.suite} · config {self.config_sha256[:12]} · scenario {self.scenario}"
+        fb = f" · feedback {self.feedback}" if self.feedback else ""
+        return f"{self.suite} · config {self.config_sha256[:12]} · scenario {self.scenario}{fb}"
 
     @property
-    def has_paired(self) -> bool:
-        return any(r.outcomes() for r in self.rows)
+    def compared(self) -> list[str]:
+        """The references that have a Δ column: those some row is compared with."""
+        return [ref for ref in self.references if any(ref in r.vs for r in self.rows)]
 
 
 @dataclass
@@ -204,6 +213,11 @@ def eval_suite(run: RunRecord) -> str:
 # ---- cells shared by the Markdown and HTML renderings --------------------------------------------
 
 
+def delta_header(reference: str) -> str:
+    """The Δ column's header for ``reference``."""
+    return f"Δ vs {reference} [95% CI]"
+
+
 def header(table: Table) -> list[str]:
     """The column headers of a replay or train table (before the links and reproduce columns)."""
     cols = ["router", "seeds"]
@@ -211,14 +225,15 @@ def header(table: Table) -> list[str]:
         cols.append(head)
         if key == table.primary:
             cols.append("95% CI")
-    if table.has_paired:
-        cols += ["paired vs", "Δ pair acc [95% CI]", "p"]
+    for ref in table.compared:
+        cols += [delta_header(ref), "p (Holm)"]
     return cols
 
 
 def row_cells(table: Table, row: Row) -> list[tuple[str, float | None]]:
     """(text, sort value) per column of :func:`header`, without links: the value is None for a text
-    column and NaN for a number that is missing (shown as "–")."""
+    column and NaN for a number that is missing (shown as "–"); a reference's own row shows "ref"
+    (sorted as a difference of 0)."""
     nan = float("nan")
     label = row.label + (" †" if row.replay_only else "")
     cells: list[tuple[str, float | None]] = [(label, None), (str(len(row.refs)), float(len(row.refs)))]
@@ -227,12 +242,14 @@ def row_cells(table: Table, row: Row) -> list[tuple[str, float | None]]:
         cells.append((st.fmt(), st.mean if st.n else nan))
         if key == table.primary:
             cells.append((st.fmt_ci(), st.lo if st.n > 1 else nan))
-    if table.has_paired:
-        if row.paired is not None:
-            pr = row.paired
-            cells += [(pr.baseline, None), (pr.fmt(), pr.diff), (pr.fmt_p(), pr.p)]
+    for ref in table.compared:
+        c = row.vs.get(ref)
+        if c is not None:
+            cells += [(c.fmt(), c.diff), (c.fmt_p(), c.p_holm)]
+        elif row.vs_note.get(ref) == REF_NOTE:
+            cells += [(REF_NOTE, 0.0), ("–", nan)]
         else:
-            cells += [(row.paired_note or "–", None), ("–", nan), ("–", nan)]
+            cells += [("–", nan), ("–", nan)]
     return cells
 
 

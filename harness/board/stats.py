@@ -1,12 +1,14 @@
-"""The leaderboard's statistics: numbers over seeds and paired tests, knowing nothing of run files.
+"""The leaderboard's statistics: numbers over seeds and paired comparisons, knowing nothing of run files.
 
 * :class:`Stat` (``Stat.of(values)``): per metric, over seeds, the mean, the sample standard
   deviation and a 95% percentile bootstrap interval of the mean (:func:`bootstrap_mean_ci`: exact
-  bootstrap distribution for up to 8 seeds, 20,000 seeded resamples beyond);
-* :class:`Paired` (:func:`paired_test`): a row against its baseline, over seeds *and* test items: the
-  per-item test outcomes (``extra.test_outcomes``) of the seeds both routers ran; a two-way bootstrap
-  (seeds and items resampled with replacement, items as clusters across seeds) gives the 95% interval
-  of the accuracy difference and a two-sided p-value.
+  bootstrap distribution for up to 8 seeds, 20,000 seeded resamples beyond). It shows how much a
+  metric moves from seed to seed, not how sure a comparison is;
+* :class:`Comparison` (:func:`paired_comparison`): a row against a reference over the seeds both
+  ran and their test pairs, from the per-pair outcomes (``1``/``0``/``h``) and item ids: the mean
+  accuracy difference, an item-level (cluster) bootstrap interval and a sign-flip p-value
+  (:func:`rmroute.harness.analysis.cluster_bootstrap_diff`); :func:`adjust_holm` adds the Holm-adjusted
+  p-values across a table's rows.
 
 docs/leaderboard.md, "Statistics", gives the maths.
 """
@@ -21,10 +23,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from rmroute.harness.analysis import CLUSTER_RESAMPLES, cluster_bootstrap_diff, decode_outcomes, holm
+
 LEVEL = 0.95
 EXACT_BOOTSTRAP_MAX_SEEDS = 8
 SEED_BOOTSTRAP_RESAMPLES = 20_000
-PAIRED_BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 
 
@@ -113,72 +116,83 @@ class Stat:
 
 
 @dataclass
-class Paired:
-    """Row minus baseline, paired over the seeds both ran and the test items."""
+class Comparison:
+    """A row against one reference, paired over seeds and test pairs, items as clusters.
 
-    baseline: str
+    ``diff``, ``lo``, ``hi`` are accuracy differences (row − reference) as fractions; ``p`` is the
+    sign-flip p-value and ``p_holm`` the Holm-adjusted one (set across a table's rows by
+    :func:`adjust_holm`; NaN for a row outside the family, such as the oracle)."""
+
+    reference: str
     diff: float
     lo: float
     hi: float
     p: float
     n_seeds: int
     n_items: int
+    n_entries: int
+    p_holm: float = float("nan")
 
     def fmt(self) -> str:
-        """The signed difference with its interval: ``+0.0123 [+0.0040, +0.0210]``."""
-        return f"{self.diff:+.4f} [{self.lo:+.4f}, {self.hi:+.4f}]"
+        """The difference and its interval in points: ``+1.2 [−0.5, +2.9]``."""
+        def pts(x: float) -> str:
+            return f"{100 * x + 0.0:+.1f}"  # + 0.0: no "-0.0"
+
+        return f"{pts(self.diff)} [{pts(self.lo)}, {pts(self.hi)}]"
 
     def fmt_p(self) -> str:
-        """The p-value: two significant digits below 0.01, else three decimals."""
-        return f"{self.p:.2g}" if self.p < 0.01 else f"{self.p:.3f}"
+        """The Holm-adjusted p-value: "–" when it has none, two significant digits below 0.01, else three decimals."""
+        return fmt_p(self.p_holm)
 
 
-def outcomes_matrix(outcomes: Sequence[str]) -> np.ndarray:
-    """(seeds, items) 0/1 from the runs' ``test_outcomes`` strings ('1' = right)."""
-    if not outcomes:
-        return np.zeros((0, 0))
-    n = len(outcomes[0])
-    if any(len(s) != n for s in outcomes):
-        raise ValueError("test_outcomes strings of different lengths cannot be paired")
-    bad = {c for s in outcomes for c in s} - {"0", "1"}
-    if bad:
-        raise ValueError(f"test_outcomes may hold only '0' and '1', not {sorted(bad)}")
-    return np.array([[c == "1" for c in s] for s in outcomes], dtype=np.float64).reshape(len(outcomes), n)
+def fmt_p(p: float) -> str:
+    """A p-value as a cell shows it: "–" for NaN, two significant digits below 0.01, else three decimals."""
+    if not math.isfinite(p):
+        return "–"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
 
 
-def paired_test(
-    a: Sequence[str], b: Sequence[str], n_boot: int = PAIRED_BOOTSTRAP_RESAMPLES,
-    level: float = LEVEL, seed: int = BOOTSTRAP_SEED, baseline: str = "",
-) -> Paired:
-    """Paired two-way bootstrap of the accuracy difference a − b.
+@dataclass
+class SeedPair:
+    """One seed of a comparison: the row's and the reference's test outcomes (``1``/``0``/``h`` per
+    test pair, same pairs in the same order) and the pairs' item ids (``extra.test_items``; None for
+    files without them: then each pair is its own item, its position the id, the same across seeds)."""
 
-    ``a[s]`` and ``b[s]`` are the per-item outcome strings of the two routers on the same seed s
-    (same test items, same order). The statistic is the mean of the (seeds × items) matrix of
-    differences, i.e. the mean over seeds of the per-seed accuracy difference. Each of ``n_boot``
-    replicates resamples seeds (rows) and items (columns, one draw shared by every seed, so an item
-    stays paired with itself across seeds) with replacement. The interval is the percentile interval;
-    the two-sided p-value is ``min(1, 2·min(P*(Δ* ≤ 0), P*(Δ* ≥ 0)))`` with the +1 correction
-    ``(count + 1) / (n_boot + 1)``, i.e. the smallest level at which the bootstrap interval excludes 0.
-    """
-    if len(a) != len(b) or not a:
-        raise ValueError(f"paired test needs outcome strings for the same seeds ({len(a)} vs {len(b)})")
-    A, B = outcomes_matrix(list(a)), outcomes_matrix(list(b))
-    if A.shape != B.shape:
-        raise ValueError(f"paired test: {A.shape[1]} vs {B.shape[1]} test items")
-    D = A - B
-    S, N = D.shape
-    if N == 0:
-        raise ValueError("paired test: no test items")
-    # Items with the same column of differences across seeds are exchangeable: resampling N items
-    # with replacement is a multinomial draw over the distinct columns (at most 3**S of them), with
-    # probabilities their shares. Same distribution as drawing item indices, far less work.
-    patterns, counts = np.unique(D.T, axis=0, return_counts=True)  # (P, S), (P,)
-    rng = np.random.default_rng(seed)
-    seed_w = rng.multinomial(S, np.full(S, 1.0 / S), size=n_boot) / S  # (B, S) resampled seed weights
-    item_w = rng.multinomial(N, counts / N, size=n_boot)  # (B, P) resampled item counts per column
-    boots = np.einsum("bs,ps,bp->b", seed_w, patterns, item_w) / N
-    a_ = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boots, [a_, 1.0 - a_], method="inverted_cdf")
-    le = (int(np.sum(boots <= 0)) + 1) / (n_boot + 1)
-    ge = (int(np.sum(boots >= 0)) + 1) / (n_boot + 1)
-    return Paired(baseline, float(D.mean()), float(lo), float(hi), min(1.0, 2.0 * min(le, ge)), S, N)
+    seed: int
+    row: str
+    reference: str
+    items: Sequence[int] | None = None
+
+
+def paired_comparison(seeds: Sequence[SeedPair], reference: str, n_boot: int = CLUSTER_RESAMPLES,
+                      level: float = LEVEL, seed: int = BOOTSTRAP_SEED) -> Comparison:
+    """The row minus the reference over every (seed, pair) entry of ``seeds``, with the item-level
+    bootstrap interval and sign-flip p-value of :func:`rmroute.harness.analysis.cluster_bootstrap_diff`.
+    ValueError (naming the seed) when the two outcome strings of a seed differ in length, an item list
+    does not match them, or some seeds have item ids and others not."""
+    if not seeds:
+        raise ValueError(f"no seed on which both this row and {reference} have test outcomes")
+    with_ids = {s.items is not None for s in seeds}
+    if len(with_ids) > 1:
+        raise ValueError("extra.test_items is on some seeds' runs only: items cannot be matched across seeds")
+    diffs, ids = [], []
+    for s in seeds:
+        a = decode_outcomes(s.row, f"extra.test_outcomes (seed {s.seed})")
+        b = decode_outcomes(s.reference, f"extra.test_outcomes of {reference} (seed {s.seed})")
+        if a.size != b.size:
+            raise ValueError(f"seed {s.seed}: {a.size} test pairs against {b.size} for {reference}")
+        items = np.arange(a.size) if s.items is None else np.asarray(s.items)
+        if items.shape != a.shape:
+            raise ValueError(f"seed {s.seed}: extra.test_items has {items.size} ids for {a.size} test pairs")
+        diffs.append(a - b)
+        ids.append(items)
+    if not sum(d.size for d in diffs):
+        raise ValueError("no test pairs to compare")
+    res = cluster_bootstrap_diff(np.concatenate(diffs), np.concatenate(ids), n_boot=n_boot, level=level, seed=seed)
+    return Comparison(reference, res.diff, res.lo, res.hi, res.p, len(seeds), res.n_items, res.n_entries)
+
+
+def adjust_holm(comparisons: Sequence[Comparison]) -> None:
+    """Set ``p_holm`` of each comparison: Holm across them (one table's rows against one reference)."""
+    for c, adjusted in zip(comparisons, holm([c.p for c in comparisons])):
+        c.p_holm = float(adjusted)

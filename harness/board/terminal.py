@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table as RichTable
 
-from rmroute.harness.board.model import Board, Row, Table
+from rmroute.harness.board.collect import BEST_SINGLE, DOMAIN_BEST
+from rmroute.harness.board.model import REF_NOTE, Board, Row, Table
 
 
 @dataclass
@@ -29,6 +30,8 @@ class TopTable:
 #: shorter headers for the replay metrics
 COMPACT = {"test_routing_accuracy": "routing acc", "test_accuracy": "pair acc", "test_calls_per_item": "calls",
            "stream_mean_reward": "reward", "stream_regret": "regret"}
+#: shorter names of the references in the Δ headers
+COMPACT_REFERENCES = {BEST_SINGLE: "single", DOMAIN_BEST: "dom-best"}
 
 
 def compact_cells(table: Table, row: Row) -> list[str]:
@@ -41,8 +44,12 @@ def compact_cells(table: Table, row: Row) -> list[str]:
             cells += [st.fmt(), st.fmt_ci()]
         else:
             cells.append("–" if st.n == 0 else f"{st.mean:.4g}")
-    if table.has_paired:
-        cells += [f"{row.paired.diff:+.3f}", row.paired.fmt_p()] if row.paired else ["–", "–"]
+    for ref in table.compared:
+        c = row.vs.get(ref)
+        if c is not None:
+            cells += [f"{100 * c.diff + 0.0:+.1f}", c.fmt_p()]
+        else:
+            cells += [row.vs_note.get(ref) if row.vs_note.get(ref) == REF_NOTE else "–", "–"]
     return cells
 
 
@@ -53,8 +60,8 @@ def compact_header(table: Table) -> list[str]:
         cols.append(COMPACT.get(key, head))
         if key == table.primary:
             cols.append("95% CI")
-    if table.has_paired:
-        cols += ["Δ vs base", "p"]
+    for ref in table.compared:
+        cols += [f"Δ {COMPACT_REFERENCES.get(ref, ref)}", "p"]
     return cols
 
 
@@ -66,10 +73,9 @@ def top_table(board: Board) -> TopTable | None:
     group = max(groups, key=lambda g: g.latest)
     table = group.tables[0]
     notes = []
-    if table.baseline and table.has_paired:
-        notes.append(f"Δ vs base: paired pair-accuracy difference against {table.baseline} (best non-oracle by "
-                     f"{table.primary})" + (f"; {table.baseline} against {table.runner_up}" if table.runner_up else "")
-                     + ".")
+    if table.compared:
+        notes.append("Δ: paired test pair-accuracy difference in points (p Holm-adjusted) against "
+                     + "; ".join(f"{ref} = {table.references[ref]}" for ref in table.compared) + ".")
     if any(r.replay_only for r in table.rows):
         notes.append("† replay only (oracle).")
     note = " ".join(notes)
