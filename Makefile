@@ -25,12 +25,15 @@ $(STAMP): pyproject.toml examples/rmroute-example-router/pyproject.toml
 
 venv: $(STAMP)
 
-# The default main job: data, CPU RM pool, offline router, every router x 5 seeds x 4 scenarios,
-# results/ and the leaderboard. Caches live in $RMROUTE_CACHE (default ~/.cache/rmroute); a second
-# run reuses them. RUN_ARGS=--resume continues a killed run.
+# The default main job: data, CPU RM pool, offline router per fold, every router x 5 seeds (folds) x
+# 6 scenarios, then the prior ablation grid (replays only), results/ and the leaderboard. Caches live
+# in $RMROUTE_CACHE (default ~/.cache/rmroute); a second run reuses them. RUN_ARGS=--resume continues
+# a killed run.
 run: $(STAMP)
 	$(BIN)/rmroute validate configs/quickstart.yaml
+	$(BIN)/rmroute validate configs/ablation-prior.yaml
 	$(BIN)/rmroute run configs/quickstart.yaml $(RUN_ARGS)
+	$(BIN)/rmroute run configs/ablation-prior.yaml $(RUN_ARGS)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests examples/rmroute-example-router/tests

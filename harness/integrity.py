@@ -154,6 +154,8 @@ def _check_split_fields(record: RunRecord, report: _Report, n: int | None) -> No
     """The schema 2 fields of a replay run, where present: item ids, fold, arm order, offline
     accuracies and feedback mode are well formed and agree with the run's RMs and test pairs."""
     extra, rms = record.extra, list(record.reward_models)
+    if "test_items" not in extra and record.schema_version >= 2 and n is not None:
+        report.add("extra.test_items is missing: a schema 2 replay run records the item id of each test pair")
     if "test_items" in extra:
         items = extra["test_items"]
         if not isinstance(items, list) or not all(_is_int(i) for i in items):

@@ -158,6 +158,9 @@ class ReplayData:
     arm_order: list[str] = field(default_factory=list)  # = names; the permutation this seed used
     inputs: dict[str, str] = field(default_factory=dict)  # sha256 of this seed's inputs
 
+    def __post_init__(self) -> None:
+        self.arm_order = list(self.arm_order or self.names)
+
     @property
     def n_arms(self) -> int:
         return len(self.names)
