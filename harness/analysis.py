@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -115,6 +115,15 @@ def domain_best_arms(right_offline: np.ndarray, domains_offline: Sequence[str]) 
     """Per domain, the RM most often right on the offline split (ties: lowest index); plus the global best."""
     best = {d: int(np.argmax(right_offline[idx].mean(0))) for d, idx in group_indices(domains_offline).items()}
     return best, int(np.argmax(right_offline.mean(0)))
+
+
+def item_ids(pairs: Sequence[Any]) -> np.ndarray:
+    """(N,) per pair, the index of its item among the sorted item keys (``metadata["item"]``, else the
+    pair id): pairs of one item (math and chat items give two) are one cluster for the bootstrap and
+    one unit when data is split into folds."""
+    keys = [str((p.metadata or {}).get("item", p.id)) for p in pairs]
+    index = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def routed_right(right: np.ndarray, arms: np.ndarray) -> np.ndarray:

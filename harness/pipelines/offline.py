@@ -342,11 +342,11 @@ def offline_eval_report(config_path: str | Path, log: Log = _stderr) -> dict[str
     singles = {n: methods[f"single:{n}"]["routing_accuracy"] for n in names}
     best_single = max(singles, key=singles.get)
     best_single_tr = names[int(np.argmax(score_tr.mean(axis=0)))]
-    rng = np.random.default_rng(0)
+    items = A.item_ids(pool.splits[ev])[some]
     comparisons = {}
     for other in (f"single:{best_single}", "majority-vote", "mean-ensemble", "domain-best"):
-        diff, lo, hi = A.paired_bootstrap_diff(outcomes["offline-router"][some], outcomes[other][some], rng)
-        comparisons[other] = {"diff": diff, "ci95": [lo, hi]}
+        c = A.cluster_bootstrap_diff(outcomes["offline-router"][some] - outcomes[other][some], items)
+        comparisons[other] = {"diff": c.diff, "ci95": [c.lo, c.hi], "p": c.p}
     report = {
         "config": str(path), "name": cfg.name, "pool": pool.config.name, "split": ev, "rm_names": names,
         "n_pairs": int(some.size), "n_some_right": int(some.sum()), "n_per_domain": {d: int((some & dom_idx[d]).sum()) for d in domains},

@@ -32,7 +32,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.analysis import correct, encode_outcomes, score
+from rmroute.harness.analysis import correct, encode_outcomes, item_ids, score
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError, ScoreError
 from rmroute.harness.core.plugins import create_ref
@@ -450,14 +450,6 @@ class Base:
     bundle: Any  # the offline config's bundle (benchmark splits), or None
     inputs: dict[str, str]
     provenance: dict[str, Any]
-
-
-def item_ids(pairs: Sequence[Any]) -> np.ndarray:
-    """(N,) per pair, the index of its item among the sorted item keys (``metadata["item"]``, else
-    the pair id): the clusters of the bootstrap and the unit the folds split by."""
-    keys = [str((p.metadata or {}).get("item", p.id)) for p in pairs]
-    index = {k: i for i, k in enumerate(sorted(set(keys)))}
-    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
