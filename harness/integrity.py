@@ -306,7 +306,7 @@ def _check_per_domain(report: _Report, per_domain: dict[str, dict[str, Any]], n:
 #: train metrics that are counts (compared exactly); the others are compared within FLOAT_TOL
 TRAIN_COUNTS = ("iterations", "pairs_total", "pairs_kept", "rm_calls", "abstained", "fallbacks", "feedback_skipped")
 #: curves a train run stores next to its log: extra.curves[key][i] == extra.iterations[i][key]
-TRAIN_CURVES = ("dpo_loss", "loss_after", "reward_margin", "pairs_kept", "rm_calls")
+TRAIN_CURVES = ("dpo_loss", "loss_before", "reward_margin", "pairs_kept", "rm_calls")
 
 
 def _as_float(value: Any) -> float:
@@ -334,7 +334,8 @@ def train_expected(its: list[dict[str, Any]], names: list[str]) -> tuple[dict[st
         "fallbacks": sum(int(it["fallbacks"]) for it in its),
         # the chain returns NaN (stored as null) exactly where it skipped a feedback value
         "feedback_skipped": sum(math.isnan(_as_float(v)) for it in its for v in it["feedback"]),
-        "final_loss": _as_float(its[-1]["loss_after"]),
+        # runs written before issue 15 measured the loss after the step (``loss_after``)
+        "final_loss": _as_float(its[-1]["loss_before"] if "loss_before" in its[-1] else its[-1]["loss_after"]),
         "final_reward_margin": _as_float(its[-1]["reward_margin"]),
         "mean_dpo_loss": float(np.mean(finite)) if finite else math.nan,  # np.mean, as summarise takes it
     }

@@ -109,7 +109,7 @@ def test_grpo_routes_each_prompt_group_to_one_rm(grpo_run):
 def test_grpo_loss_feedback_reaches_the_router(grpo_run):
     reward, _, router, callback, trainer = grpo_run
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    assert callback.fed == [-l for l in losses] and len(losses) == 2
+    assert callback.fed == losses and len(losses) == 2  # a one-number trainer: the logged loss
     assert reward.pending == 0
     credited = np.concatenate([s.arms for s in reward.history])
     # each routed group is one observation for its credited arm, nothing for the others
@@ -167,10 +167,79 @@ def test_feedback_updates_only_the_credited_arms_with_normalized_values():
         reward.feedback(1.0)
 
 
+def _routed(reward, n_groups, calls=1):
+    """Route ``calls`` batches of ``n_groups`` two-completion prompts; returns the credited arms in pending order."""
+    for c in range(calls):
+        prompts = [p for g in range(n_groups) for p in (f"prompt {c} {g}",) * 2]
+        reward(prompts=prompts, completions=[f"a{g}" if i % 2 else f"bb{g}" for i, g in enumerate(np.repeat(range(n_groups), 2))])
+    return np.concatenate([s.arms for s in reward.history[-calls:]])
+
+
+def _spy(router):
+    """Record every router.update(X, arms, feedback)."""
+    seen, update = [], router.update
+
+    def record(X, arms, fb):
+        seen.append((np.array(arms), np.array(fb)))
+        return update(X, arms, fb)
+
+    router.update = record
+    return seen
+
+
+def test_per_item_losses_give_bayesian_routers_the_batch_mean_minus_pair_advantage():
+    """A ``loss`` router (the default kind) with its default chain: losses per item, in pending order,
+    reach the credited arms as mean − loss (then quantile: 0.5 while its 20-value warm-up lasts, so the
+    batch-baseline step is checked with the chain cut to it, and the full chain by its warm-up value)."""
+    rms = [RecordingRM(f"rm{k}") for k in range(3)]
+    reward = RoutedReward(create("router", "random", n_arms=3, dim=1, seed=2), rms, normalizers=["batch-baseline"])
+    seen = _spy(reward.router)
+    arms = _routed(reward, 3, calls=2)  # two calls (gradient accumulation): 6 pending items
+    losses = np.array([0.9, 0.2, 0.4, 0.7, 0.1, 0.3])
+    callback = reward.loss_callback()
+    callback.feed(losses)
+    (got_arms, fb), = seen
+    assert got_arms.tolist() == arms.tolist() and reward.pending == 0
+    np.testing.assert_allclose(fb, losses.sum() / 6 - losses)
+    assert callback.fed == [losses.tolist()]
+    full = RoutedReward(create("router", "random", n_arms=3, dim=1, seed=2), rms)
+    seen = _spy(full.router)
+    _routed(full, 3)
+    full.feedback_loss([0.5, 0.1, 0.3])
+    assert seen[0][1].tolist() == [0.5, 0.5, 0.5]
+
+
+def test_laser_chain_reduces_per_item_losses_to_one_scalar_per_batch():
+    """from_config takes laser's kind (``neg-loss``) from its registry entry and its default chain:
+    per batch one value, −(mean loss); raw while the history holds one value, then quantile-rescaled
+    over the batch history (by hand: history [−0.5, −0.2], q20 = −0.44, q80 = −0.26)."""
+    reward = RoutedReward.from_config(router={"name": "laser", "params": {"mode": "per_item"}},
+                                      reward_models=["length", {"name": "length", "params": {"log": True}}])
+    assert reward.loss_kind == "neg-loss"
+    seen = _spy(reward.router)
+    _routed(reward, 4)
+    reward.feedback_loss([0.2, 0.4, 0.6, 0.8])  # batch mean 0.5
+    _routed(reward, 2)
+    reward.feedback_loss([0.1, 0.3])  # batch mean 0.2
+    assert seen[0][1] == pytest.approx([-0.5] * 4)
+    assert seen[1][1] == pytest.approx([min(max((-0.2 - -0.44) / (-0.26 - -0.44), 0.0), 1.0)] * 2)  # = 1
+    _routed(reward, 2)
+    reward.feedback_loss([0.4, 0.4])  # −0.4 within history [−0.5, −0.2, −0.4]: q20 = −0.46, q80 = −0.28
+    assert seen[2][1] == pytest.approx([(-0.4 + 0.46) / (-0.28 + 0.46)] * 2)
+    with pytest.raises(ValueError, match="expected a scalar or 2 values"):
+        _routed(reward, 2)
+        reward.feedback_loss([0.1, 0.2, 0.3])
+
+
+def test_feedback_kind_is_checked():
+    with pytest.raises(ValueError, match="feedback must be one of 'loss', 'neg-loss', got 'reward'"):
+        RoutedReward(create("router", "random", n_arms=1, dim=1, seed=0), [RecordingRM("a")], feedback="reward")
+
+
 def test_feedback_scalar_broadcast_and_shape_error():
     rms = [RecordingRM("a"), RecordingRM("b")]
     bay = create("router", "bayesian-online", n_arms=2, dim=1, seed=1)
-    reward = RoutedReward(bay, rms)
+    reward = RoutedReward(bay, rms, normalizers=())  # identity: the raw values reach the router
     reward(prompts=["p", "p", "q", "q"], completions=["x", "yy", "z", "ww"])
     reward(prompts=["r", "r"], completions=["x", "y"])  # accumulates: 3 pending items
     assert reward.pending == 3

@@ -222,6 +222,83 @@ def test_default_chain_is_batch_baseline_then_quantile(tmp_path, monkeypatch):
     assert loss.size < 20 and fb == pytest.approx(np.full(loss.size, 0.5))  # quantile warm-up (20 values)
 
 
+def _percentile(values, q):
+    """numpy's default (linear) percentile, written out: rank h = (n − 1)·q/100 between sorted values."""
+    v = sorted(values)
+    h = (len(v) - 1) * q / 100
+    lo = math.floor(h)
+    return v[lo] + (h - lo) * (v[min(lo + 1, len(v) - 1)] - v[lo])
+
+
+def test_feedback_is_the_chain_of_the_losses_before_the_step(tmp_path, monkeypatch):
+    """Per iteration: the per-pair losses are measured before TRL's step (spied call order), they are
+    the losses of the weights the step starts from (their mean is TRL's own logged loss, and at the
+    first iteration, where the fresh LoRA adapter leaves policy = reference, each is ln 2), and the
+    router receives the chain of them: batch-baseline → mean − loss (a ``loss`` router with its own
+    chain); LASeR's default chain → one value per batch, −(batch loss) raw while its history is
+    shorter than two, then the quantile rescaling of that history, computed here by hand."""
+    import trl
+
+    import rmroute.harness.runners.train.dpo as dpo
+    import rmroute.harness.runners.train.loop as loop
+    from rmroute.harness.runners.train.runner import run
+
+    events: list[tuple] = []
+    real_losses, real_train = dpo.dpo_pair_losses, trl.DPOTrainer.train
+
+    def losses(*args, **kwargs):
+        out = real_losses(*args, **kwargs)
+        events.append(("losses", out.loss.copy()))
+        return out
+
+    def train(self, *args, **kwargs):
+        events.append(("train",))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(dpo, "dpo_pair_losses", losses)
+    monkeypatch.setattr(trl.DPOTrainer, "train", train)
+    calls = _spy_updates(monkeypatch)
+    routers = [{"name": "bayesian-online", "normalizers": ["batch-baseline"]}, {"name": "laser", "params": {"mode": "per_item"}}]
+    cfg, path = _config(tmp_path, "prestep", routers=routers, settings={"iterations": 4, "batch_prompts": 3, "max_length": 512})
+    real_update = loop.update_router
+
+    def update_router(router, chain, X, arms, raw):
+        events.append(("update",))
+        return real_update(router, chain, X, arms, raw)
+
+    monkeypatch.setattr(loop, "update_router", update_router)
+    recs = _records(run(cfg, path, tmp_path / "out", log=_quiet))
+    # per trained iteration: losses, then the step, then the router's update (two runs in a row)
+    kinds = [e[0] for e in events]
+    n_trained = sum(1 for r in recs.values() for it in r.extra["iterations"] if it["feedback_arms"])
+    assert kinds == ["losses", "train", "update"] * n_trained
+    measured = [e[1] for e in events if e[0] == "losses"]
+    fed = iter(measured)
+    history: list[float] = []
+    for label in ("bayesian-online", "laser"):
+        its = [i for i in recs[label].extra["iterations"] if i["feedback_arms"]]
+        assert len(its) == len(calls[label]) >= 2, [(i["pairs_kept"], i["dpo_skipped"]) for i in recs[label].extra["iterations"]]
+        for t, (it, (arms, fb)) in enumerate(zip(its, calls[label])):
+            loss = next(fed)
+            assert it["pair_losses"] == loss.tolist() and it["loss_before"] == pytest.approx(loss.mean(), abs=1e-12)
+            assert it["dpo_loss"] == pytest.approx(loss.mean(), abs=1e-4)  # TRL's forward pass, same weights
+            if t == 0:
+                assert loss == pytest.approx(np.full(loss.size, math.log(2.0)), abs=1e-6)
+            assert arms.tolist() == it["feedback_arms"]
+            if label == "bayesian-online":
+                assert fb == pytest.approx(loss.mean() - loss, abs=1e-12)
+                continue
+            value = -loss.mean()  # LASeR: one reward per batch
+            history.append(value)
+            if len(history) < 2:
+                expected = value
+            else:
+                lo, hi = _percentile(history, 20), _percentile(history, 80)
+                expected = min(max((value - lo) / (hi - lo), 0.0), 1.0)
+            assert fb == pytest.approx(np.full(loss.size, expected), abs=1e-12)
+    assert recs["laser"].metrics["final_loss"] == pytest.approx(measured[-1].mean(), abs=1e-12)
+
+
 # ---- reliability -----------------------------------------------------------------------------------
 def test_resume_after_a_stop_equals_an_uninterrupted_run(tmp_path):
     from rmroute.harness.core.errors import RmrouteError

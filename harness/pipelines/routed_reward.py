@@ -48,9 +48,19 @@ runs it through the normalizer chain (:func:`rmroute.harness.routing.build_chain
 (credited) arms and calls ``router.update`` on the finite results
 (:func:`rmroute.harness.routing.update_router`, ``learn="credited"``); pending items are then cleared. Items from
 several calls (gradient accumulation) accumulate until the next feedback.
-:meth:`RoutedReward.loss_callback` gives a ``transformers.TrainerCallback`` that feeds back
-``-loss`` (LASeR) whenever the trainer logs a training loss (set ``logging_steps=1`` for every
-step).
+
+Loss feedback follows the train runner's per-pair path: :meth:`RoutedReward.feedback_loss` takes the
+policy's loss per pending item (in pending order: call order, then group order), makes it the raw
+feedback of the router's kind (``loss``: the loss; ``neg-loss``: minus the loss; the keys of
+:data:`rmroute.harness.routing.TRAIN_FEEDBACK`) and sends it through the chain, whose default is that
+kind's (``loss``: batch-baseline → quantile, BayesianRouter's advantage mean − loss;
+``neg-loss``: quantile over per-batch means, LASeR's one −(batch loss) per batch). A scalar is
+accepted for trainers that report one number per step: every pending item gets it, which loses
+nothing for LASeR's per-batch chain but gives BayesianRouter's batch baseline a zero advantage for
+every item (it needs per-item losses). :meth:`RoutedReward.loss_callback` gives a
+``transformers.TrainerCallback`` whose ``feed(losses)`` passes per-item losses (call it from your
+trainer's loss computation) and which, when the trainer logs a training loss while items are still
+pending, feeds that scalar (set ``logging_steps=1`` for every step).
 
 Observability: ``calls[k]`` = completions RM k scored (its cost), ``routed[k]`` = groups credited to
 RM k, :attr:`shares` = routed / total, ``abstained`` / ``fallbacks`` counters, ``last_step``
@@ -70,7 +80,8 @@ import numpy as np
 from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.score_cache import ScoreCache
-from rmroute.harness.routing import NormalizerChain, Routed, build_chain, feedback_cells, route, update_router
+from rmroute.harness.routing import (TRAIN_FEEDBACK, NormalizerChain, Routed, build_chain, feedback_cells, route,
+                                     router_spec, update_router)
 
 
 # ---- TRL inputs -> texts ---------------------------------------------------------------------
@@ -141,7 +152,10 @@ class RoutedReward:
     ``router``: a :class:`rmroute.harness.core.types.Router`; ``reward_models``: its K arms, in arm order;
     ``featurizer``: optional (its ``dim`` must equal the router's); ``normalizers``: feedback
     normalizer specs for :func:`rmroute.harness.routing.build_chain` (names, ``{name, params}``) or
-    already-built normalizer callables; ``score_cache``: an optional
+    already-built normalizer callables, None = the default chain of ``feedback``; ``feedback``: the
+    kind of loss feedback the router learns from (``loss`` or ``neg-loss``, see
+    :meth:`feedback_loss`; :meth:`from_config` takes it from the router's registry entry);
+    ``score_cache``: an optional
     :class:`rmroute.harness.pipelines.score_cache.ScoreCache`; ``on_bad_feedback``: the chain's NaN/inf policy
     (``error`` or ``skip``); ``history_size``: how many calls' :class:`Step` records to keep.
     """
@@ -153,10 +167,11 @@ class RoutedReward:
         router: Any,
         reward_models: Sequence[Any],
         featurizer: Any = None,
-        normalizers: Sequence[Any] = (),
+        normalizers: Sequence[Any] | None = None,
         score_cache: Any = None,
         on_bad_feedback: str = "error",
         history_size: int = 64,
+        feedback: str = "loss",
     ) -> None:
         self.router = router
         self.reward_models = list(reward_models)
@@ -174,6 +189,11 @@ class RoutedReward:
             )
         self.featurizer = featurizer
         self.score_cache = score_cache
+        if feedback not in TRAIN_FEEDBACK:
+            raise ValueError(f"RoutedReward: feedback must be one of {', '.join(map(repr, TRAIN_FEEDBACK))}, got {feedback!r}")
+        self.loss_kind = feedback
+        if normalizers is None:
+            normalizers = TRAIN_FEEDBACK[feedback]
         if all(callable(n) and not isinstance(n, (str, Mapping)) for n in normalizers):
             self.chain = NormalizerChain(list(normalizers), on_bad_feedback=on_bad_feedback)
         else:
@@ -198,7 +218,7 @@ class RoutedReward:
         router: str | Mapping[str, Any],
         reward_models: Sequence[str | Mapping[str, Any]],
         featurizer: str | Mapping[str, Any] | None = None,
-        normalizers: Sequence[Any] = (),
+        normalizers: Sequence[Any] | None = None,
         score_cache: Any = None,
         seed: int = 0,
         dim: int | None = None,
@@ -207,7 +227,9 @@ class RoutedReward:
         """Build every part by registered name (:func:`rmroute.harness.core.plugins.create_ref`). Each of
         ``router``, ``reward_models[i]`` and ``featurizer`` is a name or ``{name, params}``. The router gets
         ``n_arms`` = number of RMs, ``dim`` = the featurizer's (else ``dim``, default 1) and
-        ``seed``. ``score_cache``: None, a ScoreCache, True (the default cache folder) or a folder."""
+        ``seed``; its loss feedback kind is its registry entry's ``feedback`` (so ``normalizers=None``
+        gives the train runner's default chain for it). ``score_cache``: None, a ScoreCache, True (the
+        default cache folder) or a folder."""
         rms = [create_ref("reward_model", spec, f"reward_models[{i}]") for i, spec in enumerate(reward_models)]
         feat = None if featurizer is None else create_ref("featurizer", featurizer)
         rdim = int(feat.dim) if feat is not None else int(dim or 1)
@@ -217,7 +239,9 @@ class RoutedReward:
         cache = score_cache
         if cache is True or isinstance(cache, str) or hasattr(cache, "__fspath__"):
             cache = ScoreCache(None if cache is True else cache)
-        return cls(r, rms, featurizer=feat, normalizers=normalizers, score_cache=cache, on_bad_feedback=on_bad_feedback)
+        kind = router_spec(router if isinstance(router, str) else str(router["name"])).feedback
+        return cls(r, rms, featurizer=feat, normalizers=normalizers, score_cache=cache, on_bad_feedback=on_bad_feedback,
+                   feedback=kind)
 
     # ---- the TRL reward function -------------------------------------------------------------
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
@@ -278,10 +302,17 @@ class RoutedReward:
         self._pending_X, self._pending_arms = [], []
         return fb
 
-    def loss_callback(self, sign: float = -1.0) -> Any:
-        """A ``transformers.TrainerCallback`` feeding back ``sign * loss`` whenever the trainer logs
-        a training loss (LASeR: minus the loss)."""
-        return make_loss_callback(self, sign)
+    def feedback_loss(self, losses: float | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Update the router from the policy's loss per pending item (or one loss for all of them):
+        raw feedback = the loss (``feedback="loss"``) or minus it (``"neg-loss"``), then
+        :meth:`feedback`. Returns the normalized feedback."""
+        raw = np.asarray(losses, dtype=np.float64)
+        return self.feedback(-raw if self.loss_kind == "neg-loss" else raw)
+
+    def loss_callback(self) -> Any:
+        """A ``transformers.TrainerCallback`` for loss feedback: ``feed(losses)`` passes per-item
+        losses now; a training loss the trainer logs while items are pending is fed as one scalar."""
+        return make_loss_callback(self)
 
     # ---- statistics --------------------------------------------------------------------------
     @property
@@ -391,23 +422,28 @@ class RoutedReward:
             log_metric(f"routed_reward/share/{name}", float(c) / max(1, arms.size))
 
 
-def make_loss_callback(routed: RoutedReward, sign: float = -1.0) -> Any:
+def make_loss_callback(routed: RoutedReward) -> Any:
     """Build the TrainerCallback (transformers imported lazily)."""
     from transformers import TrainerCallback
 
     class RoutedLossFeedback(TrainerCallback):
-        """Feeds ``sign * logs["loss"]`` back to the RoutedReward's router on every training log."""
+        """Loss feedback for the RoutedReward's router (:meth:`RoutedReward.feedback_loss`): per-item
+        losses through :meth:`feed`, else the logged training loss as one scalar. ``fed`` lists what
+        was fed (a float, or a list per item)."""
 
         def __init__(self) -> None:
-            self.fed: list[float] = []
+            self.fed: list[float | list[float]] = []
+
+        def feed(self, losses: float | Sequence[float] | np.ndarray) -> np.ndarray:
+            value = np.asarray(losses, dtype=np.float64)
+            out = routed.feedback_loss(value)
+            self.fed.append(float(value) if value.ndim == 0 else value.tolist())
+            return out
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             loss = (logs or {}).get("loss")
-            if loss is None or routed.pending == 0:
-                return control
-            value = sign * float(loss)
-            routed.feedback(value)
-            self.fed.append(value)
+            if loss is not None and routed.pending:
+                self.feed(float(loss))
             return control
 
     return RoutedLossFeedback()

@@ -12,7 +12,13 @@ Conventions used here:
   all abstained calls the router's next arm by :func:`rmroute.harness.routing.arm_ranking`, posterior
   mean else UCB, or the following indices k+1, k+2, ... mod K, and credits it) and
   ``learn="credited"`` (each kept pair's feedback goes to its credited arm);
-* shares: ``calls_per_rm`` counts calls; ``credited_share`` is the share of pairs credited to each RM.
+* shares: ``calls_per_rm`` counts calls; ``credited_share`` is the share of pairs credited to each RM;
+* losses, all from forward passes over the kept pairs *before* the iteration's DPO step:
+  ``pair_losses`` (each pair's DPO loss, :func:`rmroute.harness.runners.train.dpo.dpo_pair_losses`, no
+  gradient, eval mode: the router's raw feedback), ``loss_before`` and ``reward_margin`` (their means
+  and the mean β·Δ), ``dpo_loss`` (the loss TRL logs for the step: the same pairs and weights, its own
+  training forward pass). No loss is measured after the step (it would cost the four forward passes
+  of ``dpo_pair_losses`` again).
 """
 
 from __future__ import annotations
@@ -96,7 +102,7 @@ def _check_finite(value: float, what: str, it: int, batch_ids: list[str]) -> Non
 
 
 def run_iteration(env: Env, run: Run) -> dict[str, Any]:
-    """One generate → route → score → train → feedback iteration; returns its log record."""
+    """One generate → route → score → per-pair losses → train → feedback iteration; returns its log record."""
     from datasets import Dataset
 
     s, st = env.settings, run.state
@@ -129,12 +135,13 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
     chosen = [pa[i] if decision[i] > 0 else pb[i] for i in keep]
     rejected = [pb[i] if decision[i] > 0 else pa[i] for i in keep]
     dpo_prompts = [_dpo_prompt(run.policy, formatted[owner[i]]) for i in keep]
-    t0 = time.perf_counter()
-    dpo_loss = reward_margin = loss_after = float("nan")
+    dpo_loss = reward_margin = loss_before = float("nan")
     fb_norm: list[float] = []
     pair_losses: list[float] = []
     skipped = None  # why this iteration's DPO step (and its feedback) was skipped
+    t_train = t_loss = t_fb = 0.0
     if keep.size:
+        t0 = time.perf_counter()
         tr = run.trainer
         ds = Dataset.from_dict({"prompt": dpo_prompts, "chosen": chosen, "rejected": rejected})
         tr.train_dataset = tr._prepare_dataset(ds, run.policy.tokenizer, tr.args, "train")
@@ -143,36 +150,37 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
             # train on or to compare, so neither the step nor the feedback would mean anything
             skipped = (f"TRL's DPO preprocessing dropped all {keep.size} kept pairs (a pair is dropped when its "
                        f"prompt alone fills max_length = {s.max_length} tokens)")
-        else:
-            run.last_logs.clear()
-            tr.train()
-            run.generator.sync(run.model)  # in-process generators share the model; vLLM reloads the adapter
-            dpo_loss = float(run.last_logs.get("loss", float("nan")))
-            _check_finite(dpo_loss, "the DPO training loss", it, batch_ids)
-    trained = keep.size > 0 and skipped is None
-    t_train = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if trained:
+        t_train = time.perf_counter() - t0
+    if keep.size and skipped is None:
+        # the feedback: each kept pair's DPO loss under the policy the step starts from (BayesianRouter's
+        # rule: the forward pass before the step, not the loss the step has just lowered)
+        t0 = time.perf_counter()
         pl = dpo.dpo_pair_losses(run.model, run.policy.tokenizer, dpo_prompts, chosen, rejected, s.beta,
-                             s.loss_batch_size, s.max_length)
+                                 s.loss_batch_size, s.max_length)
         bad = ~np.isfinite(pl.loss)
         if bad.any():
             _check_finite(float(pl.loss[bad][0]), f"the DPO loss of pair {int(keep[np.flatnonzero(bad)[0]])}", it, batch_ids)
-        loss_after, reward_margin = float(pl.loss.mean()), float(pl.margin.mean())
+        loss_before, reward_margin = float(pl.loss.mean()), float(pl.margin.mean())
         t_loss = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        t0 = time.perf_counter()
+        run.last_logs.clear()
+        tr.train()
+        run.generator.sync(run.model)  # in-process generators share the model; vLLM reloads the adapter
+        dpo_loss = float(run.last_logs.get("loss", float("nan")))
+        _check_finite(dpo_loss, "the DPO training loss", it, batch_ids)
+        t_train += time.perf_counter() - t0
+        t0 = time.perf_counter()
         raw_fb = -pl.loss if run.neg_loss else pl.loss
         rows, fb_arms = feedback_cells(routed, rows=keep)
         fb = update_router(run.router, run.chain, X[rows], fb_arms, raw_fb)
         fb_norm, pair_losses = fb.tolist(), pl.loss.tolist()
-        t_fb = time.perf_counter() - t1
-    else:
-        t_loss = t_fb = 0.0
+        t_fb = time.perf_counter() - t0
+    trained = keep.size > 0 and skipped is None
     credited = arms[keep] if keep.size else arms
     abstained = int((calls & np.isnan(routed.margins)).sum())
     return {
         "iteration": it, "prompts": batch_ids, "pairs": len(owner), "pairs_kept": int(keep.size),
-        "dpo_loss": dpo_loss, "loss_after": loss_after, "reward_margin": reward_margin,
+        "dpo_loss": dpo_loss, "loss_before": loss_before, "reward_margin": reward_margin,
         "trl_reward_margin": run.last_logs.get("rewards/margins"), "grad_norm": run.last_logs.get("grad_norm"),
         "rm_calls": int(calls.sum()), "calls_per_rm": {n: int(calls[:, k].sum()) for k, n in enumerate(env.names)},
         "credited_share": {n: float(np.mean(credited == k)) if credited.size else 0.0 for k, n in enumerate(env.names)},

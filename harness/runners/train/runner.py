@@ -18,11 +18,13 @@ iteration t (prompts taken in a fixed, seeded order from a cursor that wraps aro
    every kept pair (it drops a pair whose prompt alone fills ``max_length``), the step and its
    feedback are skipped: the iteration's log says why (``dpo_skipped``) and the run's metrics count
    such iterations (``skipped_steps``);
-7. feedback: each kept pair's DPO loss under the updated policy (:mod:`rmroute.harness.runners.train.dpo`) goes through
-   the normalizer chain to ``router.update`` for the credited arm. Raw feedback is the loss, with
-   the default chain ``batch-baseline`` → ``quantile`` (r̃ = mean(loss) − loss, then rescaled:
-   BayesianRouter); ``laser`` gets ``−loss`` with the default chain ``quantile`` (LASeR's reward).
-   A config's ``normalizers`` replace the default chain for every router.
+7. feedback: each kept pair's DPO loss under the policy *before* the step (a no-gradient forward
+   pass, :mod:`rmroute.harness.runners.train.dpo`, made just before step 6) goes through the router's
+   normalizer chain to ``router.update`` for the credited arm. ``loss`` routers (BayesianRouter)
+   get the loss, default chain ``batch-baseline`` → ``quantile`` (r̃ = mean(loss) − loss, then
+   rescaled); ``neg-loss`` routers (``laser``) get ``−loss``, default chain ``quantile`` with
+   ``unit: batch`` (LASeR: one value per batch, −(batch loss), raw while the history holds fewer
+   than two). A router entry's ``normalizers``, else the config's, replace the default chain.
 
 After every iteration the run is checkpointed (:mod:`rmroute.harness.runners.train.checkpoint`). ``resume=True`` skips
 runs whose run JSON is ``ok`` and continues the others from their last checkpoint; on CPU with a
@@ -98,8 +100,8 @@ def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, resume
 def _format_iteration(label: str, seed: int, rec: dict[str, Any], names: list[str]) -> str:
     share = " ".join(f"{n}={rec['credited_share'][n]:.2f}" for n in names if rec["credited_share"].get(n))
     t = rec["time"]
-    line = (f"[train] {label} s{seed} it{rec['iteration']}: loss {rec['dpo_loss']:.4f} -> {rec['loss_after']:.4f}, "
-            f"margin {rec['reward_margin']:.4f}, kept {rec['pairs_kept']}/{rec['pairs']}, calls {rec['rm_calls']}, "
+    line = (f"[train] {label} s{seed} it{rec['iteration']}: before the step: loss {rec['loss_before']:.4f} "
+            f"(TRL {rec['dpo_loss']:.4f}), margin {rec['reward_margin']:.4f}, kept {rec['pairs_kept']}/{rec['pairs']}, calls {rec['rm_calls']}, "
             f"share [{share}], s gen {t['generate']:.2f} route {t['route']:.3f} score {t['score']:.2f} "
             f"train {t['train']:.2f} feedback {t['feedback']:.3f}")
     return line + (f"; DPO step skipped: {rec['dpo_skipped']}" if rec.get("dpo_skipped") else "")
@@ -112,7 +114,7 @@ def summarise(env: Env, run: Run, ckpt_dir: Path) -> dict[str, Any]:
     finite = lambda xs: [x for x in xs if x is not None and np.isfinite(x)]  # noqa: E731
     last = logs[-1]
     metrics = {
-        "final_loss": last["loss_after"],
+        "final_loss": last["loss_before"],
         "final_reward_margin": last["reward_margin"],
         "mean_dpo_loss": float(np.mean(finite([r["dpo_loss"] for r in logs]) or [np.nan])),
         "pairs_total": int(sum(r["pairs"] for r in logs)),
@@ -126,7 +128,7 @@ def summarise(env: Env, run: Run, ckpt_dir: Path) -> dict[str, Any]:
         "skipped_steps": sum(1 for r in logs if r.get("dpo_skipped")),
         "iterations": len(logs),
     }
-    curves = {k: [r[k] for r in logs] for k in ("dpo_loss", "loss_after", "reward_margin", "pairs_kept", "rm_calls")}
+    curves = {k: [r[k] for r in logs] for k in ("dpo_loss", "loss_before", "reward_margin", "pairs_kept", "rm_calls")}
     curves["credited_share"] = {n: [r["credited_share"].get(n, 0.0) for r in logs] for n in env.names}
     curves["time"] = {k: [r["time"][k] for r in logs] for k in logs[0]["time"]}
     return {
