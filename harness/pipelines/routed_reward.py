@@ -46,7 +46,7 @@ One call (one step's generation batch):
 Feedback: ``feedback(values)`` takes one raw value per pending item (or a scalar for all of them),
 runs it through the normalizer chain (:func:`rmroute.harness.routing.build_chain`) with the pending
 (credited) arms and calls ``router.update`` on the finite results
-(:func:`rmroute.harness.routing.update_router`, ``learn="credited"``); pending items are then cleared. Items from
+(:func:`rmroute.harness.routing.update_router`: the credited arm learns); pending items are then cleared. Items from
 several calls (gradient accumulation) accumulate until the next feedback.
 
 Loss feedback follows the train runner's per-pair path: :meth:`RoutedReward.feedback_loss` takes the

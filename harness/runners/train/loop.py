@@ -10,8 +10,8 @@ Conventions used here:
 * RM calls: one call = one (pair, RM) cell, which scores both responses (as in replay);
 * routing: :func:`rmroute.harness.routing.route` with ``on_abstain="next"`` (a pair whose called RMs
   all abstained calls the router's next arm by :func:`rmroute.harness.routing.arm_ranking`, posterior
-  mean else UCB, or the following indices k+1, k+2, ... mod K, and credits it) and
-  ``learn="credited"`` (each kept pair's feedback goes to its credited arm);
+  mean else UCB, or the following indices k+1, k+2, ... mod K, and credits it), as replay does; each
+  kept pair's feedback goes to its credited arm (:func:`rmroute.harness.routing.feedback_cells`);
 * shares: ``calls_per_rm`` counts calls; ``credited_share`` is the share of pairs credited to each RM;
 * losses, all from forward passes over the kept pairs *before* the iteration's DPO step:
   ``pair_losses`` (each pair's DPO loss, :func:`rmroute.harness.runners.train.dpo.dpo_pair_losses`, no
