@@ -153,7 +153,7 @@ class Purpose:
 PURPOSES: dict[str, Purpose] = {
     "replay-stream": Purpose(104729, where="replay: the online split's stream order (seed: the run's)"),
     "replay-drift": Purpose(7919, where="replay: a drift scenario's noise (seed: the run's)"),
-    "replay-arm-order": Purpose(613, where="replay: the order the pool's RMs are listed in (seed: the run's)"),
+    "arm-order": Purpose(613, where="replay and training: the order the pool's RMs are listed in (seed: the run's)"),
     "replay-folds": Purpose(827, where="replay: how items are dealt into folds (seed: 0, the same for every run)"),
     "replay-fold-split": Purpose(1031, where="replay: which non-test items of a fold go offline (seed: the run's)"),
     "replay-label-budget": Purpose(1237, where="replay: the stream items a label budget covers (seed: the run's)"),

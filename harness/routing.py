@@ -24,6 +24,7 @@ items routed to one RM: ``"next-single"``), and only each item's credited arm le
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -32,6 +33,7 @@ import numpy as np
 from rmroute.harness.core.config import PluginRef, Problems, slug_clashes
 from rmroute.harness.core.plugins import create_ref, get_registry
 from rmroute.harness.core.types import Selection
+from rmroute.harness.determinism import derived_rng
 
 # ---- router specs -------------------------------------------------------------------------------
 
@@ -76,6 +78,14 @@ class RouterSpec:
         """This router's feedback chain: its entry's ``normalizers``, else ``default`` (refs)."""
         return build_chain(list(default if self.normalizers is None else self.normalizers), on_bad_feedback)
 
+    def in_arm_order(self, pool_names: Sequence[str], names: Sequence[str]) -> "RouterSpec":
+        """This spec with an ``arm`` index given in the pool's order (``pool_names``) moved to the
+        run's arm order (``names``, a permutation of them)."""
+        arm = self.params.get("arm")
+        if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool) and 0 <= arm < len(pool_names):
+            return dataclasses.replace(self, params={**self.params, "arm": list(names).index(pool_names[arm])})
+        return self
+
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.name)
@@ -110,6 +120,13 @@ def router_spec(name: str, params: Mapping[str, Any] | None = None, label: str |
         calls_per_item=meta.get("calls_per_item"), expands_arm_all=bool(meta.get("expands_arm_all")),
         normalizers=None if normalizers is None else tuple(normalizers), context=context,
     )
+
+
+def arm_order(seed: int, n_arms: int, permute: bool = True) -> np.ndarray:
+    """The order a run lists the pool's RMs in: a seeded permutation of ``range(n_arms)`` (the same
+    for replay and training), or the pool's own order when ``permute`` is False. A router that breaks
+    ties by index then favours an RM drawn per seed, not the one a config lists first."""
+    return derived_rng(seed, "arm-order").permutation(n_arms) if permute else np.arange(n_arms)
 
 
 def expand_routers(routers: Sequence[Any], names: Sequence[str]) -> list[tuple[int, str, str, dict[str, Any]]]:

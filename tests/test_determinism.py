@@ -48,7 +48,7 @@ def test_arrays_sha256_tells_values_shapes_and_nan_payloads_apart():
 BY_HAND = {
     "replay-stream": lambda seed: [seed, 104729],
     "replay-drift": lambda seed: [seed, 7919],
-    "replay-arm-order": lambda seed: [seed, 613],
+    "arm-order": lambda seed: [seed, 613],
     "replay-folds": lambda seed: [seed, 827],
     "replay-fold-split": lambda seed: [seed, 1031],
     "replay-label-budget": lambda seed: [seed, 1237],

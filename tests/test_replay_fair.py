@@ -244,3 +244,29 @@ def test_faithful_laser_explores_and_is_not_one_fixed_single_rm():
                 replay_one(router_spec("single", {"arm": k}), data, Scenario(), seed=0)["test_outcomes"])
     laser = [out["test_outcomes"] for _, out in runs]
     assert all(laser != s for s in singles.values())
+
+
+def test_training_lists_the_rms_in_the_seeds_order():
+    from rmroute.harness.routing import arm_order
+    from rmroute.harness.runners.train.state import Env, OfflineData, seed_env
+
+    names = ["rm-a", "rm-b", "rm-c", "rm-d"]
+    margins = np.arange(8.0).reshape(2, 4)
+    env = Env(settings=SimpleNamespace(permute_arms=True), names=names, rms=["A", "B", "C", "D"],
+              costs=np.array([1.0, 2.0, 3.0, 4.0]), prompts=[], featurize=None, dim=2, cache=None,
+              prior_mean=np.eye(4)[:, :2] + np.arange(4)[:, None], offline=OfflineData(np.zeros((2, 2)), margins, np.ones(2), ["d", "d"]))
+    seen = set()
+    for seed in range(12):
+        e = seed_env(env, seed)
+        perm = arm_order(seed, 4)
+        assert e.names == [names[k] for k in perm] and e.rms == [env.rms[k] for k in perm]
+        for j, name in enumerate(e.names):  # every per-RM array moved with its RM
+            k = names.index(name)
+            assert e.costs[j] == env.costs[k] and np.array_equal(e.prior_mean[j], env.prior_mean[k])
+            assert np.array_equal(e.offline.margins[:, j], margins[:, k])
+        spec = router_spec("single", {"arm": names.index("rm-c")}).in_arm_order(names, e.names)
+        assert e.names[spec.params["arm"]] == "rm-c"  # `single` still means the RM the config named
+        seen.add(tuple(e.names))
+    assert len(seen) > 1
+    env.settings.permute_arms = False
+    assert seed_env(env, 3).names == names

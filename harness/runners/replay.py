@@ -41,7 +41,8 @@ from rmroute.harness.pipelines.offline import check_offline_ref, context_source,
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
-from rmroute.harness.routing import Routed, RouterSpec, check_routers, decide, feedback_cells, resolve_routers, route, update_router
+from rmroute.harness.routing import (Routed, RouterSpec, arm_order, check_routers, decide, feedback_cells, resolve_routers,
+                                     route, update_router)
 from rmroute.harness.runners import grid, settings_of
 
 # ---- config ---------------------------------------------------------------------------------
@@ -552,7 +553,7 @@ def seed_data(base: Base, settings: ReplaySettings, seed: int, log=print) -> Rep
         prior = np.asarray(bundle.prior_means(), dtype=np.float64)
         inputs["offline_bundle"] = arrays_sha256(*(bundle.tensors[k] for k in sorted(bundle.tensors)))
     K = len(pool.names)
-    perm = derived_rng(seed, "replay-arm-order").permutation(K) if settings.permute_arms else np.arange(K)
+    perm = arm_order(seed, K, settings.permute_arms)
     margins = base.margins[:, perm]
 
     def split(name: str) -> Split:
@@ -566,14 +567,6 @@ def seed_data(base: Base, settings: ReplaySettings, seed: int, log=print) -> Rep
                       test=split("test"), prior_mean=None if prior is None else prior[perm],
                       default_context="offline" if bundle is not None else "pair", fold=fold, arm_order=names,
                       inputs=inputs)
-
-
-def permuted_spec(spec: RouterSpec, pool_names: Sequence[str], data: ReplayData) -> RouterSpec:
-    """``spec`` with an ``arm`` index (given in the pool's order) moved to the seed's arm order."""
-    arm = spec.params.get("arm")
-    if isinstance(arm, (int, np.integer)) and not isinstance(arm, bool) and 0 <= arm < len(pool_names):
-        return dataclasses.replace(spec, params={**spec.params, "arm": data.names.index(pool_names[arm])})
-    return spec
 
 
 def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int, settings: ReplaySettings,
@@ -641,7 +634,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     todo = runs.pending(cells, resume)
     data = {seed: prepared.for_seed(seed) for seed in sorted({c.seed for c in todo})}
     # what runs: each spec with its `arm` moved to its seed's arm order (the run file records the config's)
-    moved = [dataclasses.replace(c, item=permuted_spec(c.item, pool_names, data[c.seed])) for c in todo]
+    moved = [dataclasses.replace(c, item=c.item.in_arm_order(pool_names, data[c.seed].names)) for c in todo]
     if executor == "ray":
         results = _ray_cells(moved, data, settings, cfg.normalizers, address)
     else:

@@ -63,7 +63,7 @@ from rmroute.harness.runners.train.checkpoint import load_latest, save_checkpoin
 from rmroute.harness.runners.train.loop import run_iteration
 from rmroute.harness.runners.train.plan import plan  # noqa: F401 - this runner's --dry-run (runners.get_plan)
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
-from rmroute.harness.runners.train.state import Env, Run, build_env, build_run, restore, snapshot
+from rmroute.harness.runners.train.state import Env, Run, build_env, build_run, restore, seed_env, snapshot
 
 #: the model `rmroute validate` checks a train config's `settings` against
 SETTINGS = PolicyTrainSettings
@@ -75,8 +75,12 @@ class StopRequested(RmrouteError):
 
 def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, resume: bool,
               stop_after: int | None, log: Callable[[str], None], progress=None) -> dict[str, Any]:
-    """Train one (router, seed) for ``settings.iterations`` iterations; returns the run's outcome."""
+    """Train one (router, seed) for ``settings.iterations`` iterations, with the RMs listed in the
+    seed's order (:func:`rmroute.harness.runners.train.state.seed_env`); returns the run's outcome."""
     s = env.settings
+    pool_names = list(env.names)
+    env = seed_env(env, seed)
+    spec = spec.in_arm_order(pool_names, env.names)
     run = build_run(env, cfg, label, spec, seed, ckpt_dir)
     ck = load_latest(ckpt_dir) if resume else None
     if ck is not None:
@@ -94,7 +98,7 @@ def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, resume
             progress.advance(task)
         if stop_after is not None and run.state.iteration >= stop_after and run.state.iteration < s.iterations:
             raise StopRequested(f"{label} seed {seed}: stopped after iteration {run.state.iteration} (stop_after)")
-    return summarise(env, run, ckpt_dir)
+    return {**summarise(env, run, ckpt_dir), "arm_order": list(env.names)}
 
 
 def _format_iteration(label: str, seed: int, rec: dict[str, Any], names: list[str]) -> str:
@@ -193,7 +197,8 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                        "adapter": _relative_to(out["checkpoint"], runs.folder) if out else None,
                        "curves": out["curves"] if out else {}, "iterations": out["iterations"] if out else [],
                        "final_router_state": _state_digest(out["router_state"]) if out else None,
-                       "learns": spec.learns, "compute": describe()},
+                       "learns": spec.learns, "compute": describe(),
+                       "arm_order": out["arm_order"] if out else list(env.names)},
             )
     return [runs.path(c) for c in cells]
 

@@ -71,6 +71,7 @@ class PolicyTrainSettings(StrictModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(default_factory=lambda: ["none"])
     on_bad_feedback: Literal["error", "skip"] = "error"
+    permute_arms: bool = Field(True, description="list the RMs in a seeded order per seed (recorded as extra.arm_order)")
     score_cache: str | None = Field(None, description="score cache folder (default $RMROUTE_CACHE/scores)")
     checkpoint_dir: str | None = Field(None, description="default <out>/checkpoints/<suite>/<run id>")
     loss_batch_size: StrictInt = Field(16, ge=1)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from rmroute.harness.pipelines.offline import context_source
 from rmroute.harness.pipelines.policy import load_policy
 from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config, rm_label, train_missing, trained_dirs
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
-from rmroute.harness.routing import TRAIN_FEEDBACK
+from rmroute.harness.routing import TRAIN_FEEDBACK, arm_order
 from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
@@ -233,6 +234,17 @@ def make_trainer(policy, s: PolicyTrainSettings, out: Path, seed: int, sink: dic
         trainer.remove_callback(cb)
     trainer.create_optimizer()
     return trainer
+
+
+def seed_env(env: Env, seed: int) -> Env:
+    """``env`` as one seed's run sees it: its RMs (with their names, costs, prior means and offline
+    margins) listed in that seed's order (:func:`rmroute.harness.routing.arm_order`)."""
+    perm = arm_order(seed, len(env.names), env.settings.permute_arms)
+    off = env.offline
+    return dataclasses.replace(
+        env, names=[env.names[k] for k in perm], rms=[env.rms[k] for k in perm], costs=np.asarray(env.costs)[perm],
+        prior_mean=None if env.prior_mean is None else np.asarray(env.prior_mean)[perm],
+        offline=None if off is None else dataclasses.replace(off, margins=off.margins[:, perm]))
 
 
 def build_router(env: Env, spec, seed: int):
