@@ -44,14 +44,19 @@ def test_build_and_report(tiny):
     # by construction: length is right on 'long' and wrong on 'echo'; overlap the other way round
     assert rep["per_domain"]["long"]["length"]["acc"] == 1.0 and rep["per_domain"]["echo"]["length"]["acc"] == 0.0
     assert rep["per_domain"]["echo"]["lexical-overlap"]["acc"] == 1.0
-    # 'long': 'alpha beta gamma delta' vs 'alpha' share no prompt word: overlap ties -> not right
-    assert rep["per_domain"]["long"]["lexical-overlap"]["acc"] == 0.0
+    # 'long': 'alpha beta gamma delta' vs 'alpha' share no prompt word: overlap ties, and a tie scores 0.5
+    assert rep["per_domain"]["long"]["lexical-overlap"]["acc"] == 0.5
+    assert rep["tie_rate"] == {"length": 0.0, "lexical-overlap": 0.5, "length-log": 0.0}  # the 15 'long' of 30
+    assert rep["abstain_rate"] == {"length": 0.0, "lexical-overlap": 0.0, "length-log": 0.0}
+    # overall: length 15 right of 30 = 0.5; overlap (15 x 1 + 15 x 0.5) / 30 = 0.75, the best single RM
     h = rep["headroom"]
     assert h["domain_best_arms"] == {"echo": "lexical-overlap", "long": "length"}
-    assert h["domain_best_test"]["acc"] == 1.0 and h["best_single_test"]["acc"] == 0.5 and h["gain"] == 0.5
-    assert rep["oracle"]["test"] == 1.0
+    assert h["best_single"] == "lexical-overlap" and h["best_single_test"]["acc"] == 0.75
+    assert h["domain_best_test"]["acc"] == 1.0 and h["gain"] == 0.25
+    assert rep["oracle"]["test"] == 1.0  # the strict rule: length is right on 'long', overlap on 'echo'
     md = render_markdown(rep)
-    assert "+50.0 points" in md and "| long (n=15) |" in md
+    assert "+25.0 points" in md and "| long (n=15) |" in md and "a tie or an abstention scores 0.5" in md
+    assert "| lexical-overlap | 50.0 | 0.0 |" in md
     # scored once: a second build scores nothing
     again = build_pool(load_pool_config(tiny), show_progress=False, log=lambda m: None)
     assert all(r.scored == 0 for r in again.score_reports)
@@ -95,3 +100,31 @@ def test_one_rm_builder_resolves_labels_and_trained_models(tmp_path):
     assert [r.name for r in rms] == ["length"]
     assert failed == [("broken", "could not be built: ValueError: hf-seqcls: batch_size must be >= 1 and "
                                  "max_length >= 8, got 0, 1024")]
+
+
+def test_a_trained_rm_that_did_not_learn_stops_the_build(tiny, tmp_path):
+    """A `train` entry with a learning rate of 1e-9: the build names the RM, the config line and the
+    evidence; `require_learning: false` in that entry keeps the RM and the build goes on."""
+    from rmroute.harness.pipelines.rm_train import NotLearnedError
+    from tests.tiny_models import build_tiny_bert
+
+    base = build_tiny_bert(tmp_path / "bert", seed=0)
+    entry = (f"  dead: {{base_model: {base}, learning_rate: 1.0e-9, max_steps: 3, eval_every: 1, batch_size: 2, "
+             "max_length: 32, eval_fraction: 0.5, threads: 1, progress: falseEXTRA}\n")
+    pool = "train:\n" + entry + POOL + "  - {name: hf-seqcls, label: dead, params: {model: 'trained:dead', max_length: 32}}\n"
+    tiny.write_text(pool.replace("EXTRA", ""))
+    with pytest.raises(NotLearnedError) as err:
+        build_pool(load_pool_config(tiny), show_progress=False, log=lambda m: None)
+    msg = str(err.value)
+    assert msg.startswith(f"{tiny}:2: train.dead: RM 'dead': the RM trained into ") and "did not learn" in msg
+    assert "training loss never left ln 2" in msg and "`require_learning: false`" in msg
+    tiny.write_text(pool.replace("EXTRA", ", require_learning: false"))
+    built = build_pool(load_pool_config(tiny), show_progress=False, log=lambda m: None)
+    assert built.names[-1] == "dead" and built.margins["test"].shape == (30, 4)
+
+
+def test_a_train_entry_is_checked_when_the_config_loads(tmp_path):
+    path = tmp_path / "pool.yaml"
+    path.write_text("name: p\ntrain:\n  rm: {domain_mix: {math: 1}, require_learnin: false}\nreward_models: [length]\n")
+    with pytest.raises(ConfigError, match=r"pool\.yaml:3: train\.rm: unknown key 'require_learnin'; allowed keys: .*require_learning"):
+        load_pool_config(path)

@@ -28,10 +28,13 @@ from rmroute.harness.pipelines.rm_data import (
 from rmroute.harness.pipelines.rm_train import (
     TRAIN_RECORD,
     LengthBatchSampler,
+    NotLearnedError,
     RMTrainConfig,
+    TrainReport,
     _reward_config,
     _trainer_class,
     fingerprint,
+    learning_problems,
     train_from_config,
     train_reward_model,
 )
@@ -100,6 +103,7 @@ def test_training_learns_and_writes_an_hf_folder(trained_bert):
     assert record["data"]["sha256"] == data_sha256(pairs) and record["report"]["best_step"] == report.best_step
     assert set(record["data"]["train_ids"]).isdisjoint(record["data"]["val_ids"])
     assert record["config"]["max_length"] == 40 and record["scoring"]["eos_token"] is None
+    assert learning_problems(report) == []  # it learned, so the learning check passed it
 
 
 def test_long_pairs_are_cut_not_dropped(trained_bert):
@@ -178,11 +182,12 @@ def test_keeping_the_response_end_is_what_makes_long_pairs_learnable(bases, tmp_
     # every pair is longer than max_length; the marker survives only at the response's end
     pairs = marker_pairs(200, seed=1, words=(30, 40))
     ends = train_reward_model(cfg_for(bases["bert"], tmp_path / "end", max_length=24, max_steps=80), pairs)
-    starts = train_reward_model(
-        cfg_for(bases["bert"], tmp_path / "start", max_length=24, max_steps=40, patience=2, response_keep="start"), pairs
-    )
+    start_cfg = cfg_for(bases["bert"], tmp_path / "start", max_length=24, max_steps=40, patience=2, response_keep="start")
+    with pytest.raises(NotLearnedError, match="training loss never left ln 2"):  # the marker is cut away
+        train_reward_model(start_cfg, pairs)
+    starts = train_reward_model(start_cfg.model_copy(update={"require_learning": False}), pairs, reuse=True)
     assert ends.n_truncated_train == ends.n_train and ends.n_train + ends.n_val == 200
-    assert ends.best_val_accuracy >= 0.9 and starts.best_val_accuracy <= 0.8
+    assert ends.best_val_accuracy >= 0.9 and starts.best_val_accuracy <= 0.8 and learning_problems(ends) == []
 
 
 # ---- data selection -------------------------------------------------------------------------
@@ -353,9 +358,88 @@ def test_exclude_kinds_leaves_those_pairs_out(bases, tmp_path):
     pairs = marker_pairs(60, seed=3, words=(2, 10))
     kinds = ["truncated", "padded-wrong", "neighbour"]
     pairs = [dataclasses.replace(p, metadata={"kind": kinds[i % 3]}) for i, p in enumerate(pairs)]
-    report = train_reward_model(cfg_for(bases["bert"], tmp_path / "rm", max_steps=2, eval_every=1,
+    report = train_reward_model(cfg_for(bases["bert"], tmp_path / "rm", max_steps=2, eval_every=1, require_learning=False,
                                         exclude_kinds=["truncated", "neighbour"]), pairs)
     assert report.n_train + report.n_val == 20  # only the padded-wrong third is left
     record = json.loads((tmp_path / "rm" / TRAIN_RECORD).read_text())
     kept = set(record["data"]["train_ids"]) | set(record["data"]["val_ids"])
     assert kept == {p.id for p in pairs if p.metadata["kind"] == "padded-wrong"}
+
+
+# ---- the learning check -----------------------------------------------------------------------
+def _report(losses=(), n_val=0, acc=None, by_domain=None, val_domains=None) -> TrainReport:
+    """A TrainReport with only what the learning check reads filled in."""
+    return TrainReport(
+        output_dir="out", base_model="b", steps=60, best_step=15, stopped_early=False, best_val_accuracy=acc,
+        best_val_loss=None, initial_val_accuracy=None, val_accuracy_by_domain=by_domain or {}, wall_seconds=0.0,
+        train_seconds=0.0, eval_seconds=0.0, seconds_per_step=0.0, n_pairs_given=0, n_unlabelled=0, n_train=0,
+        n_val=n_val, train_domains={}, val_domains=val_domains or {}, n_truncated_train=0, n_truncated_val=0,
+        tokens_p50=0, tokens_p95=0, threads=1, device="cpu", train_loss=[[10 * (i + 1), x] for i, x in enumerate(losses)],
+    )
+
+
+def test_loss_rule_flags_a_loss_that_never_left_ln2():
+    ln2 = 0.6931471805599453
+    # the logged losses of the old minilm-knowledge run: all within 0.001 of ln 2
+    dead = learning_problems(_report(losses=[0.69294, 0.69322, 0.69257, 0.69303]))
+    assert len(dead) == 1 and "never left ln 2" in dead[0] and "all 4 logged losses" in dead[0]
+    # one logged loss 0.011 away from ln 2 is enough to have left it (epsilon 0.01), either side
+    assert learning_problems(_report(losses=[0.6929, ln2 - 0.011])) == []
+    assert learning_problems(_report(losses=[ln2 + 0.011, 0.6929])) == []
+    assert learning_problems(_report(losses=[ln2 - 0.0099, ln2 + 0.0099])) != []
+    # the minilm-math run's losses left it
+    assert learning_problems(_report(losses=[0.688, 0.641, 0.501, 0.392])) == []
+    assert learning_problems(_report()) == []  # no logged loss, no validation: nothing to judge
+
+
+@pytest.mark.parametrize("n", [49, 120])
+def test_validation_rule_is_a_wilson_lower_bound_above_chance(n):
+    """Flagged exactly when scipy's Wilson 95% lower bound of k/n is <= 0.5, for every k."""
+    from scipy.stats import binomtest
+
+    for k in range(n + 1):
+        lower = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson").low
+        flagged = learning_problems(_report(n_val=n, acc=k / n, by_domain={"d": k / n}, val_domains={"d": n}))
+        assert bool(flagged) == (lower <= 0.5), (k, n, lower)
+    # the old minilm-knowledge run: 67 of 120 (0.558) is within chance's reach
+    msg = learning_problems(_report(n_val=120, acc=67 / 120, by_domain={"knowledge": 0.583, "commonsense": 0.533},
+                                    val_domains={"knowledge": 60, "commonsense": 60}))[0]
+    assert "not above chance: 0.558 on 120 pairs at step 15" in msg and "knowledge 0.583 (n=60)" in msg
+
+
+def test_validation_rule_needs_every_domain_above_chance():
+    # 95 of 120 overall is far above chance, but one of its two domains is at chance
+    msg = learning_problems(_report(n_val=120, acc=95 / 120, by_domain={"math": 1.0, "chat": 0.5},
+                                    val_domains={"math": 60, "chat": 60}))
+    assert len(msg) == 1 and "chat not above 0.5" in msg[0]
+
+
+def test_an_rm_that_cannot_learn_fails_loudly_unless_allowed(bases, tmp_path, monkeypatch):
+    """Labels at random (the marker says nothing about which response is gold) and a learning rate
+    of 1e-9: the loss stays at ln 2, validation at chance; `rmroute rm train` names the config and
+    the evidence, keeps the folder, and `require_learning: false` keeps the RM."""
+    import dataclasses
+
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(4)
+    pairs = [dataclasses.replace(p, label=rng.choice("ab")) for p in marker_pairs(160, seed=4, words=(2, 12))]
+    _write_pairs(tmp_path / "pairs.jsonl", pairs)
+    body = (f"base_model: {bases['bert']}\noutput_dir: out/rm\ndata: file:pairs.jsonl\nmax_length: 32\n"
+            "learning_rate: 1.0e-9\nmax_steps: 20\neval_every: 5\npatience: 0\neval_fraction: 0.3\nthreads: 1\nprogress: false\n")
+    (tmp_path / "rm.yaml").write_text(body)
+    with pytest.raises(NotLearnedError) as err:
+        train_from_config(tmp_path / "rm.yaml")
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'rm.yaml'}: the RM trained into out/rm did not learn: ")
+    assert "training loss never left ln 2" in msg and "validation accuracy is not above chance" in msg
+    assert "`require_learning: false`" in msg and (tmp_path / "out" / "rm" / TRAIN_RECORD).is_file()
+    # reused from its folder, it is checked again
+    with pytest.raises(NotLearnedError):
+        train_from_config(tmp_path / "rm.yaml", reuse=True)
+    # the opt-out keeps it, without retraining (the key does not change what is learned)
+    kept = train_from_config(tmp_path / "rm.yaml", reuse=True, require_learning=False)
+    assert kept.reused and learning_problems(kept)
+    # the same data with a working learning rate and true labels learns and passes
+    _write_pairs(tmp_path / "pairs.jsonl", marker_pairs(160, seed=4, words=(2, 12)))
+    learned = train_from_config(tmp_path / "rm.yaml", learning_rate=3e-3, max_steps=60, output_dir="out/rm2")
+    assert learned.best_val_accuracy >= 0.8 and learning_problems(learned) == []

@@ -12,8 +12,11 @@
 
 `trained:<name>` resolves to the folder that training <name> produces, under
 $RMROUTE_CACHE/rms/, keyed by the training config and the rm-train data: a changed config trains a
-new RM (and, through the model's file hash, invalidates only its scores). Scores go through the
-score cache, so a second build scores nothing and a killed build resumes.
+new RM (and, through the model's file hash, invalidates only its scores). A trained RM that did not
+learn stops the build with an error naming it, its config entry and the evidence
+(:func:`rmroute.harness.pipelines.rm_train.learning_problems`), unless its entry says
+``require_learning: false``. Scores go through the score cache, so a second build scores nothing
+and a killed build resumes.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidationError
 
 from rmroute.harness.assets import cache_root
-from rmroute.harness.core.config import PluginRef, Problems, StrictModel, read_yaml_mapping, validate_model
+from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.core.types import PreferencePair
-from rmroute.harness.pipelines.rm_train import RMTrainConfig, train_reward_model
+from rmroute.harness.pipelines.rm_train import NotLearnedError, RMTrainConfig, train_reward_model
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
 
 SPLITS = ("rm-train", "offline", "online", "test")
@@ -51,11 +54,26 @@ class PoolConfig(StrictModel):
     train: dict[str, dict[str, Any]] = Field(default_factory=dict)
     reward_models: list[PluginRef] = Field(min_length=1)
     score_splits: list[str] = Field(default_factory=lambda: ["offline", "online", "test"])
+    #: where each `train` entry was read ("file:line", for error messages); empty when built in code
+    _train_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def train_source(self, name: str) -> str:
+        """``file:line: train.<name>`` when the config was read from a file, else ``pool <name>: train.<name>``."""
+        return f"{self._train_sources.get(name, f'pool {self.name}')}: train.{name}"
 
 
 def load_pool_config(path: str | Path) -> PoolConfig:
     path, data, tree = read_yaml_mapping(path, "pool config")
     cfg = validate_model(PoolConfig, path, data, tree)
+    for name, params in cfg.train.items():
+        where = f"{path}:{line_of(tree, ('train', name)) or '?'}"
+        cfg._train_sources[name] = where
+        try:
+            RMTrainConfig(**{**params, "output_dir": "-"})  # where it is written is the pool's choice
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"{where}: train.{name}{'.' + key if key else ''}: {err['msg']}") from None
     for i, ref in enumerate(cfg.reward_models):
         model = str(ref.params.get("model", ""))
         if model.startswith("trained:") and model[len("trained:"):] not in cfg.train:
@@ -163,7 +181,10 @@ def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) ->
         train_cfg = RMTrainConfig(**{**params, "output_dir": str(out)})
         cached = (out / "rmroute_train.json").is_file()
         log(f"[pool] {name}: " + (f"trained RM cached at {out}" if cached else f"training -> {out}"))
-        reports[name] = train_reward_model(train_cfg, rm_train, reuse=True).to_dict()
+        try:
+            reports[name] = train_reward_model(train_cfg, rm_train, reuse=True).to_dict()
+        except NotLearnedError as exc:
+            raise NotLearnedError(exc.output_dir, exc.problems, where=f"{cfg.train_source(name)}: RM {name!r}") from None
     return reports
 
 

@@ -1,5 +1,10 @@
-"""What a built pool shows: per-domain and per-kind RM accuracy with 95% CIs, and whether routing
-can matter (learnable headroom, per-pair signal, oracle against a shuffled oracle)."""
+"""What a built pool shows: per-domain and per-kind RM accuracy with 95% CIs, tie and abstention
+rates, and whether routing can matter (learnable headroom, per-pair signal, oracle against a
+shuffled oracle).
+
+Accuracies, the headroom and the per-pair signal use the project's one scoring rule,
+:func:`rmroute.harness.analysis.score` (a tie or an abstention scores 0.5); the oracle ("some RM is
+right") uses the strict :func:`rmroute.harness.analysis.correct`."""
 
 from __future__ import annotations
 
@@ -15,27 +20,30 @@ def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
     """The report of a built pool (JSON-ready): accuracies with CIs, headroom, per-pair signal, oracle gap."""
     rng = np.random.default_rng(seed)
     names = pool.names
-    right_t = A.correct(pool.margins["test"], pool.gold("test"))
-    right_o = A.correct(pool.margins["offline"], pool.gold("offline"))
+    margins_t = pool.margins["test"]
+    score_t = A.score(margins_t, pool.gold("test"))
+    score_o = A.score(pool.margins["offline"], pool.gold("offline"))
+    right_t = A.correct(margins_t, pool.gold("test"))
     dom_t, kind_t = pool.domains("test"), pool.kinds("test")
-    abstain_t = np.isnan(pool.margins["test"]).mean(axis=0)
+    abstain_t = np.isnan(margins_t).mean(axis=0)
+    tie_t = (margins_t == 0).mean(axis=0)
 
-    overall = [A.accuracy(right_t[:, k]) for k in range(len(names))]
-    per_domain = A.per_group_accuracy(right_t, dom_t)
-    per_kind = A.per_group_accuracy(right_t, kind_t)
+    overall = [A.accuracy(score_t[:, k]) for k in range(len(names))]
+    per_domain = A.per_group_accuracy(score_t, dom_t)
+    per_kind = A.per_group_accuracy(score_t, kind_t)
 
     # learnable headroom: the per-domain best RM chosen on `offline`, applied to `test`
-    best_by_domain, global_best = A.domain_best_arms(right_o, pool.domains("offline"))
+    best_by_domain, global_best = A.domain_best_arms(score_o, pool.domains("offline"))
     arms = np.array([best_by_domain.get(d, global_best) for d in dom_t])
-    domain_best = A.routed_right(right_t, arms)
-    best_single = int(np.argmax(right_t.mean(axis=0)))
-    diff, lo, hi = A.paired_bootstrap_diff(domain_best, right_t[:, best_single], rng)
+    domain_best = A.routed_right(score_t, arms)
+    best_single = int(np.argmax(score_t.mean(axis=0)))
+    diff, lo, hi = A.paired_bootstrap_diff(domain_best, score_t[:, best_single], rng)
 
     # per-pair signal: within a domain, how much the best RM per construction kind beats the domain's best RM
     signal = {}
     for domain in sorted(set(dom_t)):
         d_idx = np.array([i for i, d in enumerate(dom_t) if d == domain])
-        d_best = int(np.argmax(right_t[d_idx].mean(axis=0)))
+        d_best = int(np.argmax(score_t[d_idx].mean(axis=0)))
         rows = {}
         for kind, acc_list in per_kind.items():
             if not kind.startswith(domain + "/"):
@@ -58,6 +66,7 @@ def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
         "pool": pool.config.name, "names": names, "n_test": int(right_t.shape[0]),
         "overall": {n: a.__dict__ for n, a in zip(names, overall)},
         "abstain_rate": {n: float(x) for n, x in zip(names, abstain_t)},
+        "tie_rate": {n: float(x) for n, x in zip(names, tie_t)},
         "per_domain": {d: {n: a.__dict__ for n, a in zip(names, accs)} for d, accs in per_domain.items()},
         "per_kind": {k: {n: a.__dict__ for n, a in zip(names, accs)} for k, accs in per_kind.items()},
         "headroom": {
@@ -92,7 +101,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
     """:func:`pool_report`'s report as the Markdown `rmroute pool build` writes."""
     names = rep["names"]
     out = [f"Pool `{rep['pool']}`, test split ({rep['n_test']} pairs). Accuracy in % with 95% Wilson CIs; "
-           "a tie or an abstention counts as not right.", ""]
+           "a tie or an abstention scores 0.5 (`rmroute.harness.analysis.score`), in the headroom and "
+           "per-pair signal too.", ""]
 
     def table(title: str, rows: dict[str, dict[str, dict]]) -> None:
         out.extend([f"| {title} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)])
@@ -108,7 +118,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
 
     table("domain", {**rep["per_domain"], "all": rep["overall"]})
     table("domain / construction kind", rep["per_kind"])
-    out.append("Abstention rate on test: " + ", ".join(f"{n} {100 * r:.0f}%" for n, r in rep["abstain_rate"].items()))
+    out += ["Tie (margin 0) and abstention (no score) rates on test, in % of pairs:", "",
+            "| RM | tie % | abstain % |", "|---|---:|---:|"]
+    out += [f"| {n} | {100 * rep['tie_rate'][n]:.1f} | {100 * rep['abstain_rate'][n]:.1f} |" for n in names]
     h = rep["headroom"]
     out += ["", "**Learnable headroom.** Per-domain best RM chosen on `offline` ("
             + ", ".join(f"{d}: {n}" for d, n in h["domain_best_arms"].items())

