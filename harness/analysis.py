@@ -9,6 +9,10 @@ Two rules, used everywhere (replay, the pool report, the offline evaluation, tra
   decision at all (NaN: every RM asked abstained), the expected score of a fair coin. Every accuracy
   the project reports is a mean of these scores; :func:`encode_outcomes` writes them into run files
   as one character each (``1``, ``0``, ``h``) and :func:`decode_outcomes` reads them back.
+
+Comparisons resample *items*, not pairs (:func:`item_ids`: math and chat items give two pairs
+each): :func:`cluster_bootstrap_diff` gives a paired difference with an item-level bootstrap
+interval and a sign-flip p-value, :func:`holm` adjusts a family of p-values.
 """
 
 from __future__ import annotations
@@ -149,14 +153,6 @@ def shuffled_oracle(right: np.ndarray, domains: Sequence[str], rng: np.random.Ge
                 shuffled[idx, k] = right[rng.permutation(idx), k]
         total += shuffled.any(axis=1).mean()
     return total / n_shuffles
-
-
-def paired_bootstrap_diff(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float, float]:
-    """Mean of a - b (per-item 0/1 outcomes on the same items) and its 95% bootstrap interval."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    idx = rng.integers(0, d.size, size=(n, d.size))
-    boots = d[idx].mean(axis=1)
-    return float(d.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
 # ---- paired comparisons over items (clusters) and the Holm correction ------------------------------

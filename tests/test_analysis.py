@@ -60,13 +60,6 @@ def test_shuffle_destroys_structure():
     assert A.oracle_right(right).mean() == 1.0 and value == pytest.approx(0.75, abs=0.02)
 
 
-def test_paired_bootstrap_interval_covers_the_difference():
-    a = np.array([1] * 70 + [0] * 30)
-    b = np.array([1] * 50 + [0] * 50)
-    diff, lo, hi = A.paired_bootstrap_diff(a, b, np.random.default_rng(0))
-    assert diff == pytest.approx(0.2) and lo < 0.2 < hi and lo > 0.05
-
-
 # ---- cluster bootstrap and Holm ------------------------------------------------------------------
 
 

@@ -383,9 +383,9 @@ def render_eval_markdown(rep: dict[str, Any]) -> str:
         out.append(f"| {label} | {mth['calls_per_item']} | {pct(mth['routing_accuracy'])} | {pct(mth['accuracy_all_pairs'])} | "
                    + " | ".join(pct(mth["per_domain"][d]) for d in domains) + " |")
     out += ["", "n per domain: " + ", ".join(f"{d} {n}" for d, n in rep["n_per_domain"].items()), "",
-            "Offline router minus baseline (routing accuracy, paired bootstrap 95% CI):", ""]
+            "Offline router minus baseline (routing accuracy; 95% CI resampling items, sign-flip p):", ""]
     for other, c in rep["router_vs"].items():
-        out.append(f"- vs {other}: {100 * c['diff']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]")
+        out.append(f"- vs {other}: {100 * c['diff']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}], p {c['p']:.3g}")
     out += ["", "Router picks: " + ", ".join(f"{n} {100 * s:.0f}%" for n, s in rep["router_pick_share"].items())]
     return "\n".join(out) + "\n"
 

@@ -36,8 +36,9 @@ def pool_report(pool: Pool, seed: int = 0) -> dict[str, Any]:
     best_by_domain, global_best = A.domain_best_arms(score_o, pool.domains("offline"))
     arms = np.array([best_by_domain.get(d, global_best) for d in dom_t])
     domain_best = A.routed_right(score_t, arms)
-    best_single = int(np.argmax(score_t.mean(axis=0)))
-    diff, lo, hi = A.paired_bootstrap_diff(domain_best, score_t[:, best_single], rng)
+    best_single = int(np.argmax(score_o.mean(axis=0)))  # chosen on `offline` too, like the domain-best arms
+    cmp = A.cluster_bootstrap_diff(domain_best - score_t[:, best_single], A.item_ids(pool.splits["test"]), seed=seed)
+    diff, lo, hi = cmp.diff, cmp.lo, cmp.hi
 
     # per-pair signal: within a domain, how much the best RM per construction kind beats the domain's best RM
     signal = {}
@@ -126,7 +127,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
             + ", ".join(f"{d}: {n}" for d, n in h["domain_best_arms"].items())
             + f"), applied to `test`: {A.Acc(**h['domain_best_test']).fmt()} vs the best single RM "
             f"({h['best_single']}) {A.Acc(**h['best_single_test']).fmt()}: "
-            f"+{100 * h['gain']:.1f} points (paired bootstrap 95% CI [{100 * h['gain_ci95'][0]:.1f}, {100 * h['gain_ci95'][1]:.1f}])."]
+            f"+{100 * h['gain']:.1f} points (item bootstrap 95% CI [{100 * h['gain_ci95'][0]:.1f}, {100 * h['gain_ci95'][1]:.1f}])."]
     out += ["", "**Per-pair signal** (within a domain, best RM per construction kind vs the domain's best RM):", "",
             "| domain | kind | best RM | acc | domain's best RM | its acc | gain |", "|---|---|---|---|---|---|---|"]
     for domain, sig in rep["per_pair_signal"].items():
