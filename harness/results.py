@@ -55,8 +55,10 @@ def code_version(repo: Path | None = None) -> CodeVersion:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return CodeVersion(git_sha=None, dirty=None)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                capture_output=True, text=True, timeout=10)
+        # the code, not what runs write: a run that rebuilds results/ (the leaderboard, the pool
+        # report) must not mark the runs after it as made from a modified tree
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                                cwd=repo, capture_output=True, text=True, timeout=10)
         return CodeVersion(git_sha=sha.stdout.strip(), dirty=bool(status.stdout.strip()))
     except (OSError, subprocess.SubprocessError):
         return CodeVersion(git_sha=None, dirty=None)

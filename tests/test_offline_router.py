@@ -402,8 +402,18 @@ def test_replay_that_trains_its_bundle_builds_the_pool_once(tmp_path, monkeypatc
     assert sorted(data.names) == sorted(pool.names) and data.online.contexts["offline"].shape == (60, 8)
     assert "offline_bundle" in data.inputs
 
+    stamp = (tmp_path / "bundles" / "seed-0" / "bundle.json").stat().st_mtime_ns
     replay.build_data(None, settings, log=lambda m: None)  # the bundle is there now: one more build, no training
     assert builds == ["syn", "syn"]
+    assert (tmp_path / "bundles" / "seed-0" / "bundle.json").stat().st_mtime_ns == stamp
+
+    # the pool's RMs change (one replaced): the bundle routes over the old ones, so it is retrained
+    pool.names = [n if i else "rm-new" for i, n in enumerate(pool.names)]
+    logs = []
+    replay.build_data(None, settings, log=logs.append)
+    assert any("retraining" in m for m in logs)
+    from rmroute.harness.pipelines.offline_model import OfflineBundle
+    assert OfflineBundle.load(tmp_path / "bundles" / "seed-0").rm_names == pool.names
 
 
 def test_majority_and_mean_ensemble_baselines_by_hand():

@@ -121,3 +121,22 @@ def test_leaderboard_groups_by_suite_and_config(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| random | 2 |"))
     assert "0.7 ± 0.14" in row  # mean and sample std of 0.6 and 0.8, computed by hand
     assert "nan_metric" not in text  # a metric that is null in the runs is not a column
+
+
+def test_code_version_is_dirty_for_code_not_for_results(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "LEADERBOARD.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert R.code_version(tmp_path).dirty is False
+    (tmp_path / "results" / "LEADERBOARD.md").write_text("rebuilt by a run\n")  # what runs write
+    assert R.code_version(tmp_path).dirty is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert R.code_version(tmp_path).dirty is True

@@ -398,18 +398,22 @@ def offline_eval(config_path: str | Path, as_json: bool = False, log: Log = _std
 
 def ensure_bundle(config_path: str | Path, seed: int | None = None, log: Log = _stderr,
                   pool: Pool | None = None) -> OfflineBundle:
-    """The offline bundle for ``seed`` (default: the config's first seed), trained first when missing
-    or when it was trained from a different config; training uses ``pool`` when it is the config's
-    pool (replay passes the pool it has built), else builds it."""
+    """The offline bundle for ``seed`` (default: the config's first seed), trained first when missing,
+    when it was trained from a different config, or when it routes over other RMs than ``pool`` (a
+    pool whose RMs changed); training uses ``pool`` when it is the config's pool (replay passes the
+    pool it has built), else builds it."""
     path, cfg = load_offline_config(config_path)
     seed = cfg.seeds[0] if seed is None else seed
     folder = seed_dir(cfg, seed)
     current = cfg.model_dump(mode="json")
     if (folder / "bundle.json").is_file():
         bundle = OfflineBundle.load(folder)
-        if bundle.meta.get("config") == current:
+        if bundle.meta.get("config") != current:
+            log(f"[offline] bundle at {folder} was trained from another config; retraining")
+        elif pool is not None and list(bundle.rm_names) != list(pool.names):
+            log(f"[offline] bundle at {folder} routes over {bundle.rm_names}, the pool now holds {pool.names}; retraining")
+        else:
             return bundle
-        log(f"[offline] bundle at {folder} was trained from another config; retraining")
     offline_train(path, log, pool)
     return OfflineBundle.load(folder)
 
