@@ -714,3 +714,12 @@ def test_board_imports_run_one_way():
                                  + ("" if id(node) in top else " inside a function"))
                 wrong += [f"{name} imports private {a.name} from {target}" for a in node.names if a.name.startswith("_")]
     assert not wrong, wrong
+
+
+def test_feedback_text_shows_the_keys_its_mode_uses():
+    from rmroute.harness.board.collect import feedback_text
+
+    assert feedback_text({"mode": "gold", "share": 0.1, "m": 3}) == "gold"
+    assert feedback_text({"mode": "budget", "share": 0.1, "m": 3}) == "budget (share=0.1)"
+    assert feedback_text({"mode": "consensus", "share": 0.1, "m": 3}) == "consensus (m=3)"
+    assert feedback_text({"mode": "mine", "k": 2}) == "mine (k=2)"

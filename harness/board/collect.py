@@ -195,12 +195,18 @@ def best_single_rm(offline_accuracy: Any) -> str | None:
     return min(offline_accuracy, key=lambda rm: (-float(offline_accuracy[rm]), rm))
 
 
+#: the ``extra.feedback`` keys that matter for each replay feedback mode (others are defaults it ignores)
+FEEDBACK_KEYS = {"gold": (), "budget": ("share",), "consensus": ("m",)}
+
+
 def feedback_text(feedback: Any) -> str:
-    """A run's ``extra.feedback`` as a title shows it: ``mode`` or ``mode (key=value, ...)``."""
+    """A run's ``extra.feedback`` as a title shows it: ``mode`` or ``mode (key=value, ...)`` with the
+    keys that mode uses (every key for a mode this version does not know)."""
     if not isinstance(feedback, dict):
         return str(feedback)
-    params = ", ".join(f"{k}={v}" for k, v in sorted(feedback.items()) if k != "mode")
     mode = str(feedback.get("mode", "?"))
+    keys = FEEDBACK_KEYS.get(mode, tuple(k for k in sorted(feedback) if k != "mode"))
+    params = ", ".join(f"{k}={feedback[k]}" for k in keys if k in feedback)
     return f"{mode} ({params})" if params else mode
 
 
