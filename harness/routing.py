@@ -48,6 +48,15 @@ TRAIN_FEEDBACK: dict[str, tuple[Any, ...]] = {
 }
 
 
+def loss_feedback(kind: str, losses: Any) -> np.ndarray:
+    """The raw feedback of a :data:`TRAIN_FEEDBACK` kind from policy losses: the loss itself
+    (``loss``) or minus it (``neg-loss``). The train loop and RoutedReward both use it."""
+    if kind not in TRAIN_FEEDBACK:
+        raise ValueError(f"feedback kind must be one of {', '.join(map(repr, TRAIN_FEEDBACK))}, got {kind!r}")
+    raw = np.asarray(losses, dtype=np.float64)
+    return -raw if kind == "neg-loss" else raw
+
+
 @dataclass(frozen=True)
 class RouterSpec:
     """One router a run grid runs: its registry name, factory, params (``arm`` as an index) and label,

@@ -175,7 +175,8 @@ def _base(order=(0, 1, 2), n_items=150, seed=0):
         pool=SimpleNamespace(names=[names[k] for k in order], costs=[1.0, 1.0, 1.0]), pairs=[],
         margins=margins[:, order], gold=gold, domains=[DOMAINS[d] for d in dom], items=np.repeat(np.arange(n_items), 2),
         splits={s: np.arange(bounds[i], bounds[i + 1]) for i, s in enumerate(("offline", "online", "test"))},
-        features={"pair": X, "prompt": X}, bundle=None, inputs={}, provenance={})
+        features={"pair": X, "prompt": X}, contexts={k: replay.unit_rows(X) for k in ("pair", "prompt")}, bundle=None,
+        inputs={}, provenance={})
 
 
 def test_folds_split_by_item_and_test_every_item_once():

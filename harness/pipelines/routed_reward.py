@@ -80,7 +80,7 @@ import numpy as np
 from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.score_cache import ScoreCache
-from rmroute.harness.routing import (TRAIN_FEEDBACK, NormalizerChain, Routed, build_chain, feedback_cells, route,
+from rmroute.harness.routing import (TRAIN_FEEDBACK, NormalizerChain, Routed, build_chain, feedback_cells, loss_feedback, route,
                                      router_spec, update_router)
 
 
@@ -306,8 +306,7 @@ class RoutedReward:
         """Update the router from the policy's loss per pending item (or one loss for all of them):
         raw feedback = the loss (``feedback="loss"``) or minus it (``"neg-loss"``), then
         :meth:`feedback`. Returns the normalized feedback."""
-        raw = np.asarray(losses, dtype=np.float64)
-        return self.feedback(-raw if self.loss_kind == "neg-loss" else raw)
+        return self.feedback(loss_feedback(self.loss_kind, losses))
 
     def loss_callback(self) -> Any:
         """A ``transformers.TrainerCallback`` for loss feedback: ``feed(losses)`` passes per-item

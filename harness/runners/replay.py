@@ -448,12 +448,14 @@ class Base:
     items: np.ndarray  # (N,) global item id: pairs sharing metadata["item"] (else their own id) share it
     splits: dict[str, np.ndarray]  # the benchmark's own offline / online / test indices
     features: dict[str, np.ndarray]  # "pair": the featurizer's pair features; "prompt": prompt embeddings
+    contexts: dict[str, np.ndarray]  # the same, unit-normalised: the ``pair`` / ``prompt`` contexts of every seed
     bundle: Any  # the offline config's bundle (benchmark splits), or None
     inputs: dict[str, str]
     provenance: dict[str, Any]
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Each row of ``X`` scaled to unit length (an all-zero row stays zero)."""
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
@@ -488,6 +490,7 @@ def build_base(cfg, settings: ReplaySettings, log=print) -> Base:
                    for s in pool.margins} for k, name in enumerate(pool.names)}
     return Base(pool=pool, pairs=pairs, margins=margins, gold=np.array([p.gold_sign for p in pairs]),
                 domains=[p.domain for p in pairs], items=item_ids(pairs), splits=splits, features=features,
+                contexts={k: unit_rows(v) for k, v in features.items()},
                 bundle=bundle, inputs=inputs,
                 provenance={"rm_abstention": rates, "rm_ties": ties, "compute": describe()})
 
@@ -540,7 +543,7 @@ def seed_data(base: Base, settings: ReplaySettings, seed: int, log=print) -> Rep
         fold = {"index": seed % settings.folds, "n_folds": settings.folds}
     else:
         idx, fold = base.splits, {"index": 0, "n_folds": 1}
-    contexts = {k: _unit(v) for k, v in base.features.items()}
+    contexts = dict(base.contexts)
     inputs = dict(base.inputs)
     prior = None
     bundle = base.bundle

@@ -175,7 +175,6 @@ class Run:
     generator: Any
     router: Any
     chain: Any
-    neg_loss: bool
     state: LoopState
     last_logs: dict[str, float] = field(default_factory=dict)
 
@@ -266,11 +265,10 @@ def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run
     trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
     generator = create_ref("generator", s.generator, "settings.generator", model=trainer.model, tokenizer=policy.tokenizer)
     router = build_router(env, spec, seed)
-    neg = spec.feedback == "neg-loss"
     chain = spec.chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
     state = LoopState(rng=derived_rng(seed, "train-run"))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
-               router=router, chain=chain, neg_loss=neg, state=state, last_logs=sink)
+               router=router, chain=chain, state=state, last_logs=sink)
 
 
 # ---- checkpoint state -------------------------------------------------------------------------
