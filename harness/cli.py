@@ -322,15 +322,20 @@ def pool_build(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Score cache folder (default $RMROUTE_CACHE/scores)."),
     out: Path = typer.Option(Path("results/pool"), "--out", help="Where the report (JSON + Markdown) goes."),
 ) -> None:
-    """Train the pool's RMs, score every benchmark pair once, and write the pool report."""
+    """Train the pool's RMs, score every benchmark pair once, and write the pool report (for a
+    score-table pool: read the table and write its diagnostics)."""
     from rmroute.harness.pipelines.pool import build_pool, load_pool_config
-    from rmroute.harness.pipelines.pool_report import pool_report, render_markdown
+    from rmroute.harness.pipelines.pool_report import pool_report, render_markdown, render_table_markdown, table_report
     from rmroute.harness.results import atomic_write_text
 
     cfg = load_pool_config(config)
     pool = build_pool(cfg, cache, log=lambda m: err_console.print(m, markup=False, highlight=False))
-    rep = pool_report(pool)
-    md = render_markdown(rep)
+    if pool.table is not None:
+        rep = table_report(pool)
+        md = render_table_markdown(rep)
+    else:
+        rep = pool_report(pool)
+        md = render_markdown(rep)
     atomic_write_text(out / f"{cfg.name}.json", json.dumps(rep, indent=2, default=float) + "\n")
     atomic_write_text(out / f"{cfg.name}.md", md)
     console.print(md, markup=False, highlight=False)

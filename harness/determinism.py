@@ -154,7 +154,10 @@ PURPOSES: dict[str, Purpose] = {
     "replay-stream": Purpose(104729, where="replay: the online split's stream order (seed: the run's)"),
     "replay-drift": Purpose(7919, where="replay: a drift scenario's noise (seed: the run's)"),
     "arm-order": Purpose(613, where="replay and training: the order the pool's RMs are listed in (seed: the run's)"),
-    "replay-folds": Purpose(827, where="replay: how items are dealt into folds (seed: 0, the same for every run)"),
+    "replay-folds": Purpose(827, where="replay: how items are dealt into folds (seed: the run's seed // folds: seeds "
+                                       "0..F-1 share one assignment, F..2F-1 the next, ...)"),
+    "table-splits": Purpose(1613, where="score-table pools: the table's own offline / online / test split by group "
+                                        "(seed: table.splits.seed)"),
     "replay-fold-split": Purpose(1031, where="replay: which non-test items of a fold go offline (seed: the run's)"),
     "replay-label-budget": Purpose(1237, where="replay: the stream items a label budget covers (seed: the run's)"),
     "replay-consensus": Purpose(1429, where="replay: the RMs that vote in consensus feedback (seed: the run's)"),

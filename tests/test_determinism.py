@@ -60,6 +60,7 @@ BY_HAND = {
     "rm-validation-split": lambda seed: [seed, 1],
     "rm-length-batches": lambda seed, epoch: [seed, epoch, 7],
     "router-monte-carlo": lambda seed: [seed, 1],
+    "table-splits": lambda seed: [seed, 1613],
 }
 
 

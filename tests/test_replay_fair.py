@@ -192,7 +192,11 @@ def test_folds_split_by_item_and_test_every_item_once():
         data = replay.seed_data(base, settings, seed)
         assert data.fold == {"index": seed, "n_folds": 5}
     assert sorted(tested) == list(range(150))  # each item is tested by exactly one seed
-    assert replay.fold_indices(base, 5, 7, None)["test"].tolist() == replay.fold_indices(base, 5, 2, None)["test"].tolist()
+    # seeds 5..9 deal a new assignment (cross-fitting): it covers every item too, and differs
+    second = [set(base.items[replay.fold_indices(base, 5, s, None)["test"]].tolist()) for s in range(5, 10)]
+    assert sorted(i for s in second for i in s) == list(range(150))
+    assert sorted(map(sorted, second)) != sorted(sorted(set(base.items[replay.fold_indices(base, 5, s, None)["test"]].tolist()))
+                                                 for s in range(5))
 
 
 def test_arm_order_is_seeded_and_recorded():

@@ -29,15 +29,17 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from rmroute.harness.assets import cache_root
+from rmroute.harness.assets import DataError, cache_root
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.core.types import PreferencePair
+from rmroute.harness.determinism import derived_rng
 from rmroute.harness.pipelines.rm_train import NotLearnedError, RMTrainConfig, train_reward_model
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
+from rmroute.harness.tables.format import ScoreTable, read_header, read_table
 
 SPLITS = ("rm-train", "offline", "online", "test")
 
@@ -47,13 +49,60 @@ class BenchmarkRef(StrictModel):
     seed: int = 0
 
 
+class TableSplits(StrictModel):
+    """A score table's own split, by group (used when a run sets no ``folds``, and its offline /
+    online ratio is the default ``offline_share`` of a run that does)."""
+
+    offline: float = Field(0.4, gt=0, lt=1)
+    online: float = Field(0.4, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums(self) -> "TableSplits":
+        if self.offline + self.online >= 1:
+            raise ValueError(f"offline + online must leave a test share (got {self.offline} + {self.online})")
+        return self
+
+
+class TableRef(StrictModel):
+    """Where a score-table pool's scores come from (docs/real-rms.md): a ``rmroute-score-table/1``
+    ``file`` (a path or a source: ``github:OWNER/REPO@COMMIT#PATH``, ``pypi:...#path``; ``sha256``
+    pins it), or an ``adapter`` that converts published files (``params``: the adapter's)."""
+
+    file: str | None = None
+    sha256: str | None = None
+    adapter: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    splits: TableSplits = Field(default_factory=TableSplits)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TableRef":
+        if (self.file is None) == (self.adapter is None):
+            raise ValueError("give exactly one of `file` (a rmroute-score-table/1 file) and `adapter` (+ params)")
+        if self.file is not None and self.params:
+            raise ValueError("`params` belong to an `adapter`; a `file` takes none")
+        return self
+
+
 class PoolConfig(StrictModel):
+    """A pool: a benchmark and RMs that score it (``benchmark``, ``train``, ``reward_models``), or a
+    published score table (``table``), whose scorers are the RMs."""
+
     name: str
     description: str = ""
     benchmark: BenchmarkRef = Field(default_factory=BenchmarkRef)
     train: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    reward_models: list[PluginRef] = Field(min_length=1)
+    reward_models: list[PluginRef] = Field(default_factory=list)
     score_splits: list[str] = Field(default_factory=lambda: ["offline", "online", "test"])
+    table: TableRef | None = None
+
+    @model_validator(mode="after")
+    def _rms_or_table(self) -> "PoolConfig":
+        if self.table is None and not self.reward_models:
+            raise ValueError("a pool needs `reward_models` (RMs that score a benchmark) or a `table` (published scores)")
+        if self.table is not None and (self.reward_models or self.train):
+            raise ValueError("a `table` pool takes its RMs from the table: drop `reward_models` and `train`")
+        return self
     #: where each `train` entry was read ("file:line", for error messages); empty when built in code
     _train_sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -91,13 +140,76 @@ def rm_label(ref: PluginRef) -> str:
 
 def pool_rm_names(problems: Problems, loc: tuple[Any, ...], pool_path: str) -> list[str] | None:
     """The RM names (arm order) of the pool config ``pool_path``, read as the runners read it
-    (relative to the working directory; cheap: no model is built); None after adding a problem."""
+    (relative to the working directory; cheap: no model is built, no table is read beyond an
+    adapter's params or a table file's header); None after adding a problem."""
     try:
         pool = load_pool_config(pool_path)
-    except ConfigError as exc:
+        if pool.table is not None:
+            return table_names(pool.table)
+    except (ConfigError, DataError) as exc:
         problems.add(loc, f"the pool config does not load: {exc}")
         return None
     return [rm_label(ref) for ref in pool.reward_models]
+
+
+# ---- score-table pools ---------------------------------------------------------------------
+
+
+def table_names(ref: TableRef) -> list[str]:
+    """A table pool's scorer names, in column order, without reading the scores: an adapter's
+    ``params.scorers[*].name``, or the names in a table file's header."""
+    if ref.adapter is not None:
+        scorers = ref.params.get("scorers")
+        if not isinstance(scorers, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in scorers):
+            raise ConfigError(f"table.params.scorers: adapter {ref.adapter!r} needs a list of scorers, each with a `name`")
+        return [s["name"] for s in scorers]
+    from rmroute.harness.assets import resolve_source
+
+    return read_header(resolve_source(ref.file, ref.sha256)).names
+
+
+def load_table(ref: TableRef, where: str) -> ScoreTable:
+    """The score table a pool's ``table`` names: a file in the generic format, or an adapter's output."""
+    from rmroute.harness.assets import resolve_source
+
+    if ref.file is not None:
+        return read_table(resolve_source(ref.file, ref.sha256))
+    from rmroute.harness.tables.adapters import load_adapter
+
+    return load_adapter(ref.adapter, ref.params, resolve_source, where)
+
+
+def group_split(groups: Sequence[str], domains: Sequence[str], splits: TableSplits) -> dict[str, np.ndarray]:
+    """A table's own offline / online / test split: per domain, its groups (questions) are dealt in a
+    seeded order, ``splits.offline`` of them to offline, ``splits.online`` to online, the rest to
+    test; a group never straddles two splits (its first item's domain places it)."""
+    first_domain: dict[str, str] = {}
+    for g, d in zip(groups, domains):
+        first_domain.setdefault(g, d)
+    rng = derived_rng(splits.seed, "table-splits")
+    where: dict[str, str] = {}
+    for d in sorted(set(first_domain.values())):
+        gs = sorted(g for g, dd in first_domain.items() if dd == d)
+        order = [gs[i] for i in rng.permutation(len(gs))]
+        n_off, n_on = int(round(splits.offline * len(gs))), int(round(splits.online * len(gs)))
+        for j, g in enumerate(order):
+            where[g] = "offline" if j < n_off else "online" if j < n_off + n_on else "test"
+    labels = np.array([where[g] for g in groups])
+    return {s: np.flatnonzero(labels == s) for s in ("offline", "online", "test")}
+
+
+def build_table_pool(cfg: PoolConfig, log=print) -> Pool:
+    """A pool whose margins come from a score table: every item in the table's own group split
+    (``table.splits``), the scorers as the RMs, their declared costs."""
+    t0 = time.perf_counter()
+    table = load_table(cfg.table, f"pool {cfg.name}: table")
+    pairs, margins = table.to_pairs(), table.margins()
+    idx = group_split([it.group for it in table.items], [it.domain for it in table.items], cfg.table.splits)
+    pool = Pool(config=cfg, names=table.names, splits={s: [pairs[i] for i in ix] for s, ix in idx.items()},
+                margins={s: margins[ix] for s, ix in idx.items()}, costs=table.costs, table=table)
+    pool.timings["total_s"] = time.perf_counter() - t0
+    log(f"[pool] {cfg.name}: score table {table.name!r}, {len(pairs)} items, {len(table.names)} scorers")
+    return pool
 
 
 def _sha(obj: Any) -> str:
@@ -122,6 +234,14 @@ class Pool:
     costs: list[float] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     score_reports: list[Any] = field(default_factory=list)
+    table: ScoreTable | None = None  # the score table, for a table pool
+
+    @property
+    def data_name(self) -> str:
+        """What the pool's pairs are, for run files: ``<suite>@seed<seed>`` or ``table:<name>``."""
+        if self.table is not None:
+            return f"table:{self.table.name}"
+        return f"{self.config.benchmark.suite}@seed{self.config.benchmark.seed}"
 
     def gold(self, split: str) -> np.ndarray:
         return np.array([p.gold_sign for p in self.splits[split]])
@@ -211,7 +331,10 @@ def build_reward_models(refs: Sequence[PluginRef], trained: Mapping[str, Path] |
 
 def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bool = True, log=print) -> Pool:
     """Build the pool: the benchmark's splits, its ``train`` RMs (trained when missing), every RM's
-    margins on ``score_splits`` (through the score cache), with timings and reports."""
+    margins on ``score_splits`` (through the score cache), with timings and reports; or, for a
+    ``table`` pool, the table's items and margins (:func:`build_table_pool`)."""
+    if cfg.table is not None:
+        return build_table_pool(cfg, log)
     t0 = time.perf_counter()
     splits = create_benchmark(cfg.benchmark.suite, cfg.benchmark.seed).splits()
     pool = Pool(config=cfg, names=[rm_label(r) for r in cfg.reward_models], splits=splits)

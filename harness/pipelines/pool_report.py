@@ -143,3 +143,165 @@ def render_markdown(rep: dict[str, Any]) -> str:
     t = rep["timings"]
     out += ["", "Build time on this machine: " + ", ".join(f"{k.replace('_s', '')} {v:.0f} s" for k, v in t.items()) + "."]
     return "\n".join(out) + "\n"
+
+
+# ---- score-table pools: diagnostics over every item, choices cross-fitted by group -----------------
+
+#: resamples of the item bootstrap behind the table report's intervals (a report, not a leaderboard)
+TABLE_RESAMPLES = 2000
+
+
+def _cluster_acc(scores: np.ndarray, clusters: np.ndarray, seed: int) -> dict[str, float]:
+    """Mean score with a 95% interval from resampling the clusters (the questions), as a dict."""
+    if scores.size == 0:
+        return {"acc": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    c = A.cluster_bootstrap_diff(scores, clusters, n_boot=TABLE_RESAMPLES, seed=seed)
+    return {"acc": c.diff, "lo": c.lo, "hi": c.hi, "n": int(scores.size)}
+
+
+def group_folds(groups: np.ndarray, domains: list[str], n_folds: int, seed: int = 0) -> np.ndarray:
+    """(N,) fold of each item: per domain, the groups are dealt into ``n_folds`` folds in a seeded
+    order (a group never straddles two folds; its first item's domain places it)."""
+    first: dict[int, str] = {}
+    for g, d in zip(groups.tolist(), domains):
+        first.setdefault(g, d)
+    rng = np.random.default_rng(seed)
+    fold_of: dict[int, int] = {}
+    for d in sorted(set(first.values())):
+        gs = sorted(g for g, dd in first.items() if dd == d)
+        for j, pos in enumerate(rng.permutation(len(gs))):
+            fold_of[gs[pos]] = j % n_folds
+    return np.array([fold_of[g] for g in groups.tolist()])
+
+
+def error_correlation(score_all: np.ndarray) -> np.ndarray:
+    """(K, K) Pearson correlation of the scorers' errors (1 − score) over the items (NaN where a
+    scorer's errors do not vary)."""
+    err = 1.0 - score_all
+    sd = err.std(axis=0)
+    z = (err - err.mean(axis=0)) / np.where(sd > 0, sd, np.nan)
+    return (z.T @ z) / err.shape[0]
+
+
+def table_report(pool: Pool, seed: int = 0, n_folds: int = 5) -> dict[str, Any]:
+    """The diagnostics of a score-table pool (JSON-ready), over every item of the table:
+
+    - per scorer: accuracy (the project's rule, and strict: a tie or abstention counts wrong, as
+      most papers count it), tie and abstention rates, cost, and accuracy per domain, with 95%
+      intervals from an item (question) bootstrap;
+    - the correlation of the scorers' errors;
+    - the per-item oracle (some scorer strictly right) against the same oracle with each scorer's
+      record shuffled within its domain (is there per-pair structure, or only domain structure?);
+    - the best single scorer and the per-domain best, each chosen on the other folds' items and
+      measured on the held-out fold (``n_folds`` folds by question, so every item is tested once),
+      and their difference with an item-bootstrap interval.
+    """
+    table = pool.table
+    if table is None:
+        raise ValueError(f"pool {pool.config.name} is not a score-table pool")
+    names = pool.names
+    K = len(names)
+    margins, gold = table.margins(), table.gold_signs()
+    domains = [it.domain for it in table.items]
+    groups = A.item_ids(table.to_pairs())
+    s = A.score(margins, gold)
+    right = A.correct(margins, gold)
+    by_domain = A.group_indices(domains)
+
+    scorers = {}
+    for k, name in enumerate(names):
+        scorers[name] = {
+            "kind": table.scorers[k].kind, "cost": table.scorers[k].cost, "cost_note": table.scorers[k].cost_note,
+            "accuracy": _cluster_acc(s[:, k], groups, seed),
+            "strict_accuracy": float(right[:, k].mean()),
+            "tie_rate": float((margins[:, k] == 0).mean()), "abstain_rate": float(np.isnan(margins[:, k]).mean()),
+            "per_domain": {d: _cluster_acc(s[idx, k], groups[idx], seed) for d, idx in by_domain.items()},
+        }
+
+    folds = group_folds(groups, domains, n_folds, seed)
+    single = np.zeros(len(gold))
+    per_domain = np.zeros(len(gold))
+    chosen: list[dict[str, Any]] = []
+    for f in range(n_folds):
+        test, train = folds == f, folds != f
+        arms, best = A.domain_best_arms(s[train], [d for d, t in zip(domains, train) if t])
+        idx = np.flatnonzero(test)
+        single[idx] = s[idx, best]
+        per_domain[idx] = [s[i, arms.get(domains[i], best)] for i in idx]
+        chosen.append({"best_single": names[best], "domain_best": {d: names[a] for d, a in arms.items()}})
+    gain = A.cluster_bootstrap_diff(per_domain - single, groups, n_boot=TABLE_RESAMPLES, seed=seed)
+
+    rng = np.random.default_rng(seed)
+    oracle = float(A.oracle_right(right).mean())
+    shuffled = A.shuffled_oracle(right, domains, rng)
+    corr = error_correlation(s)
+    off = corr[~np.eye(K, dtype=bool)] if K > 1 else np.array([])
+    return {
+        "pool": pool.config.name, "table": table.name, "description": table.description, "source": table.source,
+        "licence": table.licence, "names": names, "n_items": len(gold), "n_groups": int(np.unique(groups).size),
+        "domains": {d: int(idx.size) for d, idx in by_domain.items()},
+        "scorers": scorers,
+        "error_correlation": {"matrix": [[None if np.isnan(x) else float(x) for x in row] for row in corr],
+                              "mean_off_diagonal": float(np.nanmean(off)) if off.size else None},
+        "oracle": {"all": oracle, "shuffled_within_domain": shuffled, "gap": oracle - shuffled},
+        "cross_fitted": {
+            "n_folds": n_folds, "choices": chosen,
+            "best_single": _cluster_acc(single, groups, seed), "domain_best": _cluster_acc(per_domain, groups, seed),
+            "gain": gain.diff, "gain_ci95": [gain.lo, gain.hi],
+        },
+        "timings": pool.timings,
+    }
+
+
+def render_table_markdown(rep: dict[str, Any]) -> str:
+    """:func:`table_report` as Markdown (what `rmroute pool build` writes for a score-table pool)."""
+
+    def acc(a: dict[str, float]) -> str:
+        return "-" if not a["n"] else f"{100 * a['acc']:.1f} [{100 * a['lo']:.1f}, {100 * a['hi']:.1f}]"
+
+    names, doms = rep["names"], list(rep["domains"])
+    out = [f"Score table `{rep['table']}` (pool `{rep['pool']}`): {rep['n_items']} pairs from {rep['n_groups']} "
+           f"questions; domains " + ", ".join(f"{d} {n}" for d, n in rep["domains"].items()) + ".",
+           "", f"Source: {rep['source'] or '-'}. Licence: {rep['licence'] or '-'}.", "",
+           "Accuracy in % over every pair (a tie or an abstention scores 0.5), with 95% intervals from resampling "
+           "questions; *strict* counts a tie or an abstention as wrong (as the papers do).", "",
+           "| scorer | kind | cost | all | strict | tie % | abstain % | " + " | ".join(doms) + " |",
+           "|---|---|---:|---|---:|---:|---:|" + "---|" * len(doms)]
+    best = max(r["accuracy"]["acc"] for r in rep["scorers"].values())
+    for name in names:
+        r = rep["scorers"][name]
+        cell = acc(r["accuracy"])
+        out.append(f"| {name} | {r['kind']} | {r['cost']:g} | {'**' + cell + '**' if r['accuracy']['acc'] == best else cell} | "
+                   f"{100 * r['strict_accuracy']:.1f} | {100 * r['tie_rate']:.1f} | {100 * r['abstain_rate']:.1f} | "
+                   + " | ".join(acc(r["per_domain"][d]) for d in doms) + " |")
+    notes = sorted({(n, r["cost_note"]) for n, r in rep["scorers"].items() if r["cost_note"]})
+    if notes:
+        out += ["", "Cost per call: " + "; ".join(f"{n}: {note}" for n, note in notes) + "."]
+    cf = rep["cross_fitted"]
+    picks = sorted({c["best_single"] for c in cf["choices"]})
+    out += ["", f"**Chosen on offline data, measured on held-out data** ({cf['n_folds']} folds by question; each "
+            f"fold's choice made on the other folds): best single scorer ({', '.join(picks)}) {acc(cf['best_single'])}; "
+            f"per-domain best {acc(cf['domain_best'])}; difference {100 * cf['gain']:+.1f} points "
+            f"[{100 * cf['gain_ci95'][0]:.1f}, {100 * cf['gain_ci95'][1]:.1f}]."]
+    arms = cf["choices"][0]["domain_best"]
+    out += ["", "Per-domain best on fold 0's training folds: " + ", ".join(f"{d}: {n}" for d, n in arms.items()) + "."]
+    o = rep["oracle"]
+    out += ["", f"**Per-pair structure.** Oracle (some scorer strictly right): {100 * o['all']:.1f}%; with each "
+            f"scorer's right/wrong record shuffled within its domain (mean of 50 shuffles): "
+            f"{100 * o['shuffled_within_domain']:.1f}%; gap {100 * o['gap']:+.1f} points (negative: the scorers' "
+            "errors fall on the same pairs more than chance would put them)."]
+    ec = rep["error_correlation"]
+    if ec["mean_off_diagonal"] is not None:
+        out += ["", f"**Error correlation** (Pearson, over pairs, of 1 − score): mean between two scorers "
+                f"{ec['mean_off_diagonal']:.2f}."]
+        m = np.array([[np.nan if x is None else x for x in row] for row in ec["matrix"]])
+        if len(names) <= 12:
+            out += ["", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            out += [f"| {a} | " + " | ".join("-" if np.isnan(x) else f"{x:.2f}" for x in m[i]) + " |"
+                    for i, a in enumerate(names)]
+        else:
+            iu = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if not np.isnan(m[i, j])]
+            iu.sort(key=lambda ij: -m[ij])
+            out += ["", "Most correlated: " + ", ".join(f"{names[i]}–{names[j]} {m[i, j]:.2f}" for i, j in iu[:6])
+                    + "; least: " + ", ".join(f"{names[i]}–{names[j]} {m[i, j]:.2f}" for i, j in iu[-6:]) + "."]
+    return "\n".join(out) + "\n"

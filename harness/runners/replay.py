@@ -506,8 +506,9 @@ def _featurizer_params(settings: ReplaySettings, cfg) -> dict[str, Any]:
 
 def fold_indices(base: Base, n_folds: int, seed: int, offline_share: float | None) -> dict[str, np.ndarray]:
     """The offline / online / test pair indices of ``seed``'s fold: items are dealt into ``n_folds``
-    folds once (per domain, in a seeded order that does not depend on the run's seed), seed s tests
-    fold s mod n_folds, and the other items go to offline (``offline_share`` of each domain's items,
+    folds (per domain, in an order seeded by ``seed // n_folds``: seeds 0..F-1 are the F folds of
+    one assignment, seeds F..2F-1 of the next, so seeds vary the split as well as the stream), seed
+    s tests fold s mod n_folds, and the other items go to offline (``offline_share`` of each domain's items,
     default the benchmark's ratio) or online in an order drawn from the run's seed."""
     share = offline_share
     if share is None:
@@ -516,7 +517,7 @@ def fold_indices(base: Base, n_folds: int, seed: int, offline_share: float | Non
     item_domain: dict[int, str] = {}
     for i, d in zip(base.items.tolist(), base.domains):
         item_domain.setdefault(i, d)
-    deal = derived_rng(0, "replay-folds")
+    deal = derived_rng(seed // n_folds, "replay-folds")  # cross-fitting: every F seeds a new assignment
     fold_of: dict[int, int] = {}
     by_domain = {d: sorted(i for i, dd in item_domain.items() if dd == d) for d in sorted(set(item_domain.values()))}
     for d, its in by_domain.items():
@@ -610,7 +611,7 @@ def build_data(cfg, settings: ReplaySettings, log=print) -> Prepared:
             cache[seed] = seed_data(base, settings, seed, log)
         return cache[seed]
 
-    info = {"name": f"{base.pool.config.benchmark.suite}@seed{base.pool.config.benchmark.seed}",
+    info = {"name": base.pool.data_name,
             "sha256": base.inputs["data"], "n": len(base.pairs)}
     return Prepared(list(base.pool.names), info, base.provenance, for_seed)
 

@@ -18,7 +18,7 @@ Every other line is one item::
      "scores": {"rm-7b": {"a": 1.5, "b": -0.25}, "judge": {"ab": "a", "ba": "tie"}},
      "metadata": {"source": "..."}}
 
-- ``id`` (unique), ``prompt`` and ``gold`` (``"a"`` or ``"b"``: which response is better) are
+- ``id`` (unique; a string, or an integer read as its decimal string), ``prompt`` and ``gold`` (``"a"`` or ``"b"``: which response is better) are
   required; ``group`` (default: the id) keeps the items of one question together when the data is
   split; ``domain`` defaults to ``"default"``; ``response_a`` / ``response_b`` are optional (tables
   published without the responses give prompt-only contexts); ``metadata`` is any mapping.
@@ -178,6 +178,8 @@ def _string(where: str, rec: Mapping[str, Any], key: str, default: str | None = 
         if default is None:
             raise DataError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
         return default
+    if key in ("id", "group") and isinstance(rec[key], int) and not isinstance(rec[key], bool):
+        return str(rec[key])  # numeric ids are common in published files; they are keys, not numbers
     if not isinstance(rec[key], str):
         raise DataError(f"{where}: field {key!r}: expected a string, got {type(rec[key]).__name__}")
     return rec[key]
@@ -239,6 +241,30 @@ def _scores(where: str, raw: Any, scorers: dict[str, Scorer]) -> dict[str, tuple
         read = _number if scorers[name].kind == "scalar" else _vote
         out[name] = tuple(read(where, value.get(k), f"scores.{name}.{k}") for k in keys)
     return out
+
+
+@dataclass
+class TableHeader:
+    """A table file's first line: its name and scorers (read without the items)."""
+
+    name: str
+    scorers: list[Scorer]
+    description: str = ""
+    source: str = ""
+    licence: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.scorers]
+
+
+def read_header(path: str | Path) -> TableHeader:
+    """The header of a ``rmroute-score-table/1`` file (the scorers' names, kinds and costs), cheaply."""
+    path = Path(path)
+    for where, rec in iter_jsonl(path):
+        header, scorers = _header(where, rec)
+        return TableHeader(scorers=scorers, **header)
+    raise DataError(f"{path}: empty file; expected a {FORMAT} header line and items")
 
 
 def read_table(path: str | Path) -> ScoreTable:
