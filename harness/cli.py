@@ -78,12 +78,13 @@ def _check_all(registry) -> None:
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) -> None:
-    """Check a config without running it."""
+    """Check a config (or each config of a ``kind: group`` file) without running it."""
     from rmroute.harness.core.config import config_sha256
-    from rmroute.harness.runners import load_config
+    from rmroute.harness.runners import config_paths, load_config
 
-    cfg = load_config(config)
-    console.print(f"{config}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
+    for path in config_paths(config):
+        cfg = load_config(path)
+        console.print(f"{path}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
 
 
 @app.command()
@@ -96,20 +97,36 @@ def run(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray with 2 CPUs)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
 ) -> None:
-    """Run a config (replay, train or evaluate), write one JSON per run, rebuild the leaderboard."""
-    from rmroute.harness.runners import get_plan, load_config, run_config
+    """Run a config (replay, train or evaluate; or each config of a ``kind: group`` file), write one
+    JSON per run, rebuild the leaderboard."""
+    from rmroute.harness.runners import config_paths, get_plan, load_config, run_config
 
-    cfg = load_config(config)
+    paths = config_paths(config)
+    configs = [(path, load_config(path)) for path in paths]  # every member is checked before any runs
     if dry_run:
-        typer.echo(get_plan(cfg.kind)(cfg, config))
+        for path, cfg in configs:
+            typer.echo(get_plan(cfg.kind)(cfg, path))
         return
     options = {"resume": resume}
     if executor != "local" or ray_address:
         options.update(executor=executor, address=ray_address)
-    written = run_config(cfg, config, out, **options)
-    console.print(f"wrote {len(written)} run file(s) under {out / 'runs' / cfg.suite}")
+    written: list[Path] = []
+    broken: list[str] = []
+    for path, cfg in configs:
+        try:
+            mine = run_config(cfg, path, out, **options)
+        except RmrouteError as exc:
+            if len(configs) == 1:
+                raise
+            broken.append(f"{path}: {exc}")  # one member's failure does not lose the others' runs
+            err_console.print(f"failed: {path}: {exc}", markup=False, highlight=False, soft_wrap=True)
+            continue
+        console.print(f"wrote {len(mine)} run file(s) under {out / 'runs' / cfg.suite}")
+        written += mine
     if not no_leaderboard:
         leaderboard(out)
+    if broken:
+        raise RmrouteError(f"{len(broken)} of {len(configs)} config(s) of {config} did not run: " + "; ".join(broken))
     _fail_on_failed_runs(written)
 
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from rmroute.harness.core.config import config_sha256
-from rmroute.harness.runners import load_config
+from rmroute.harness.runners import config_paths, load_config
 from rmroute.harness.core.errors import ConfigError
 from tests.conftest import REPO, config_error
 
@@ -60,7 +60,8 @@ def test_shipped_configs_validate():
     for path in paths:
         target = next((t for prefix, t in loaders.items() if path.name.startswith(prefix)), None)
         if target is None:
-            load_config(path)
+            for member in config_paths(path):  # a `kind: group` file stands for its members
+                load_config(member)
         else:
             module, func = target.split(":")
             getattr(importlib.import_module(module), func)(path)

@@ -195,3 +195,43 @@ settings:
     assert one.metrics["test_cost_per_item"] == pytest.approx(70.0)
     mv = next(r for r in recs if r.router.name == "majority-vote" and r.seed == 0)
     assert mv.metrics["test_cost_per_item"] == pytest.approx(79.0)  # every scorer called: 7 + 2 + 70
+
+
+REPLAY = """kind: replay
+suite: {suite}
+seeds: [0, 1]
+featurizer: {{name: pair-encoder, params: {{model: "hash:16"}}}}
+routers: [majority-vote, domain-best]
+settings: {{pool: {pool}, folds: 2}}
+"""
+
+
+def test_a_group_runs_each_config_and_one_broken_member_loses_no_other(table_files, tmp_path, monkeypatch, capsys):
+    from rmroute.harness.cli import main
+
+    tmp, _ = table_files
+    (tmp_path / "broken-pool.yaml").write_text(f"name: broken\ntable: {{file: {tmp_path / 'absent.jsonl'}}}\n")
+    (tmp_path / "a.yaml").write_text(REPLAY.format(suite="toy-a", pool=tmp / "pool.yaml"))
+    (tmp_path / "b.yaml").write_text(REPLAY.format(suite="toy-b", pool=tmp / "pool.yaml"))
+    (tmp_path / "group.yaml").write_text(f"kind: group\nconfigs: [{tmp_path / 'a.yaml'}, {tmp_path / 'b.yaml'}]\n")
+    out = tmp_path / "results"
+    assert main(["run", str(tmp_path / "group.yaml"), "--out", str(out), "--no-leaderboard"]) == 0
+    assert len(list((out / "runs" / "toy-a").glob("*.json"))) == 4 and len(list((out / "runs" / "toy-b").glob("*.json"))) == 4
+    assert main(["validate", str(tmp_path / "group.yaml")]) == 0
+    # a member whose table is gone fails alone, named, after the others ran
+    (tmp_path / "c.yaml").write_text(REPLAY.format(suite="toy-c", pool=tmp_path / "broken-pool.yaml"))
+    (tmp_path / "d.yaml").write_text(REPLAY.format(suite="toy-d", pool=tmp / "pool.yaml"))
+    from rmroute.harness import runners
+
+    strict = runners.load_config
+    # as if the table vanished between validate and run: the run itself meets the missing file
+    monkeypatch.setattr(runners, "load_config", lambda p, **kw: strict(p, check_run=False))
+    (tmp_path / "group2.yaml").write_text(f"kind: group\nconfigs: [{tmp_path / 'c.yaml'}, {tmp_path / 'd.yaml'}]\n")
+    assert main(["run", str(tmp_path / "group2.yaml"), "--out", str(out), "--no-leaderboard"]) != 0
+    assert len(list((out / "runs" / "toy-d").glob("*.json"))) == 4
+    err = capsys.readouterr().err
+    assert "c.yaml" in err and "absent.jsonl" in err
+    (tmp_path / "group3.yaml").write_text("kind: group\nconfigs: [nowhere.yaml]\n")
+    assert main(["validate", str(tmp_path / "group3.yaml")]) != 0
+    assert "'nowhere.yaml' not found" in capsys.readouterr().err
+

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from rmroute.harness.assets import DataError, cache_root
+from rmroute.harness.assets import DataError, cache_root, resolve_source
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
@@ -163,15 +163,11 @@ def table_names(ref: TableRef) -> list[str]:
         if not isinstance(scorers, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in scorers):
             raise ConfigError(f"table.params.scorers: adapter {ref.adapter!r} needs a list of scorers, each with a `name`")
         return [s["name"] for s in scorers]
-    from rmroute.harness.assets import resolve_source
-
     return read_header(resolve_source(ref.file, ref.sha256)).names
 
 
 def load_table(ref: TableRef, where: str) -> ScoreTable:
     """The score table a pool's ``table`` names: a file in the generic format, or an adapter's output."""
-    from rmroute.harness.assets import resolve_source
-
     if ref.file is not None:
         return read_table(resolve_source(ref.file, ref.sha256))
     from rmroute.harness.tables.adapters import load_adapter

@@ -18,7 +18,11 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable
 
-from rmroute.harness.core.config import RunConfig, check_plugin_refs, check_settings, read_run_config
+from pydantic import Field
+
+from rmroute.harness.core.config import (RunConfig, StrictModel, check_plugin_refs, check_settings, read_run_config,
+                                         read_yaml_mapping, validate_model)
+from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.errors import NotBuiltError
 
 RUNNERS: dict[str, str] = {
@@ -122,3 +126,36 @@ def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> l
     if unknown:
         raise NotBuiltError(f"the {cfg.kind!r} runner does not support {', '.join(unknown)}")
     return runner(cfg, config_path, out_dir, **{k: v for k, v in options.items() if k in accepted})
+
+
+# ---- groups: one command for several configs ------------------------------------------------------
+
+
+class GroupConfig(StrictModel):
+    """``kind: group``: run configs listed in ``configs`` one after the other (paths relative to the
+    working directory, like every path in a config), e.g. configs/real-rms.yaml: one replay config
+    per score table. Each member keeps its own suite, config hash and run files."""
+
+    kind: str = Field(pattern="^group$")
+    description: str = ""
+    configs: list[str] = Field(min_length=1)
+
+
+def read_group(path: str | Path) -> GroupConfig | None:
+    """The group config at ``path``, or None when the file is a run config (its ``kind`` is not
+    ``group``)."""
+    path, data, tree = read_yaml_mapping(path)
+    if data.get("kind") != "group":
+        return None
+    group = validate_model(GroupConfig, path, data, tree)
+    missing = [c for c in group.configs if not Path(c).is_file()]
+    if missing:
+        raise ConfigError(f"{path}: configs: {', '.join(repr(m) for m in missing)} not found (paths are relative to "
+                          f"the working directory, {Path.cwd()})")
+    return group
+
+
+def config_paths(path: str | Path) -> list[Path]:
+    """The run configs ``path`` stands for: its members when it is a group, else itself."""
+    group = read_group(path)
+    return [Path(c) for c in group.configs] if group is not None else [Path(path)]
