@@ -195,6 +195,21 @@ settings:
     assert one.metrics["test_cost_per_item"] == pytest.approx(70.0)
     mv = next(r for r in recs if r.router.name == "majority-vote" and r.seed == 0)
     assert mv.metrics["test_cost_per_item"] == pytest.approx(79.0)  # every scorer called: 7 + 2 + 70
+    # the board shows cost next to calls, and plots accuracy against it, because the costs differ
+    from rmroute.harness.board.collect import collect
+    from rmroute.harness.board.plots import write_plots
+
+    board = collect(tmp_path / "out")
+    table = next(t for t in board.tables if t.scenario == "iid")
+    assert ("test_cost_per_item", "cost/item") in table.metrics
+    written = write_plots(board, tmp_path / "out" / "plots")
+    assert any(p.name.endswith("iid-acc-vs-cost.png") for p in written)
+    # a pool of unit costs keeps the old columns (cost = calls)
+    for r in recs:
+        r.metrics["test_cost_per_item"] = r.metrics["test_calls_per_item"]
+    from rmroute.harness.board import collect as collect_mod
+
+    assert not any(collect_mod._costs_differ(r) for r in recs)
 
 
 REPLAY = """kind: replay

@@ -28,6 +28,8 @@ REPLAY_METRICS: tuple[tuple[str, str], ...] = (
     ("stream_mean_reward", "stream reward"),
     ("stream_regret", "stream regret"),
 )
+#: shown after the calls when the RMs' costs are not all 1 (declared per scorer: docs/real-rms.md)
+COST_METRIC = ("test_cost_per_item", "cost/item")
 PRIMARY_FALLBACK = ("test_routing_accuracy", "test_accuracy", "accuracy", "win_rate", "score")
 SCENARIO_ORDER = ("iid", "shift", "cold-start", "drift", "default")
 # The references every row is compared with, both chosen on offline data only: the single RM with the
@@ -154,6 +156,12 @@ def _ref_paths(root: Path) -> dict[str, Path]:
     return out
 
 
+def _costs_differ(run: RunRecord) -> bool:
+    """Whether a replay run's cost per item differs from its calls per item (RMs not all of cost 1)."""
+    cost, calls = run.metrics.get("test_cost_per_item"), run.metrics.get("test_calls_per_item")
+    return bool(finite_values([cost, calls]) and len(finite_values([cost, calls])) == 2 and abs(cost - calls) > 1e-9)
+
+
 def _numeric_keys(run: RunRecord) -> set[str]:
     return {k for k, v in run.metrics.items() if finite_values([v])}
 
@@ -164,6 +172,8 @@ def _make_table(suite: str, sha: str, scenario: str, refs: list[RunRef]) -> Tabl
     if replay:
         metrics = list(REPLAY_METRICS)
         primary: str | None = REPLAY_METRICS[0][0]
+        if any(_costs_differ(r) for r in runs):  # RMs of different costs (a score table): cost next to calls
+            metrics.insert(3, COST_METRIC)
     else:
         shared = sorted(set.intersection(*(_numeric_keys(r) for r in runs))) if runs else []
         metrics = [(k, k) for k in shared]

@@ -2,6 +2,8 @@
 
 Per replay table (suite, config, scenario), into ``<root>/plots/``:
 
+* ``<slug>-acc-vs-cost.png``: the same against the declared cost per item, for tables whose RMs
+  differ in cost (score tables);
 * ``<slug>-acc-vs-calls.png``: mean test routing accuracy vs mean RM calls per item, one point per
   router with its 95% bootstrap CIs over seeds as error bars, and the Pareto front (fewest calls,
   highest accuracy) of the non-oracle routers;
@@ -76,17 +78,21 @@ def _err(stat: Stat) -> tuple[float, float]:
     return (0.0, 0.0)
 
 
-def plot_acc_vs_calls(table: Table, path: Path) -> Path | None:
+def plot_acc_vs_calls(table: Table, path: Path, x_key: str = "test_calls_per_item",
+                      x_label: str = "RM calls per item") -> Path | None:
+    """Test routing accuracy against ``x_key`` (RM calls, or cost, per item), with the Pareto front."""
+    if x_key not in dict(table.metrics):
+        return None
     rows = [r for r in table.rows
-            if r.stats["test_routing_accuracy"].n and r.stats["test_calls_per_item"].n]
+            if r.stats["test_routing_accuracy"].n and r.stats[x_key].n]
     if not rows:
         return None
     fig = _figure(9.0, 5.0)
     ax = fig.add_subplot()
-    xs = [r.stats["test_calls_per_item"].mean for r in rows]
+    xs = [r.stats[x_key].mean for r in rows]
     ys = [r.stats["test_routing_accuracy"].mean for r in rows]
     for i, (r, x, y) in enumerate(zip(rows, xs, ys)):
-        ex, ey = _err(r.stats["test_calls_per_item"]), _err(r.stats["test_routing_accuracy"])
+        ex, ey = _err(r.stats[x_key]), _err(r.stats["test_routing_accuracy"])
         ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt=_style(i)[1] if not r.replay_only else "s",
                     color=_style(i)[0], mfc="white" if r.replay_only else None, capsize=3, label=_plain(r.label))
         ax.annotate(_plain(r.label) + (" † (replay only)" if r.replay_only else ""), (x, y), textcoords="offset points",
@@ -101,9 +107,9 @@ def plot_acc_vs_calls(table: Table, path: Path) -> Path | None:
             fx, fy = fx + [right], fy + [fy[-1]]
         ax.step(fx, fy, where="post", color="black", linestyle="--", linewidth=1,
                 label="Pareto front (non-oracle)")
-    ax.set_xlabel("RM calls per item (test, mean over seeds)")
+    ax.set_xlabel(f"{x_label} (test, mean over seeds)")
     ax.set_ylabel("test routing accuracy (mean, 95% CI)")
-    ax.set_title(f"accuracy vs RM calls · {_plain(table.title)}", fontsize=9)
+    ax.set_title(f"accuracy vs {x_label.split(' per ')[0]} · {_plain(table.title)}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
@@ -194,7 +200,13 @@ def plot_choice_share(table: Table, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-PLOTS = (("acc-vs-calls", plot_acc_vs_calls), ("regret", plot_regret), ("choice-share", plot_choice_share))
+def plot_acc_vs_cost(table: Table, path: Path) -> Path | None:
+    """Accuracy against the declared cost per item; only for tables whose RMs differ in cost."""
+    return plot_acc_vs_calls(table, path, "test_cost_per_item", "cost per item")
+
+
+PLOTS = (("acc-vs-calls", plot_acc_vs_calls), ("acc-vs-cost", plot_acc_vs_cost), ("regret", plot_regret),
+         ("choice-share", plot_choice_share))
 
 
 def write_plots(board: Board, outdir: str | Path) -> list[Path]:
