@@ -250,3 +250,27 @@ def test_a_group_runs_each_config_and_one_broken_member_loses_no_other(table_fil
     assert main(["validate", str(tmp_path / "group3.yaml")]) != 0
     assert "'nowhere.yaml' not found" in capsys.readouterr().err
 
+
+
+def test_the_worked_example_runs_as_the_docs_say(tmp_path, monkeypatch):
+    """docs/real-rms.md's worked example, verbatim: convert the CSV, then run every router on it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from rmroute.harness.cli import main
+    from tests.conftest import REPO
+
+    shutil.copytree(REPO / "examples" / "score-table", tmp_path / "examples" / "score-table",
+                    ignore=shutil.ignore_patterns("table.jsonl"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RMROUTE_CACHE", str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "examples/score-table/convert.py", "examples/score-table/scores.csv",
+                          "examples/score-table/table.jsonl"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "wrote 180 items" in out.stdout, out.stderr
+    assert main(["pool", "build", "examples/score-table/pool-example.yaml", "--out", "pool-report"]) == 0
+    assert "rm-math-7b" in (tmp_path / "pool-report" / "example-scores.md").read_text()
+    assert main(["run", "examples/score-table/replay-example.yaml", "--out", "results"]) == 0
+    runs = [load_run(p) for p in (tmp_path / "results" / "runs" / "example-scores").glob("*.json")]
+    assert len(runs) == (4 + 8) * 10 * 2 and all(r.status == "ok" for r in runs)
+    assert "example-scores" in (tmp_path / "results" / "LEADERBOARD.md").read_text()
