@@ -8,6 +8,7 @@ right") uses the strict :func:`rmroute.harness.analysis.correct`."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -253,6 +254,15 @@ def table_report(pool: Pool, seed: int = 0, n_folds: int = 5) -> dict[str, Any]:
     }
 
 
+def _short_source(source: str) -> str:
+    """A table's source for a report line: its GitHub repositories at their commits when the
+    source lists ``github:`` files (the full list is in the JSON report), else the text itself."""
+    repos = list(dict.fromkeys(re.findall(r"github:([^@\s;]+)@([0-9a-f]{8})", source or "")))
+    if repos:
+        return ", ".join(f"github.com/{r} @ {c}" for r, c in repos) + " (the files: the JSON report)"
+    return source or "-"
+
+
 def render_table_markdown(rep: dict[str, Any]) -> str:
     """:func:`table_report` as Markdown (what `rmroute pool build` writes for a score-table pool)."""
 
@@ -262,7 +272,7 @@ def render_table_markdown(rep: dict[str, Any]) -> str:
     names, doms = rep["names"], list(rep["domains"])
     out = [f"Score table `{rep['table']}` (pool `{rep['pool']}`): {rep['n_items']} pairs from {rep['n_groups']} "
            f"questions; domains " + ", ".join(f"{d} {n}" for d, n in rep["domains"].items()) + ".",
-           "", f"Source: {rep['source'] or '-'}. Licence: {rep['licence'] or '-'}.", "",
+           "", f"Source: {_short_source(rep['source'])}. Licence: {rep['licence'] or '-'}.", "",
            "Accuracy in % over every pair (a tie or an abstention scores 0.5), with 95% intervals from resampling "
            "questions; *strict* counts a tie or an abstention as wrong (as the papers do).", "",
            "| scorer | kind | cost | all | strict | tie % | abstain % | " + " | ".join(doms) + " |",
