@@ -124,7 +124,7 @@ def run(
         console.print(f"wrote {len(mine)} run file(s) under {out / 'runs' / cfg.suite}")
         written += mine
     if not no_leaderboard:
-        leaderboard(out)
+        leaderboard(out, site=None)
     if broken:
         raise RmrouteError(f"{len(broken)} of {len(configs)} config(s) of {config} did not run: " + "; ".join(broken))
     _fail_on_failed_runs(written)
@@ -143,21 +143,46 @@ def _fail_on_failed_runs(paths: list[Path]) -> None:
 
 
 @app.command()
-def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under results/runs/.")) -> None:
-    """Re-run exactly one run's config, router, seed and scenario; report metric by metric whether it matches."""
+def reproduce(run_files: list[Path] = typer.Argument(..., help="Run JSON file(s) under results/runs/ (a shell glob: "
+                                                 "every run of a leaderboard table).")) -> None:
+    """Re-run exactly each run's config, router, seed and scenario; report metric by metric whether it
+    matches. Runs of one config are re-run together (the data is built once)."""
     import tempfile
 
     from rmroute.harness.results import load_run
     from rmroute.harness.runners import run_config
 
-    rec = load_run(run_file)
-    cfg = _checked_run_config(run_file, rec)
-    with tempfile.TemporaryDirectory() as tmp:
-        only = {"label": rec.router.label or rec.router.name, "seed": rec.seed, "scenario": rec.scenario}
-        (path,) = run_config(cfg, Path(f"<config of {run_file}>"), Path(tmp), only=only)
-        new = load_run(path)
-    if new.status != "ok":
-        raise RmrouteError(f"reproducing {run_file} failed: {new.error}")
+    recs = [(f, load_run(f)) for f in run_files]
+    by_config: dict[str, list] = {}
+    for f, rec in recs:
+        by_config.setdefault(rec.config_sha256, []).append((f, rec, _checked_run_config(f, rec)))
+    problems: list[str] = []
+    for members in by_config.values():
+        cfg = members[0][2]
+        only = [{"label": rec.router.label or rec.router.name, "seed": rec.seed, "scenario": rec.scenario}
+                for _, rec, _ in members]
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = run_config(cfg, Path(f"<config of {members[0][0]}>"), Path(tmp),
+                               only=only[0] if len(only) == 1 else only)
+            new_by_id = {(r.router.label or r.router.name, r.seed, r.scenario): r for r in map(load_run, paths)}
+        for (f, rec, _), want in zip(members, only):
+            problem = _compare_reproduced(f, rec, new_by_id.get((want["label"], want["seed"], want["scenario"])),
+                                          verbose=len(recs) == 1)
+            if problem:
+                problems.append(problem)
+            elif len(recs) > 1:
+                console.print(f"ok {f.name}: all {len(rec.metrics)} metrics and the per-item outcomes match")
+    if problems:
+        raise RmrouteError(f"{len(problems)} of {len(recs)} run(s) did not reproduce: " + "; ".join(problems))
+    if len(recs) > 1:
+        console.print(f"all {len(recs)} runs reproduce")
+
+
+def _compare_reproduced(run_file: Path, rec, new, verbose: bool) -> str | None:
+    """Compare a run with its re-run, metric by metric and per test pair; None when they match, else
+    what differs (the table is printed when ``verbose``)."""
+    if new is None or new.status != "ok":
+        return f"reproducing {run_file} failed: {getattr(new, 'error', 'no run was written')}"
     differ = _report_inputs(rec.inputs, new.inputs)
     table = Table(title=f"reproduce {run_file.name}")
     for col in ("metric", "recorded", "reproduced", "match"):
@@ -172,11 +197,14 @@ def reproduce(run_file: Path = typer.Argument(..., help="A run JSON under result
         same = rec.extra.get(key) == new.extra.get(key)
         mismatches += not same
         table.add_row(f"{key} (per pair)", "", "", "[green]yes[/green]" if same else "[red]NO[/red]")
-    console.print(table)
+    if verbose or mismatches:
+        console.print(table)
     if mismatches:
         because = f"; inputs that differ: {', '.join(differ)}" if differ else ""
-        raise RmrouteError(f"{mismatches} metric(s) of {run_file} did not reproduce{because}")
-    console.print(f"all {len(rec.metrics)} metrics and the per-item outcomes match")
+        return f"{mismatches} metric(s) of {run_file} did not reproduce{because}"
+    if verbose:
+        console.print(f"all {len(rec.metrics)} metrics and the per-item outcomes match")
+    return None
 
 
 def _checked_run_config(run_file: Path, rec):
@@ -270,14 +298,21 @@ def serve_rm(
 
 
 @app.command()
-def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root holding runs/.")) -> None:
-    """Rebuild the leaderboard (Markdown, HTML, plots) from the run JSON files."""
-    from rmroute.harness.board.build import build
+def leaderboard(
+    root: Path = typer.Argument(Path("results"), help="Results root holding runs/."),
+    site: Optional[Path] = typer.Option(None, "--site", help="Also write a static site into this folder: the HTML "
+                                        "pages, plots and run files, relative links only (serve it as is)."),
+) -> None:
+    """Rebuild the leaderboard (front page, track pages, router cards, checks; Markdown, HTML, plots)
+    from the run JSON files."""
+    from rmroute.harness.board.build import build, build_site
     from rmroute.harness.board.terminal import print_top
 
     if not (Path(root) / "runs").is_dir():
         raise RmrouteError(f"{root}: no runs/ folder here; give the results root that `rmroute run --out` wrote")
 
+    if site is not None and Path(site).resolve() == Path(root).resolve():
+        raise RmrouteError(f"--site {site}: give a folder other than the results root")
     result = build(root)
     path, n_runs, n_skipped = result
     print_top(console, result.top)
@@ -287,7 +322,11 @@ def leaderboard(root: Path = typer.Argument(Path("results"), help="Results root 
     console.print(f"wrote {len(result.plots)} plot(s) under {plots_dir}" if result.plots else "no plots (no replay runs)")
     n_tables = len(result.board.tables)
     if n_tables > 1:
-        console.print(f"{n_tables} tables in all (one per suite, config and scenario): see {path} or {result.html}")
+        console.print(f"{n_tables} tables in all (one page per suite, config and scenario under {Path(root) / 'board'}): "
+                      f"start at {path} or {result.html}")
+    if site is not None:
+        files = build_site(root, site)
+        console.print(f"wrote the static site ({len(files)} page(s), plots, run files) to {site}: open {Path(site) / 'index.html'}")
 
 
 data_app = typer.Typer(help="Benchmark data: build and inspect.", no_args_is_help=True)

@@ -55,8 +55,9 @@ def test_run_dispatches_and_writes_results(tmp_path, monkeypatch, capsys):
     assert len(files) == 2
     assert {json.loads(f.read_text())["seed"] for f in files} == {0, 1}
     assert main(["leaderboard", str(out)]) == 0
-    board = (out / "LEADERBOARD.md").read_text()
-    assert "## clidemo" in board and "| random | 2 | 0.55 ± 0.071 |" in board
+    assert "clidemo" in (out / "LEADERBOARD.md").read_text()  # the front page links the track page
+    (page,) = (out / "board").glob("clidemo-*.md")
+    assert "| random | 2 | 0.55 ± 0.071 |" in page.read_text()
 
 
 def test_errors_exit_nonzero_with_one_line(tmp_path, capsys):

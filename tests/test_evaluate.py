@@ -69,14 +69,18 @@ def test_runs_failures_resume_and_policy_table(setup, capsys):
     failed = by_suite[("fixture-fail", 0)]
     assert failed["status"] == "failed" and "fixture-fail/1" in failed["error"] and failed["metrics"] == {}
 
-    board = (out / "LEADERBOARD.md").read_text()
-    assert "## Policies" in board and "Skipped files" not in board  # *.samples/ folders are not scanned
+    # an evaluate config without `board: result` is a pipeline check: its policy table is on checks.md
+    front = (out / "LEADERBOARD.md").read_text()
+    assert "No policy has been trained and evaluated as a result yet" in front and "base-tiny" not in front
+    assert "Skipped files" not in front  # *.samples/ folders are not scanned
+    board = (out / "checks.md").read_text()
+    assert "## Policies" in board
     row = next(line for line in board.splitlines() if line.startswith("| base-tiny"))
     assert "0.6667 [0.667, 0.667]" in row  # two seeds, identical values: bootstrap interval collapses
     assert "| 1 [1, 1]‡ |" in row  # the flag marker next to the win rate
     assert "Failed evaluation runs (2)" in board and "fixture-fail/1" in board
-    html = (out / "leaderboard.html").read_text()
-    assert 'id="policies-table"' in html and "base-tiny" in html
+    html = (out / "checks.html").read_text()
+    assert "<table" in html and "base-tiny" in html
 
     # resume: ok runs are kept (files untouched), the failed suite runs again
     mtimes = {p: (out / "runs" / "policy-eval" / p).stat().st_mtime_ns for p in recs}
@@ -94,13 +98,22 @@ def test_a_judged_suite_without_a_judge_fails_alone(setup):
     assert recs["fixture-count"]["status"] == "ok"
     assert recs["fixture-judged"]["status"] == "failed" and "needs a judge" in recs["fixture-judged"]["error"]
     # run again with a judge: the newer ok run supersedes the failure on the policy table
-    board = out / "LEADERBOARD.md"
+    board = out / "checks.md"
     assert main(["leaderboard", str(out)]) == 0 and "needs a judge" in board.read_text()
     cfg.write_text(CONFIG.replace("seeds: [0, 1]", "seeds: [0]").replace("    - fixture-fail\n", ""))
     time.sleep(1.1)  # `created` has one-second resolution: the rerun must be newer
     assert main(["run", str(cfg), "--out", str(out)]) == 0  # fixture-fail is not in this config
     text = board.read_text()  # fixture-fail (first config only) is still the newest of its kind
     assert "needs a judge" not in text and "Failed evaluation runs (1)" in text and "fixture-fail/1" in text
+
+
+def test_a_result_config_puts_its_policies_on_the_front_page(setup):
+    cfg, out = setup
+    cfg.write_text("board: result\n" + CONFIG.replace("seeds: [0, 1]", "seeds: [0]").replace("    - fixture-fail\n", ""))
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    front = (out / "LEADERBOARD.md").read_text()
+    assert "## Policies" in front and any(line.startswith("| base-tiny") for line in front.splitlines())
+    assert "base-tiny" not in (out / "checks.md").read_text()
 
 
 def test_a_benchmark_suite_is_refused_by_name(setup, capsys):
@@ -189,7 +202,7 @@ def test_train_then_evaluate_the_trained_policy(tmp_path, setup):
         f"  policies: [{{train_runs: {train_json.parent}}}]\n"
         "  suites: [fixture-count]\n  generator: {name: fixture-echo}\n")
     assert main(["run", str(eval_cfg), "--out", str(out)]) == 0
-    board = (out / "LEADERBOARD.md").read_text()
+    board = (out / "checks.md").read_text()  # an evaluate config without `board: result`: a check
     assert "| random@seed0 | random | 0.75 [" in board  # fixture-count on all 4 prompts: "?ta", "!?y", "?ko" hit
     # both kinds of run reproduce exactly from their JSON (CPU, fixed seeds): metric by metric
     assert main(["reproduce", str(train_json)]) == 0

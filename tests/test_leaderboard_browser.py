@@ -1,7 +1,8 @@
-"""leaderboard.html in a real headless Chromium (Debian's `chromium` + `chromium-driver`, via selenium).
+"""The leaderboard's HTML pages in a real headless Chromium (Debian's `chromium` + `chromium-driver`, via selenium).
 
-The page must load from disk with no console errors, show its plots, and sort a table when a column
-header is clicked. Skips only where Chromium or its driver is not installed (`.ci/run` installs both).
+A track page must load from disk with no console errors, show its plots and sort a table when a
+column header is clicked; the front page must fit a 1280 px window, filter by router family and by
+track, sort, and lead to a router card. Skips only where Chromium or its driver is not installed (`.ci/run` installs both).
 """
 
 from __future__ import annotations
@@ -69,20 +70,24 @@ def column(table, index: int) -> list[str]:
             for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
 
 
-def test_page_loads_without_console_errors_and_sorts(browser, page):
+def severe_errors(browser) -> list:
+    return [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def test_a_track_page_loads_without_console_errors_and_sorts(browser, page):
     from selenium.webdriver.common.by import By
 
-    browser.get(page.html.resolve().as_uri())
-    assert browser.title == "rmroute leaderboard"
+    track = page.path.parent / "board" / "demo-cccccccccccc-iid.html"  # demo · config cccc · iid
+    browser.get(track.resolve().as_uri())
+    assert browser.title.startswith("demo · config cccccccccccc · scenario iid")
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"  # the script ran
-    tables = browser.find_elements(By.CSS_SELECTOR, "table.sortable:not(.failed)")
-    assert len(tables) == 3
-    # every embedded plot loaded from its relative path
+    # every embedded plot loaded from its path relative to the page
     broken = browser.execute_script(
         "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);")
-    assert broken == [] and len(browser.find_elements(By.TAG_NAME, "img")) == len(page.plots)
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert broken == [] and len(images) == len([p for p in page.plots if "cccccccccccc-iid" in p.name]) > 0
 
-    table = tables[0]  # demo · config cccc · iid
+    table = browser.find_elements(By.CSS_SELECTOR, "table.sortable")[0]
     heads = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     router_col, regret_col = heads.index("router"), heads.index("stream regret")
     assert column(table, router_col) == ["oracle †", "bayesian", "domain-best", "mean-ensemble", "laser", "single:rm-a"]
@@ -101,8 +106,49 @@ def test_page_loads_without_console_errors_and_sorts(browser, page):
     assert [c.split()[0] for c in column(table, regret_col)] == ["0", "9", "12", "20", "30", "100"]
     th[regret_col].click()
     assert [c.split()[0] for c in column(table, regret_col)] == ["100", "30", "20", "12", "9", "0"]
-    # sorting one table leaves the others alone
-    assert column(tables[1], router_col)[:2] == ["oracle †", "mean-ensemble"]
+    assert severe_errors(browser) == []
 
-    severe = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
-    assert severe == [], severe
+
+def test_the_front_page_fits_filters_sorts_and_links_router_cards(browser, page):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    browser.get(page.html.resolve().as_uri())
+    assert browser.title == "rmroute leaderboard"
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+    front = browser.find_element(By.CSS_SELECTOR, "table.front")
+    # the summary table fits a 1280 px window: no horizontal scrolling, inside the viewport
+    fits = browser.execute_script(
+        "var t = arguments[0], w = t.parentNode; return [t.getBoundingClientRect().right, window.innerWidth, "
+        "w.scrollWidth, w.clientWidth, document.documentElement.scrollWidth];", front)
+    right, inner, scroll_w, client_w, page_w = fits
+    assert right <= inner and scroll_w <= client_w and page_w <= inner, fits
+    rows = front.find_elements(By.CSS_SELECTOR, "tbody tr")
+    labels = [tr.find_elements(By.TAG_NAME, "td")[0].text.strip() for tr in rows]
+    assert "best single RM" in labels and not any(x.startswith("single:") for x in labels)
+
+    # filter by router family: only the Bayesian rows stay visible, then all again
+    browser.find_element(By.CSS_SELECTOR, 'button[data-family="bayesian"]').click()
+    visible = [tr.find_elements(By.TAG_NAME, "td")[0].text.strip() for tr in rows if tr.is_displayed()]
+    assert visible and all(v.startswith("bayesian") for v in visible)
+    browser.find_element(By.CSS_SELECTOR, 'button[data-family="all"]').click()
+    assert all(tr.is_displayed() for tr in rows)
+    # hide a track column, then show it again
+    box = browser.find_element(By.CSS_SELECTOR, 'input[data-col="1"]')
+    box.click()
+    assert not front.find_elements(By.CSS_SELECTOR, "thead th")[1].is_displayed()
+    box.click()
+    assert front.find_elements(By.CSS_SELECTOR, "thead th")[1].is_displayed()
+
+    # sort by the router column
+    th = front.find_elements(By.CSS_SELECTOR, "thead th")[0]
+    th.click()
+    assert column(front, 0) == sorted(labels)
+
+    # follow a router card link
+    link = front.find_element(By.LINK_TEXT, "bayesian")
+    link.click()
+    assert browser.current_url.endswith("/board/routers/bayesian.html")
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Router")
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+    assert severe_errors(browser) == []

@@ -115,9 +115,11 @@ def test_leaderboard_groups_by_suite_and_config(tmp_path):
     (tmp_path / "runs" / "demo" / "junk.json").write_text("{")
     with pytest.warns(R.ResultsWarning):
         path, n_runs, n_skipped = build(tmp_path)
-    text = path.read_text()
+    front = path.read_text()
     assert (n_runs, n_skipped) == (4, 1)
-    assert "config `cccccccccccc`" in text and "config `dddddddddddd`" in text
+    assert "config `cccccccccccc`" in front and "config `dddddddddddd`" in front  # the front page lists both groups
+    text = "\n".join(p.read_text() for p in sorted((tmp_path / "board").glob("*.md")))  # their track pages
+    assert text.count("config_sha256 `cccccccc") == 1 and text.count("config_sha256 `dddddddd") == 1
     row = next(line for line in text.splitlines() if line.startswith("| random | 2 |"))
     assert "0.7 ± 0.14" in row  # mean and sample std of 0.6 and 0.8, computed by hand
     assert "nan_metric" not in text  # a metric that is null in the runs is not a column

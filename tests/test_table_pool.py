@@ -195,6 +195,10 @@ settings:
     assert one.metrics["test_cost_per_item"] == pytest.approx(70.0)
     mv = next(r for r in recs if r.router.name == "majority-vote" and r.seed == 0)
     assert mv.metrics["test_cost_per_item"] == pytest.approx(79.0)  # every scorer called: 7 + 2 + 70
+    # several runs of one config reproduce together (one data build), as a track page's command does
+    from rmroute.harness.cli import main
+
+    assert main(["reproduce", *map(str, paths[:6])]) == 0
     # the board shows cost next to calls, and plots accuracy against it, because the costs differ
     from rmroute.harness.board.collect import collect
     from rmroute.harness.board.plots import write_plots

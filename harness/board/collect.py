@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rmroute.harness.results import RunRecord, load_runs, newest, run_path
+from rmroute.harness.core.config import board_role
 from rmroute.harness.board.model import (
     FLAG_NOTES, REF_NOTE, Board, Cell, Group, PolicyTable, Row, RunRef, Table, eval_suite, policy_label, router_label,
 )
@@ -56,7 +57,9 @@ def collect(root: str | Path = "results") -> Board:
             rel = path.as_posix()
         return RunRef(run, path, rel)
 
-    policies = collect_policies([(r, ref(r).rel) for r in runs if r.kind == "evaluate"])
+    evaluated = [r for r in runs if r.kind == "evaluate"]
+    policies = collect_policies([(r, ref(r).rel) for r in evaluated if board_role(r.config) == "result"])
+    check_policies = collect_policies([(r, ref(r).rel) for r in evaluated if board_role(r.config) == "check"])
     grouped: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for run in runs:
         if run.kind != "evaluate":  # evaluate runs make the policy table
@@ -79,9 +82,10 @@ def collect(root: str | Path = "results") -> Board:
             suite=suite, config_sha256=sha, kinds=sorted({r.kind for r in members}),
             reward_models=list(first.reward_models), data=f"{first.data.name} ({first.data.sha256[:12]}, n={first.data.n})",
             tables=tables, failed=failed, superseded=len(members) - len(kept),
-            latest=max(r.created for r in members),
+            latest=max(r.created for r in members), role=board_role(first.config),
+            description=str(first.config.get("description") or ""),
         ))
-    return Board(root, groups, skipped, len(runs), policies)
+    return Board(root, groups, skipped, len(runs), policies, check_policies)
 
 
 def collect_policies(refs: list[tuple[RunRecord, str]]) -> PolicyTable | None:
@@ -271,7 +275,8 @@ def _add_comparisons(table: Table) -> None:
     """Compare every row with each reference on the seeds both ran (docs/leaderboard.md, "Statistics"):
     set ``row.vs`` (or ``row.vs_note``), then the Holm-adjusted p-values across the rows that are not
     replay only, per reference."""
-    for ref, runs in _reference_runs(table).items():
+    table.reference_runs = _reference_runs(table)
+    for ref, runs in table.reference_runs.items():
         table.references[ref] = _describe(runs)
         for row in table.rows:
             mine = {r.run.seed: r for r in row.refs if r.run.seed in runs}

@@ -95,10 +95,11 @@ class Table:
     feedback: str | None = None
     problems: list[str] = field(default_factory=list)  # comparisons the run files did not allow, and why
     plots: dict[str, Path] = field(default_factory=dict)  # kind -> file
+    reference_runs: dict[str, dict[int, "RunRef"]] = field(default_factory=dict)  # reference -> seed -> its run
 
     @property
     def slug(self) -> str:
-        return _slug(f"{self.suite}-{self.config_sha256[:12]}-{self.scenario}")
+        return file_slug(f"{self.suite}-{self.config_sha256[:12]}-{self.scenario}")
 
     @property
     def title(self) -> str:
@@ -124,6 +125,8 @@ class Group:
     failed: list[RunRef]
     superseded: int
     latest: str  # the newest `created` among its runs
+    role: str = "result"  # "result": on the board; "check": results/checks.md (config `board`, runners' default)
+    description: str = ""  # the config's description
 
 
 @dataclass
@@ -134,14 +137,25 @@ class Board:
     groups: list[Group]
     skipped: list[tuple[Path, str]]
     n_runs: int
-    policies: PolicyTable | None = None  # from the evaluate runs
+    policies: PolicyTable | None = None  # from the evaluate runs of result configs
+    check_policies: PolicyTable | None = None  # from the evaluate runs of check configs
 
     @property
     def tables(self) -> list[Table]:
-        return [t for g in self.groups for t in g.tables]
+        """The tables of the result groups (the board); checks are in :attr:`check_groups`."""
+        return [t for g in self.result_groups for t in g.tables]
+
+    @property
+    def result_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.role == "result"]
+
+    @property
+    def check_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.role == "check"]
 
 
-def _slug(text: str) -> str:
+def file_slug(text: str) -> str:
+    """``text`` as a file name stem: runs of other characters than letters, digits, ``._-`` become ``-``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 

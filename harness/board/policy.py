@@ -1,18 +1,16 @@
 """The policy table rendered: trained policies (one row per policy) × evaluation-suite metrics.
 
 The table is collected from the ``evaluate`` run JSONs only (``collect.collect_policies``); this
-module writes it as the Policies section of ``LEADERBOARD.md`` (:func:`policy_markdown`) and of
-``leaderboard.html`` (:func:`policy_html`): a cell per suite metric with its interval and flag
-marks, the flags' footnotes, and the failed evaluation runs with their error.
+module writes it as Markdown (:func:`policy_markdown`; the front page for result policies,
+results/checks.md for checks): a cell per suite metric with its interval and flag marks, the flags'
+footnotes, and the failed evaluation runs with their error.
 """
 
 from __future__ import annotations
 
-from html import escape
-from urllib.parse import quote
 
 from rmroute.harness.board.model import (
-    FLAG_NOTES, PolicyTable, eval_suite, first_line, html_td, md_code, md_link, md_text, policy_label,
+    FLAG_NOTES, PolicyTable, eval_suite, first_line, md_code, md_link, md_text, policy_label,
 )
 
 
@@ -51,36 +49,4 @@ def policy_markdown(table: PolicyTable) -> list[str]:
             out.append(f"| {md_text(policy_label(r))} | {md_text(eval_suite(r))} | {r.seed} | {md_text(first_line(r.error))} | "
                        f"{md_link('json', rel)} |")
         out.append("")
-    return out
-
-
-def policy_html(table: PolicyTable) -> list[str]:
-    """The policy table as lines of leaderboard.html: the same content as :func:`policy_markdown`."""
-    out = ['<h2 id="policies">Policies</h2>',
-           '<p class="note">One row per evaluated policy, one column per suite metric: mean over seeds with a 95% '
-           "interval (bootstrap over seeds, or the suite's own interval for one seed).</p>",
-           "<ul>" + "".join(f"<li><code>{escape(n)}</code>: {escape(d or '(no description)')}</li>"
-                            for n, d in table.sources.items()) + "</ul>",
-           '<div class="wrap"><table class="sortable" id="policies-table"><thead><tr>'
-           + "".join(f'<th scope="col">{escape(c)}</th>' for c in ["policy", "trained with"]
-                     + [_head(c) for c in table.columns] + ["runs"]) + "</tr></thead><tbody>"]
-    for label in sorted(table.rows, key=table.sort_key()):
-        cells = table.rows[label]
-        tds = [html_td(label), html_td(table.routers.get(label, ""))]
-        for c in table.columns:
-            tds.append(html_td(cells[c].text(), cells[c].mean) if c in cells else html_td("–", float("nan")))
-        links = " ".join(f'<a href="{escape(quote(rel))}">{escape(c[0])}:{seed}</a>' for c in table.columns
-                         if c in cells and c[1] == _first_key(table, c[0]) for seed, rel in cells[c].runs)
-        tds.append(html_td(links, raw=True))
-        out.append("<tr>" + "".join(tds) + "</tr>")
-    out.append("</tbody></table></div>")
-    for flag in sorted(table.flags):
-        mark, note = FLAG_NOTES[flag]
-        out.append(f'<p class="note">{escape(mark)} {escape(note)}.</p>')
-    if table.failed:
-        out.append(f"<h3>Failed evaluation runs ({len(table.failed)})</h3><ul>")
-        out += [f'<li>{escape(policy_label(r))} · {escape(eval_suite(r))} · seed {r.seed}: <span class="err">'
-                f'{escape(first_line(r.error))}</span> (<a href="{escape(quote(rel))}">json</a>)</li>'
-                for r, rel in table.failed]
-        out.append("</ul>")
     return out

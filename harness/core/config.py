@@ -161,6 +161,9 @@ class RunConfig(StrictModel):
     featurizer: PluginRef | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="data sources and splits")
     settings: dict[str, Any] = Field(default_factory=dict, description="runner-specific options")
+    board: Literal["result", "check"] | None = Field(
+        None, description="where the leaderboard shows its runs: `result` (the board) or `check` (results/checks.md: "
+        "a pipeline check whose numbers mean nothing); null = result for replay, check for train and evaluate")
 
 
 #: which plugin kind each config field refers to, and the params the runner supplies itself
@@ -443,8 +446,28 @@ def check_run_ids(problems: Problems, ids: Sequence[tuple[tuple[Any, ...], str]]
                               "as it names files: shorten this label or the scenario name")
 
 
+#: fields added after run files were committed: left out of the canonical form while unset, so that a
+#: config that does not use them keeps the hash its run files record
+_OMITTED_WHEN_NONE = ("board",)
+
+
 def canonical_json(cfg: RunConfig) -> str:
-    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = cfg.model_dump(mode="json")
+    for key in _OMITTED_WHEN_NONE:
+        if data.get(key) is None:
+            data.pop(key, None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def board_role(cfg: dict[str, Any] | RunConfig) -> str:
+    """Where a config's runs go on the leaderboard: its ``board``, else ``result`` for replay and
+    ``check`` for train and evaluate (the policies trained here are pipeline checks until a config
+    says otherwise)."""
+    data = cfg if isinstance(cfg, dict) else cfg.model_dump(mode="json")
+    role = data.get("board")
+    if role in ("result", "check"):
+        return role
+    return "result" if data.get("kind") == "replay" else "check"
 
 
 def config_sha256(cfg: RunConfig) -> str:

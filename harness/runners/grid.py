@@ -105,15 +105,21 @@ class Grid:
     def path(self, cell: Cell) -> Path:
         return self.folder / f"{self.run_id(cell)}.json"
 
-    def select(self, cells: Sequence[Cell], only: Mapping[str, Any] | None) -> list[Cell]:
+    def select(self, cells: Sequence[Cell], only: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> list[Cell]:
         """``--only``: the cells whose label, seed and scenario equal those ``only`` gives (keys it
-        leaves out match every cell; other keys are the runner's); all cells when ``only`` is empty."""
+        leaves out match every cell; other keys are the runner's), or, for a list of such mappings
+        (`rmroute reproduce` of several runs of one config), the cells that match any of them; all
+        cells when ``only`` is empty."""
         if not only:
             return list(cells)
-        keys = [k for k in ("label", "seed", "scenario") if k in only]
-        chosen = [c for c in cells if all(getattr(c, k) == only[k] for k in keys)]
-        if not chosen:
-            raise ConfigError(f"{self.config_path}: no grid cell matches {dict(only)}")
+        wanted = [only] if isinstance(only, Mapping) else list(only)
+        chosen = []
+        for want in wanted:
+            keys = [k for k in ("label", "seed", "scenario") if k in want]
+            match = [c for c in cells if all(getattr(c, k) == want[k] for k in keys)]
+            if not match:
+                raise ConfigError(f"{self.config_path}: no grid cell matches {dict(want)}")
+            chosen += [c for c in match if c not in chosen]
         return chosen
 
     def pending(self, cells: Sequence[Cell], resume: bool) -> list[Cell]:
