@@ -305,7 +305,7 @@ def leaderboard(
 ) -> None:
     """Rebuild the leaderboard (front page, track pages, router cards, checks; Markdown, HTML, plots)
     from the run JSON files."""
-    from rmroute.harness.board.build import build, build_site
+    from rmroute.harness.board.build import build
     from rmroute.harness.board.terminal import print_top
 
     if not (Path(root) / "runs").is_dir():
@@ -313,7 +313,7 @@ def leaderboard(
 
     if site is not None and Path(site).resolve() == Path(root).resolve():
         raise RmrouteError(f"--site {site}: give a folder other than the results root")
-    result = build(root)
+    result = build(root, site=site)
     path, n_runs, n_skipped = result
     print_top(console, result.top)
     console.print(f"wrote {path} from {n_runs} run(s)" + (f", skipped {n_skipped} unreadable file(s)" if n_skipped else ""))
@@ -325,8 +325,7 @@ def leaderboard(
         console.print(f"{n_tables} tables in all (one page per suite, config and scenario under {Path(root) / 'board'}): "
                       f"start at {path} or {result.html}")
     if site is not None:
-        files = build_site(root, site)
-        console.print(f"wrote the static site ({len(files)} page(s), plots, run files) to {site}: open {Path(site) / 'index.html'}")
+        console.print(f"wrote the static site (every page, plots, run files) to {site}: open {Path(site) / 'index.html'}")
 
 
 data_app = typer.Typer(help="Benchmark data: build and inspect.", no_args_is_help=True)

@@ -589,13 +589,11 @@ def test_html_pages_links_resolve_and_no_network(demo):
 
 
 def test_static_site_folder_is_self_contained(demo, tmp_path):
-    from rmroute.harness.board.build import build_site
-
     root, paths, result = demo
     out = tmp_path / "site"
-    files = build_site(root, out)
+    assert main(["leaderboard", str(root), "--site", str(out)]) == 0  # the same pages as the build, from one collect
     assert (out / "index.html").read_text() == (out / "leaderboard.html").read_text()
-    html = [p for p in files if p.suffix == ".html"]
+    html = sorted(out.rglob("*.html"))
     assert len(html) == len([p for p in result.pages if p.suffix == ".html"]) + 1
     for page in html:
         check_html_page(page, out)  # every link resolves inside the folder: runs and plots copied

@@ -10,8 +10,8 @@
 * ``<root>/plots/*.png``: accuracy vs RM calls (and vs cost) per item with the Pareto front,
   cumulative regret, RM choice share per domain for the learning routers (:mod:`~rmroute.harness.board.plots`).
 
-The plots are written first: they set ``Table.plots``, which the pages link. ``build_site(root, out)``
-writes the same HTML pages with the plots and run files into a folder any static host serves.
+The plots are written first: they set ``Table.plots``, which the pages link. ``build(root, site=out)``
+also writes the same HTML pages with the plots and run files into a folder any static host serves.
 """
 
 from __future__ import annotations
@@ -51,12 +51,15 @@ def _pages(root: Path, plots: bool) -> tuple[Board, Front, list[Page], list[Path
     return board, front, all_pages(board, front), written
 
 
-def build(root: str | Path = "results", plots: bool = True) -> BuildResult:
+def build(root: str | Path = "results", plots: bool = True, site: str | Path | None = None) -> BuildResult:
     """Write the pages (Markdown and HTML) and the plots under ``root``; pages of tracks or routers
-    that are gone are removed. Returns a :class:`BuildResult` (unpacks as ``(LEADERBOARD.md, runs
-    used, files skipped)``)."""
+    that are gone are removed; with ``site``, also the static site there (:func:`write_site`, from
+    the same pages). Returns a :class:`BuildResult` (unpacks as ``(LEADERBOARD.md, runs used, files
+    skipped)``)."""
     root = Path(root)
     board, front, pages, written = _pages(root, plots)
+    if site is not None:
+        write_site(root, Path(site), pages, front)
     files = []
     for page in pages:
         path = root / page.path
@@ -70,11 +73,3 @@ def build(root: str | Path = "results", plots: bool = True) -> BuildResult:
             stale.unlink()
     return BuildResult(root / "LEADERBOARD.md", board.n_runs, len(board.skipped), html=root / "leaderboard.html",
                        plots=written, pages=files, top=top_table(board), board=board, front=front)
-
-
-def build_site(root: str | Path, out: str | Path) -> list[Path]:
-    """A static site of the leaderboard in ``out`` (``index.html``, every page, ``plots/``, ``runs/``),
-    rebuilt from ``<root>/runs`` (the plots are rewritten under ``root`` first)."""
-    root, out = Path(root), Path(out)
-    board, front, pages, _ = _pages(root, True)
-    return write_site(root, out, pages, front)
