@@ -78,6 +78,10 @@ def _err(stat: Stat) -> tuple[float, float]:
     return (0.0, 0.0)
 
 
+#: above this many rows an accuracy plot drops its legend and the names of most single RMs
+MAX_NAMED = 20
+
+
 def plot_acc_vs_calls(table: Table, path: Path, x_key: str = "test_calls_per_item",
                       x_label: str = "RM calls per item") -> Path | None:
     """Test routing accuracy against ``x_key`` (RM calls, or cost, per item), with the Pareto front."""
@@ -91,12 +95,21 @@ def plot_acc_vs_calls(table: Table, path: Path, x_key: str = "test_calls_per_ite
     ax = fig.add_subplot()
     xs = [r.stats[x_key].mean for r in rows]
     ys = [r.stats["test_routing_accuracy"].mean for r in rows]
+    # many rows (a score table with dozens of scorers): no legend, and only the routers and the three
+    # best single RMs are named, so the axes keep their room and the names stay readable
+    crowded = len(rows) > MAX_NAMED
+    singles = sorted((y, i) for i, (r, y) in enumerate(zip(rows, ys)) if r.label.startswith("single:"))
+    named = {i for i, r in enumerate(rows) if not (crowded and r.label.startswith("single:"))} | {i for _, i in singles[-3:]}
     for i, (r, x, y) in enumerate(zip(rows, xs, ys)):
         ex, ey = _err(r.stats[x_key]), _err(r.stats["test_routing_accuracy"])
         ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt=_style(i)[1] if not r.replay_only else "s",
-                    color=_style(i)[0], mfc="white" if r.replay_only else None, capsize=3, label=_plain(r.label))
-        ax.annotate(_plain(r.label) + (" † (replay only)" if r.replay_only else ""), (x, y), textcoords="offset points",
-                    xytext=(5, 4), fontsize=7)
+                    color=_style(i)[0], mfc="white" if r.replay_only else None, capsize=3, label=_plain(r.label),
+                    alpha=1.0 if i in named else 0.45)
+        if i in named:
+            ax.annotate(_plain(r.label) + (" † (replay only)" if r.replay_only else ""), (x, y), textcoords="offset points",
+                        xytext=(5, 4), fontsize=7)
+    if min(xs) > 0 and max(xs) / min(xs) > 50:  # costs spanning orders of magnitude (1.4 to 2,000)
+        ax.set_xscale("log")
     real = [i for i, r in enumerate(rows) if not r.replay_only]
     front = [real[j] for j in pareto_front([(xs[i], ys[i]) for i in real])]
     if front:
@@ -111,7 +124,11 @@ def plot_acc_vs_calls(table: Table, path: Path, x_key: str = "test_calls_per_ite
     ax.set_ylabel("test routing accuracy (mean, 95% CI)")
     ax.set_title(f"accuracy vs {x_label.split(' per ')[0]} · {_plain(table.title)}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if crowded:
+        ax.text(0.99, 0.01, f"{len(rows) - len(named)} single RMs shown faded, unnamed (the track page lists them)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555")
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -180,11 +197,11 @@ def plot_choice_share(table: Table, path: Path) -> Path | None:
     panels = [(r, c) for r, c in panels if c is not None]
     if not panels:
         return None
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
     k = max(len(c[1]) for _, c in panels)
     d = max(len(c[0]) for _, c in panels)
-    fig = _figure(max(4.0, 1.0 + 0.8 * k) * ncols, max(2.5, 1.2 + 0.45 * d) * nrows)
+    ncols = min(3 if k <= 8 else 1, len(panels))  # many RMs (a score table): one wide heatmap per line
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _figure(max(4.0, 1.0 + (0.8 if k <= 8 else 0.45) * k) * ncols, max(2.5, 1.2 + 0.45 * d) * nrows)
     for n, (r, (domains, rms, mat)) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, n + 1)
         im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
