@@ -96,12 +96,18 @@ def run(
     executor: str = typer.Option("local", "--executor", help="local, or ray (grid cells as Ray tasks; the `distributed` extra)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray with 2 CPUs)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
+    add_router: list[str] = typer.Option([], "--add-router", help="Also run this router (NAME or NAME={json params}; "
+                                         "repeatable) next to the config's own: a plugin router on a board track."),
 ) -> None:
     """Run a config (replay, train or evaluate; or each config of a ``kind: group`` file), write one
     JSON per run, rebuild the leaderboard."""
-    from rmroute.harness.runners import config_paths, get_plan, load_config, run_config
+    import tempfile
+
+    from rmroute.harness.runners import config_paths, get_plan, load_config, run_config, with_routers
 
     paths = config_paths(config)
+    if add_router:
+        paths = [with_routers(p, add_router, Path(tempfile.mkdtemp(prefix="rmroute-config-"))) for p in paths]
     configs = [(path, load_config(path)) for path in paths]  # every member is checked before any runs
     if dry_run:
         for path, cfg in configs:

@@ -278,3 +278,24 @@ def test_the_worked_example_runs_as_the_docs_say(tmp_path, monkeypatch):
     runs = [load_run(p) for p in (tmp_path / "results" / "runs" / "example-scores").glob("*.json")]
     assert len(runs) == (4 + 8) * 10 * 2 and all(r.status == "ok" for r in runs)
     assert "example-scores" in (tmp_path / "results" / "LEADERBOARD.md").read_text()
+
+
+def test_add_router_runs_a_router_next_to_the_configs_own(table_files, tmp_path, capsys):
+    """`rmroute run CONFIG --add-router NAME[=json]`: a contributor's router on a track, no config edit."""
+    from rmroute.harness.cli import main
+
+    tmp, _ = table_files
+    (tmp_path / "a.yaml").write_text(REPLAY.format(suite="toy-add", pool=tmp / "pool.yaml"))
+    out = tmp_path / "results"
+    assert main(["run", str(tmp_path / "a.yaml"), "--out", str(out), "--add-router", "random",
+                 "--add-router", 'single={"arm": "j"}']) == 0
+    recs = [load_run(p) for p in (out / "runs" / "toy-add").glob("*.json")]
+    labels = sorted({r.router.label or r.router.name for r in recs})
+    assert labels == ["domain-best", "majority-vote", "random", "single:j"] and len(recs) == 8
+    assert all(r.status == "ok" for r in recs)
+    assert recs[0].config["routers"][-1] == {"name": "single", "params": {"arm": "j"}, "label": None,
+                                             "normalizers": None, "context": None}
+    assert "toy-add" in (out / "LEADERBOARD.md").read_text() and f"`{out.as_posix()}/runs/**.json`" in \
+        (out / "LEADERBOARD.md").read_text()  # the front page names the folder it was built from
+    assert main(["run", str(tmp_path / "a.yaml"), "--out", str(out), "--add-router", "random={oops"]) != 0
+    assert "must be a JSON object" in capsys.readouterr().err

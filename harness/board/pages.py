@@ -74,8 +74,9 @@ def url(src: str, dst: str) -> str:
 def front_page(board: Board, front: Front, names: dict[str, str]) -> Page:
     """LEADERBOARD.md. ``names``: row label -> router name (for the card links)."""
     src = "LEADERBOARD.md"
+    runs = md_code(f"{board.root.as_posix()}/runs/**.json", in_table=False)
     out = ["# rmroute leaderboard", "",
-           "Rebuilt by `rmroute leaderboard` from `results/runs/**.json`; do not edit by hand. Statistics: "
+           f"Rebuilt by `rmroute leaderboard` from {runs}; do not edit by hand. Statistics: "
            "docs/leaderboard.md. The site: [leaderboard.html](leaderboard.html) (sortable, filterable).", ""]
     if not front.tracks:
         out += ["No replay results yet.", ""]

@@ -159,3 +159,41 @@ def config_paths(path: str | Path) -> list[Path]:
     """The run configs ``path`` stands for: its members when it is a group, else itself."""
     group = read_group(path)
     return [Path(c) for c in group.configs] if group is not None else [Path(path)]
+
+
+# ---- a contributor's router next to the built-ins --------------------------------------------------
+
+
+def parse_router_arg(text: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME={"param": value, ...}`` (JSON params) -> a router entry."""
+    import json
+
+    name, sep, params = text.partition("=")
+    entry: dict[str, Any] = {"name": name.strip()}
+    if sep:
+        try:
+            value = json.loads(params)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--add-router {text!r}: the params after '=' must be a JSON object ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"--add-router {text!r}: the params after '=' must be a JSON object, got {value!r}")
+        entry["params"] = value
+    if not entry["name"]:
+        raise ConfigError(f"--add-router {text!r}: expected NAME or NAME={{json params}}")
+    return entry
+
+
+def with_routers(path: str | Path, routers: list[str], folder: Path) -> Path:
+    """A copy of the run config at ``path`` with ``routers`` (``--add-router`` values) appended to its
+    router list, written into ``folder``; it is checked like any config when it is loaded. The runs
+    record the whole config, so `rmroute reproduce` needs no copy. Paths inside the config still
+    resolve as the original's do (relative to the working directory, as every shipped config's)."""
+    import yaml
+
+    path = Path(path)
+    _, data, _ = read_yaml_mapping(path)
+    data = dict(data)
+    data["routers"] = list(data.get("routers") or []) + [parse_router_arg(r) for r in routers]
+    out = Path(folder) / f"{path.stem}+routers.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
