@@ -754,7 +754,7 @@ def test_markdown_shows_crafted_fields_literally(crafted):
                 *(_one_line(t.title) for t in board.tables), *(f"Router {_one_line(n)}" for n in cards)}
     headings |= {f"{_one_line(g.suite)} · config {g.config_sha256[:12]} · {', '.join(g.kinds)}" for g in board.check_groups}
     headings |= {f"scenario {_one_line(t.scenario)}" for g in board.check_groups for t in g.tables}
-    own = {"rmroute leaderboard", "results/runs/**.json", "· n", "board: result", "board: check",
+    own = {"rmroute leaderboard", f"{root.as_posix()}/runs/**.json", "· n", "board: result", "board: check",
            *(_one_line(n) for n in cards),
            *(g.config_sha256[:12] for g in board.groups), *(g.config_sha256 for g in board.groups),
            *(str(p) for p, _ in board.skipped), *(_one_line(p) for p in CRAFTED),
