@@ -299,6 +299,44 @@ def test_replay_updates_rows_of_the_selection_just_made_with_their_items(feedbac
     assert updated == (100 if feedback["mode"] == "gold" else 50)
 
 
+class LengthRM:
+    name, cost = "len", 1.0
+
+    def score(self, prompts, responses):
+        return np.array([float(len(r)) for r in responses])
+
+
+class ItemsLog(BaseRouter):
+    """Credits arm 0 and records the items every update gets."""
+
+    def __init__(self, n_arms, dim, seed=0):
+        super().__init__(n_arms, dim, seed)
+        self.updates = []
+
+    def _select(self, X, items):
+        return Selection.single(np.zeros(X.shape[0], dtype=np.int64), self.n_arms)
+
+    def _update(self, X, arms, feedback, items=None):
+        self.updates.append(items)
+
+
+def test_routed_reward_hands_update_the_items_of_every_pending_group():
+    """Two reward calls (gradient accumulation), then one feedback: the update gets one item per
+    prompt group, call after call; a call without a domain column makes it None."""
+    from rmroute.harness.pipelines.routed_reward import RoutedReward
+
+    router = ItemsLog(2, 1)
+    reward = RoutedReward(router, [LengthRM(), LengthRM()])
+    reward(prompts=["p", "p", "q", "q"], completions=["a", "bb", "c", "dd"], domain=["math", "math", "chat", "chat"])
+    reward(prompts=["r", "r"], completions=["e", "ff"], domain=["code", "code"])
+    reward.feedback(np.array([1.0, 0.0, 1.0]))
+    assert router.updates == [[{"domain": "math"}, {"domain": "chat"}, {"domain": "code"}]]
+    reward(prompts=["p", "p"], completions=["a", "bb"], domain=["math", "math"])
+    reward(prompts=["q", "q"], completions=["c", "dd"])  # no domain: select got None
+    reward.feedback(1.0)
+    assert router.updates[1] is None
+
+
 # ---- router specs -------------------------------------------------------------------------------------
 def test_router_spec_reads_the_traits_from_registry_metadata():
     laser, single, oracle, mean = (router_spec(n) for n in ("laser", "single", "oracle", "mean-ensemble"))
