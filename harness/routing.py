@@ -14,7 +14,8 @@ do with a router:
   :func:`decide` (the router's ``combine``) gives each pair's decision;
 * **learn** (:func:`feedback_cells`, then :func:`update_router`): which (item, arm) cells learn,
   their raw feedback through the normalizer chain (:class:`NormalizerChain`, built by
-  :func:`build_chain` through the registry), and ``router.update`` on the finite values.
+  :func:`build_chain` through the registry), and ``router.update`` on the finite values, with the
+  rows' items where the router's ``update`` declares ``items`` (:func:`rows_items`).
 
 The rules are the same for every caller: a pair whose called RMs all abstained calls the router's
 next-ranked RM (``on_abstain="next"``; RoutedReward, which decides per completion, does so only for
@@ -32,7 +33,7 @@ import numpy as np
 
 from rmroute.harness.core.config import PluginRef, Problems, slug_clashes
 from rmroute.harness.core.plugins import create_ref, get_registry
-from rmroute.harness.core.types import Selection
+from rmroute.harness.core.types import Selection, takes_items
 from rmroute.harness.determinism import derived_rng
 
 # ---- router specs -------------------------------------------------------------------------------
@@ -245,6 +246,7 @@ class Routed:
     arms: np.ndarray  # (B,) credited arm
     calls: np.ndarray  # (B, K) every RM paid for, fallbacks included
     margins: np.ndarray  # (B, K) what the paid-for RMs returned; NaN where abstained or not called
+    items: Sequence[Mapping[str, Any]] | None = None  # what select got (None when it got none)
 
     @property
     def answered(self) -> np.ndarray:
@@ -305,7 +307,7 @@ def route(router: Any, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] 
         _fall_back(router, contexts, arms, calls, margins, pay, eligible=calls.sum(axis=1) <= 1)
         unanswered = ~_answered(calls, margins)
         arms[unanswered] = np.asarray(sel.arms, dtype=np.int64)[unanswered]
-    return Routed(sel, arms, calls, margins)
+    return Routed(sel, arms, calls, margins, items)
 
 
 def _answered(calls: np.ndarray, margins: np.ndarray) -> np.ndarray:
@@ -351,15 +353,30 @@ def feedback_cells(routed: Routed, rows: np.ndarray | None = None) -> tuple[np.n
     return items, routed.arms[items]
 
 
+def rows_items(routed: Routed, rows: np.ndarray) -> list[Mapping[str, Any]] | None:
+    """The items ``select`` got for ``rows`` of a routed batch (None when it got none), for
+    :func:`update_router`."""
+    return None if routed.items is None else [routed.items[int(i)] for i in rows]
+
+
 def update_router(router: Any, chain: Callable[[np.ndarray, np.ndarray], np.ndarray], contexts: np.ndarray,
-                  arms: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Raw feedback per cell (``contexts`` (n, d), ``arms`` (n,), ``raw`` (n,)) through the normalizer
-    ``chain``, then ``router.update`` on the cells whose normalized feedback is finite (the chain
-    returns NaN where it skipped bad feedback). Returns the normalized feedback."""
+                  arms: np.ndarray, raw: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
+    """Raw feedback per cell (``contexts`` (n, d), ``arms`` (n,), ``raw`` (n,); ``items`` the n rows'
+    items, as ``select`` got them, or None) through the normalizer ``chain``, then ``router.update`` on
+    the cells whose normalized feedback is finite (the chain returns NaN where it skipped bad
+    feedback), in the order given, with ``items=`` those cells' items when the router's ``update``
+    declares an ``items`` parameter (routers without one are called as before). Returns the
+    normalized feedback."""
     fb = np.asarray(chain(raw, arms), dtype=np.float64)
     keep = np.isfinite(fb)
+    if items is not None and len(items) != keep.size:
+        raise ValueError(f"update_router: {len(items)} items for {keep.size} feedback rows")
     if keep.any():
-        router.update(contexts[keep], arms[keep], fb[keep])
+        if takes_items(router.update):
+            router.update(contexts[keep], arms[keep], fb[keep],
+                          items=None if items is None else [it for it, k in zip(items, keep) if k])
+        else:
+            router.update(contexts[keep], arms[keep], fb[keep])
     return fb
 
 

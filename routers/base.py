@@ -1,8 +1,9 @@
 """A base class that does the input checking, seeding and state plumbing every router needs.
 
 Subclasses implement ``_select(X, items) -> Selection`` and, when they learn, ``_update`` and
-``_state`` / ``_load_state``. Inputs are validated here once, so every router rejects bad input
-with the same clear messages.
+``_state`` / ``_load_state``; a router that explores also overrides ``select_greedy``. Inputs are
+validated here once, so every router rejects bad input with the same clear messages.
+docs/plugins.md, "The router protocol", says when the host calls what.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rmroute.harness.core.types import Selection
+from rmroute.harness.core.types import Selection, takes_items
 
 
 def real(owner: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
@@ -36,6 +37,11 @@ class BaseRouter:
     #: True for routers that learn from feedback; the registry's ``learns`` metadata, when given,
     #: takes precedence (:func:`rmroute.harness.routing.router_spec` reads both).
     learns: bool = False
+    #: True for routers whose frozen test decision is random by design (``random``; the oracle's
+    #: draw among the RMs that agree with gold; the ensembles' credited-arm draw). The conformance
+    #: kit then checks only that ``select_greedy`` is repeatable from one state; otherwise it fails
+    #: a ``select_greedy`` that draws from any generator or changes the router's state.
+    greedy_draws: bool = False
 
     def __init__(self, n_arms: int, dim: int, seed: int = 0) -> None:
         if not isinstance(n_arms, (int, np.integer)) or n_arms < 1:
@@ -104,9 +110,11 @@ class BaseRouter:
     def select_greedy(self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None) -> Selection:
         """The frozen decision used on the test split (replay routes it with ``greedy=True``).
 
-        This default is :meth:`select` itself, so a router that draws from ``self.rng`` keeps
-        drawing on the test split; routers that explore override it with an exploit-only decision
-        that draws nothing from ``self.rng`` (``bayesian``: the posterior mean; ``laser``: α = 0)."""
+        This default is :meth:`select` itself, which is right for a router whose ``select`` draws
+        nothing. A router that explores overrides it with an exploit-only decision that draws
+        nothing from ``self.rng`` and changes no state (``bayesian``: the posterior mean;
+        ``laser``: α = 0); the conformance kit fails one that draws, unless the class declares
+        ``greedy_draws = True`` (a decision random by design, as ``random``'s)."""
         return self.select(contexts, items)
 
     def combine(self, selection: Selection, margins: np.ndarray) -> np.ndarray:
@@ -114,10 +122,18 @@ class BaseRouter:
         m = np.asarray(margins, dtype=np.float64)
         return m[np.arange(m.shape[0]), selection.arms]
 
-    def update(self, contexts: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None:
+    def update(self, contexts: np.ndarray, arms: np.ndarray, feedback: np.ndarray,
+               items: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Learn from feedback for rows of past selections (see ``Router.update``): ``items`` are
+        those rows' items, passed on to ``_update`` when it declares an ``items`` parameter."""
         X, a, r = self._check_update(contexts, arms, feedback)
+        if items is not None and len(items) != X.shape[0]:
+            raise ValueError(f"{type(self).__name__}: update got {len(items)} items for {X.shape[0]} rows")
         if X.shape[0]:
-            self._update(X, a, r)
+            if takes_items(self._update):
+                self._update(X, a, r, items=items)
+            else:
+                self._update(X, a, r)
 
     def state_dict(self) -> dict[str, Any]:
         return copy.deepcopy(
@@ -139,7 +155,8 @@ class BaseRouter:
         raise NotImplementedError
 
     def _update(self, X: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None:
-        """Non-learning routers ignore feedback."""
+        """Non-learning routers ignore feedback. A subclass may declare
+        ``_update(self, X, arms, feedback, items=None)`` to receive the rows' items too."""
 
     def _state(self) -> dict[str, Any]:
         return {}

@@ -88,6 +88,8 @@ class MajorityVoteRouter(BaseRouter):
     margin of exactly 0 casts no vote.
     """
 
+    greedy_draws = True  # the credited arm (selection statistics only) is drawn on test too
+
     def _select(self, X, items):
         return _all_calls(self, X.shape[0])
 
@@ -108,6 +110,8 @@ class _StandardisedEnsemble(BaseRouter):
     (population, ddof=0). An RM with no offline margin keeps mean 0; one whose std is not > 1e-12
     (constant or absent) gets std 1, so it is centred but not rescaled.
     """
+
+    greedy_draws = True  # the credited arm (selection statistics only) is drawn on test too
 
     def __init__(self, n_arms: int, dim: int, seed: int = 0) -> None:
         super().__init__(n_arms, dim, seed)
@@ -183,6 +187,8 @@ class OracleRouter(BaseRouter):
     treats them like items no RM gets right (a seeded uniform arm). The conformance kit builds the
     oracle with ``"random"`` because it also calls ``select(X)`` without items.
     """
+
+    greedy_draws = True  # on test too it draws one of the RMs that agree with gold
 
     WITHOUT_GOLD = ("error", "random")
 

@@ -151,6 +151,10 @@ class BayesianAdaptiveRouter(BayesianRouter):
     p_k; on a tie the credited RM). An abstaining (NaN) RM is ignored when the other answered.
     """
 
+    #: select_greedy credits the posterior-mean RM but still estimates p_best (whether to pay for a
+    #: second RM) by Monte Carlo from mc_rng, so its test decision draws; committed runs rely on it
+    greedy_draws = True
+
     def __init__(
         self,
         n_arms: int,

@@ -25,5 +25,7 @@ class SingleRouter(BaseRouter):
 class RandomRouter(BaseRouter):
     """A uniformly random RM per item, from the router's seeded generator."""
 
+    greedy_draws = True  # its test decision is the same uniform draw
+
     def _select(self, X, items):
         return Selection.single(self.rng.integers(0, self.n_arms, size=X.shape[0]), self.n_arms)

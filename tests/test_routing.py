@@ -3,6 +3,8 @@ against a direct computation written out here; router specs read from the regist
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,9 @@ from rmroute.harness.analysis import correct
 from rmroute.harness.core.types import Selection
 from rmroute.harness.routing import (
     TRAIN_FEEDBACK, NormalizerChain, decide, expand_routers, fallback_order, feedback_cells, resolve_routers, route,
-    router_spec, update_router,
+    router_spec, rows_items, update_router,
 )
+from rmroute.harness.core.types import takes_items
 from rmroute.routers.base import BaseRouter
 
 NAN = np.nan
@@ -165,6 +168,173 @@ def test_update_skips_what_the_chain_skips():
     assert np.array_equal(fb, [1.0, NAN, 3.0], equal_nan=True)
     (ctx, arms, values), = Learner.seen
     assert arms.tolist() == [0, 2] and values.tolist() == [1.0, 3.0] and np.array_equal(ctx, X[[0, 2]])
+
+
+class WithItems(Scripted):
+    """Declares ``items`` in ``_update``: BaseRouter.update passes the rows' items on."""
+
+    seen: list = []
+
+    def _update(self, X, arms, feedback, items=None):
+        WithItems.seen.append((X.copy(), arms.copy(), feedback.copy(), items))
+
+
+class Plain:
+    """A router not built on BaseRouter whose ``update`` has no ``items``: called with three arguments."""
+
+    n_arms, dim = 3, 3
+
+    def __init__(self):
+        self.seen = []
+
+    def update(self, contexts, arms, feedback):
+        self.seen.append((np.array(contexts), np.array(arms), np.array(feedback)))
+
+
+ITEMS = [{"domain": d, "i": i} for i, d in enumerate(["math", "chat", "code", "math", "chat"])]
+
+
+def test_update_hands_a_router_the_items_of_the_rows_it_learns_from():
+    """Rows 0, 2, 3, 4 have a label (1 has none); row 2's feedback is NaN and skipped: the update
+    covers rows 0, 3, 4 of the selection, in that order, each with the item select got for it."""
+    router = WithItems(3, 3)
+    r = route(router, X, ITEMS, Recorder(), on_abstain="wrong")
+    assert r.items == ITEMS
+    rows, arms = feedback_cells(r, rows=np.array([0, 2, 3, 4]))
+    assert rows_items(r, rows) == [ITEMS[0], ITEMS[2], ITEMS[3], ITEMS[4]]
+    WithItems.seen = []
+    fb = update_router(router, NormalizerChain([], on_bad_feedback="skip"), X[rows], arms,
+                       np.array([1.0, NAN, 0.0, 1.0]), items=rows_items(r, rows))
+    assert np.array_equal(fb, [1.0, NAN, 0.0, 1.0], equal_nan=True)
+    (ctx, upd_arms, values, items), = WithItems.seen
+    assert items == [ITEMS[0], ITEMS[3], ITEMS[4]]
+    assert np.array_equal(ctx, X[[0, 3, 4]]) and upd_arms.tolist() == [0, 0, 2] and values.tolist() == [1.0, 0.0, 1.0]
+    # select got no items: the router gets items=None
+    r = route(router, X, None, Recorder(), on_abstain="wrong")
+    WithItems.seen = []
+    update_router(router, NormalizerChain([]), X[:2], r.arms[:2], np.ones(2), items=rows_items(r, np.arange(2)))
+    assert WithItems.seen[0][3] is None
+
+
+def test_update_without_an_items_parameter_is_called_as_before():
+    plain = Plain()
+    update_router(plain, NormalizerChain([]), X[:3], np.array([0, 1, 2]), np.ones(3), items=ITEMS[:3])
+    (ctx, arms, fb), = plain.seen
+    assert np.array_equal(ctx, X[:3]) and arms.tolist() == [0, 1, 2]
+    # an instance whose update was replaced by a function without items (a test spy) is read as it is now
+    router, seen = WithItems(3, 3), []
+    router.update = lambda X, arms, fb: seen.append(arms.tolist())
+    update_router(router, NormalizerChain([]), X[:2], np.array([1, 2]), np.ones(2), items=ITEMS[:2])
+    assert seen == [[1, 2]]
+
+
+def test_takes_items_reads_the_signature():
+    assert takes_items(WithItems(3, 3).update) and takes_items(WithItems(3, 3)._update)
+    assert not takes_items(Scripted(3, 3)._update) and not takes_items(Plain().update)
+
+    class KeywordOnly:
+        def update(self, contexts, arms, feedback, *, items=None): ...
+
+    class Catchall:
+        def update(self, contexts, arms, feedback, **kwargs): ...
+
+    assert takes_items(KeywordOnly().update) and not takes_items(Catchall().update)
+
+
+def test_update_refuses_items_that_do_not_match_the_rows():
+    with pytest.raises(ValueError, match="2 items for 3 feedback rows"):
+        update_router(WithItems(3, 3), NormalizerChain([]), X[:3], np.zeros(3, dtype=int), np.ones(3), items=ITEMS[:2])
+    with pytest.raises(ValueError, match="update got 2 items for 3 rows"):
+        WithItems(3, 3).update(X[:3], np.zeros(3, dtype=int), np.ones(3), items=ITEMS[:2])
+
+
+class SpyRows(BaseRouter):
+    """Records every select batch and every update, to compare them."""
+
+    learns = True
+
+    def __init__(self, n_arms, dim, seed=0):
+        super().__init__(n_arms, dim, seed)
+        self.log = []
+
+    def _select(self, X, items):
+        self.log.append(("select", X.copy(), list(items)))
+        return Selection.single(np.arange(X.shape[0]) % self.n_arms, self.n_arms)
+
+    def _update(self, X, arms, feedback, items=None):
+        self.log.append(("update", X.copy(), list(items), arms.copy()))
+
+
+@pytest.mark.parametrize("feedback", [{"mode": "gold"}, {"mode": "budget", "share": 0.5}])
+def test_replay_updates_rows_of_the_selection_just_made_with_their_items(feedback):
+    """Each update covers a subsequence of the batch selected just before it (context, item and
+    credited arm as selected); with gold feedback every streamed item learns once, with a budget
+    only the labelled share."""
+    from rmroute.harness.runners.replay import ReplayData, Scenario, Split, replay_one
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        dom = rng.integers(0, 3, size=n)
+        gold = rng.choice([-1, 1], size=n)
+        return Split(rng.normal(size=(n, 4)), rng.normal(size=(n, 3)), gold, [["a", "b", "c"][d] for d in dom])
+
+    data = ReplayData(names=["r0", "r1", "r2"], costs=np.ones(3), offline=split(30), online=split(100), test=split(20))
+    routers = []
+    spec = dataclasses.replace(router_spec("random"), name="spy", label="spy", learns=True,
+                               factory=lambda **kw: routers.append(SpyRows(**kw)) or routers[-1])
+    replay_one(spec, data, Scenario(feedback=feedback), seed=0, batch_size=16)
+    log = routers[0].log
+    updated = 0
+    for prev, entry in zip(log, log[1:]):
+        if entry[0] != "update":
+            continue
+        assert prev[0] == "select"  # the update follows its selection
+        _, Xs, items_s = prev
+        _, Xu, items_u, arms_u = entry
+        pos = [next(i for i in range(len(Xs)) if np.array_equal(Xs[i], x)) for x in Xu]
+        assert pos == sorted(set(pos))  # distinct rows, in selection order
+        assert items_u == [items_s[i] for i in pos] and arms_u.tolist() == [i % 3 for i in pos]
+        updated += len(pos)
+    assert updated == (100 if feedback["mode"] == "gold" else 50)
+
+
+class LengthRM:
+    name, cost = "len", 1.0
+
+    def score(self, prompts, responses):
+        return np.array([float(len(r)) for r in responses])
+
+
+class ItemsLog(BaseRouter):
+    """Credits arm 0 and records the items every update gets."""
+
+    def __init__(self, n_arms, dim, seed=0):
+        super().__init__(n_arms, dim, seed)
+        self.updates = []
+
+    def _select(self, X, items):
+        return Selection.single(np.zeros(X.shape[0], dtype=np.int64), self.n_arms)
+
+    def _update(self, X, arms, feedback, items=None):
+        self.updates.append(items)
+
+
+def test_routed_reward_hands_update_the_items_of_every_pending_group():
+    """Two reward calls (gradient accumulation), then one feedback: the update gets one item per
+    prompt group, call after call; a call without a domain column makes it None."""
+    from rmroute.harness.pipelines.routed_reward import RoutedReward
+
+    router = ItemsLog(2, 1)
+    reward = RoutedReward(router, [LengthRM(), LengthRM()])
+    reward(prompts=["p", "p", "q", "q"], completions=["a", "bb", "c", "dd"], domain=["math", "math", "chat", "chat"])
+    reward(prompts=["r", "r"], completions=["e", "ff"], domain=["code", "code"])
+    reward.feedback(np.array([1.0, 0.0, 1.0]))
+    assert router.updates == [[{"domain": "math"}, {"domain": "chat"}, {"domain": "code"}]]
+    reward(prompts=["p", "p"], completions=["a", "bb"], domain=["math", "math"])
+    reward(prompts=["q", "q"], completions=["c", "dd"])  # no domain: select got None
+    reward.feedback(1.0)
+    assert router.updates[1] is None
 
 
 # ---- router specs -------------------------------------------------------------------------------------

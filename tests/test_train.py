@@ -262,9 +262,9 @@ def test_feedback_is_the_chain_of_the_losses_before_the_step(tmp_path, monkeypat
     cfg, path = _config(tmp_path, "prestep", routers=routers, settings={"iterations": 4, "batch_prompts": 3, "max_length": 512})
     real_update = loop.update_router
 
-    def update_router(router, chain, X, arms, raw):
+    def update_router(router, chain, X, arms, raw, **kw):
         events.append(("update",))
-        return real_update(router, chain, X, arms, raw)
+        return real_update(router, chain, X, arms, raw, **kw)
 
     monkeypatch.setattr(loop, "update_router", update_router)
     recs = _records(run(cfg, path, tmp_path / "out", log=_quiet))

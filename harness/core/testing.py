@@ -5,20 +5,26 @@
         check_router(MyRouter, alpha=0.5)
 
 Each check builds the plugin through its factory, exercises the contract (shapes, dtypes,
-determinism under a seed, state round trip, NaN handling, rejection of bad input) and raises
-:class:`ConformanceError` with a message that says which rule failed.
+determinism under a seed, state round trip, a frozen ``select_greedy``, NaN handling, rejection of
+bad input) and raises :class:`ConformanceError` with a message that says which rule failed.
+
+The kit keeps the host's side of the router protocol too: every ``update`` it makes covers rows of
+the selection just made (a subset, in selection order, with their items where ``update`` declares
+``items``), never rows the router did not select.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+import random
+import types
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from rmroute.harness.core.errors import PluginError
 from rmroute.harness.core.plugins import check_params
-from rmroute.harness.core.types import Selection
+from rmroute.harness.core.types import Selection, takes_items
 
 
 class ConformanceError(AssertionError):
@@ -57,14 +63,28 @@ def _items(batch: int, n_arms: int, rng: np.random.Generator) -> list[dict[str, 
     ]
 
 
+def _update(router: Any, X: np.ndarray, arms: np.ndarray, feedback: np.ndarray,
+            items: Sequence[Any] | None) -> None:
+    """``router.update`` as the host calls it: ``items=`` only where ``update`` declares it."""
+    if takes_items(router.update):
+        router.update(X, arms, feedback, items=items)
+    else:
+        router.update(X, arms, feedback)
+
+
 def _run(router, n_rounds: int, batch: int, seed: int) -> list[np.ndarray]:
+    """Select then learn, ``n_rounds`` times; returns each round's arms. Like the host, each update
+    covers rows of the selection just made and leaves some out (here every fourth row, as the host
+    leaves out unlabelled items, dropped pairs and skipped feedback), keeping the selection order."""
     decisions = []
     item_rng = np.random.default_rng(seed + 1)
+    keep = np.flatnonzero(np.arange(batch) % 4 != 3)
     for X, theta in _stream(n_rounds, batch, router.dim, router.n_arms, seed):
-        sel = router.select(X, _items(batch, router.n_arms, item_rng))
+        items = _items(batch, router.n_arms, item_rng)
+        sel = router.select(X, items)
         decisions.append(sel.arms.copy())
         fb = np.einsum("bd,bd->b", X, theta[sel.arms])
-        router.update(X, sel.arms, fb)
+        _update(router, X[keep], sel.arms[keep], fb[keep], [items[i] for i in keep])
     return decisions
 
 
@@ -84,6 +104,7 @@ def check_router(
 ) -> None:
     """Check a router factory ``factory(n_arms=, dim=, seed=, **params)`` against the contract:
     selections (also from ``select_greedy``, see :func:`_check_select_greedy`), ``combine``,
+    ``update`` on rows of a past selection (with their items, where it declares ``items``),
     determinism under a seed, the state round trip and the rejection of bad input.
 
     ``needs_items=True`` is for routers that only work with per-item metadata (the replay-only
@@ -115,6 +136,8 @@ def check_router(
     _require(out.shape == (7,), f"combine must return shape (7,), got {out.shape}")
     _require(bool(np.isfinite(out).all()), "combine must be finite when every called arm gave a margin")
 
+    _check_update_items(make, X, n_arms)
+
     # determinism: same seed, same inputs -> same decisions
     a, b = _run(make(), 6, 16, seed=3), _run(make(), 6, 16, seed=3)
     _require(all(np.array_equal(x, y) for x, y in zip(a, b)), "same seed and inputs gave different decisions")
@@ -136,45 +159,109 @@ def check_router(
 
     _check_select_greedy(make, saved, X, items, n_arms)
 
-    # bad input
+    # bad input (bad updates are of rows the router selected: only the arms / feedback / lengths are wrong)
     fresh = make()
     _expect_value_error(lambda: fresh.select(np.zeros((3, dim + 1))), "select with the wrong context width")
     _expect_value_error(lambda: fresh.select(np.zeros(dim)), "select with a 1-D context")
     nan_x = np.zeros((2, dim)); nan_x[1, 0] = np.nan
     _expect_value_error(lambda: fresh.select(nan_x), "select with a NaN context")
-    Xg = np.zeros((2, dim))
-    _expect_value_error(lambda: fresh.update(Xg, np.array([0, n_arms]), np.zeros(2)), "update with an arm out of range")
-    _expect_value_error(lambda: fresh.update(Xg, np.array([0, 0]), np.array([0.0, np.nan])), "update with NaN feedback")
-    _expect_value_error(lambda: fresh.update(Xg, np.array([0]), np.zeros(2)), "update with mismatched lengths")
+    Xg, its = X[:2], _items(2, n_arms, np.random.default_rng(2))
+    got = np.asarray(fresh.select(Xg, its).arms)
+    _expect_value_error(lambda: _update(fresh, Xg, np.array([got[0], n_arms]), np.zeros(2), its),
+                        "update with an arm out of range")
+    _expect_value_error(lambda: _update(fresh, Xg, got, np.array([0.0, np.nan]), its), "update with NaN feedback")
+    _expect_value_error(lambda: _update(fresh, Xg, got[:1], np.zeros(2), its), "update with mismatched lengths")
+
+
+def _check_update_items(make: Callable[..., Any], X: np.ndarray, n_arms: int) -> None:
+    """For an ``update`` that declares ``items``: it takes the items of a subset of a past
+    selection's rows (in selection order), takes ``items=None`` (what ``select`` may have got), and
+    refuses a list of items whose length is not the rows' with ValueError."""
+    router = make()
+    if not takes_items(router.update):
+        return
+    its = _items(X.shape[0], n_arms, np.random.default_rng(4))
+    arms = np.asarray(router.select(X, its).arms)
+    rows = np.array([0, 2, 5])
+    for given, what in (([its[i] for i in rows], "the items of its rows"), (None, "items=None")):
+        try:
+            router.update(X[rows], arms[rows], np.zeros(rows.size), items=given)
+        except Exception as exc:  # noqa: BLE001 - any failure here breaks the protocol
+            raise ConformanceError(f"update declares items but failed on {what} "
+                                   f"({type(exc).__name__}: {exc})") from exc
+    _expect_value_error(lambda: router.update(X[rows], arms[rows], np.zeros(rows.size), items=[its[0], its[2]]),
+                        "update with 2 items for 3 rows")
 
 
 def _check_select_greedy(make: Callable[..., Any], state: dict[str, Any], X: np.ndarray,
                          items: Callable[[int], Any], n_arms: int) -> None:
-    """``select_greedy`` (the frozen test decision) from a mid-stream ``state``: a valid Selection for
-    any batch size; repeatable (two routers restored from one state decide alike); and either
-    exploit-only (draws nothing from ``self.rng``) or ``select`` itself (BaseRouter's default)."""
+    """``select_greedy`` (the frozen test decision, every "(test)" column of the board) from a
+    mid-stream ``state``: a valid Selection for any batch size; repeatable (two routers restored
+    from one state decide alike); and, unless the router declares ``greedy_draws = True`` (a test
+    decision random by design), frozen: it draws from no generator (the router's own, wherever it
+    keeps them, numpy's global one or Python's ``random``), two calls on one router decide alike
+    and its ``state_dict()`` is the same after it."""
     def restored():
         router = make(seed=12345)
         router.load_state_dict(copy.deepcopy(state))
         return router
 
-    first = restored()
-    before = _generator_state(first)
-    greedy = first.select_greedy(X, items(7))
+    greedy = restored().select_greedy(X, items(7))
     check_selection(greedy, 7, n_arms)
     _require(_same_selection(greedy, restored().select_greedy(X, items(7))),
              "select_greedy from the same state and inputs gave different selections")
-    if before is not None and _generator_state(first) != before:
-        _require(_same_selection(greedy, restored().select(X, items(7))),
-                 "select_greedy draws from self.rng but is not select: an exploit-only decision must draw "
-                 "nothing from self.rng (only BaseRouter's default, select itself, may)")
     check_selection(restored().select_greedy(X[:1], items(1)), 1, n_arms)
     check_selection(restored().select_greedy(X[:0], items(0)), 0, n_arms)
 
+    router = restored()
+    if getattr(router, "greedy_draws", False):
+        return
+    hint = ("the test decision must be exploit-only; a router whose test decision is random by design "
+            "declares greedy_draws = True")
+    state_before, draws_before, global_before = copy.deepcopy(router.state_dict()), _random_states(router), _global_random()
+    first, second = router.select_greedy(X, items(7)), router.select_greedy(X, items(7))
+    moved = [where for where, s in _random_states(router).items() if not _deep_equal(draws_before.get(where), s)]
+    _require(not moved, f"select_greedy draws randomness: {', '.join(moved)} advanced ({hint})")
+    _require(_deep_equal(global_before, _global_random()),
+             f"select_greedy draws randomness: the global numpy or Python generator advanced ({hint})")
+    _require(_same_selection(first, second),
+             f"select_greedy draws randomness: two calls on one router gave different selections ({hint})")
+    _require(_deep_equal(state_before, router.state_dict()),
+             "select_greedy changed the router's state (state_dict() differs after it): the test decision is frozen")
 
-def _generator_state(router: Any) -> dict[str, Any] | None:
-    rng = getattr(router, "rng", None)
-    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+def _random_states(obj: Any, where: str = "router", depth: int = 0,
+                   seen: set[int] | None = None) -> dict[str, Any]:
+    """The state of every random generator ``obj`` holds (numpy ``Generator`` / ``RandomState``,
+    ``random.Random``), found through its attributes, dicts, lists and tuples (4 levels deep), by
+    where it was found (``router.rng``, ``router.posterior.rng``, ...)."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, np.random.Generator):
+        return {where: obj.bit_generator.state}
+    if isinstance(obj, np.random.RandomState):
+        return {where: obj.get_state(legacy=False)}
+    if isinstance(obj, random.Random):
+        return {where: obj.getstate()}
+    if depth >= 4 or id(obj) in seen or isinstance(obj, (type, types.ModuleType, np.ndarray, str, bytes)):
+        return {}
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        children = [(f"{where}[{k!r}]", v) for k, v in obj.items()]
+    elif isinstance(obj, (list, tuple)):
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(obj)]
+    elif hasattr(obj, "__dict__"):
+        children = [(f"{where}.{k}", v) for k, v in vars(obj).items()]
+    else:
+        return {}
+    out: dict[str, Any] = {}
+    for name, child in children:
+        out.update(_random_states(child, name, depth + 1, seen))
+    return out
+
+
+def _global_random() -> tuple[Any, Any]:
+    """The states of numpy's global generator and Python's ``random`` module."""
+    return np.random.get_state(legacy=False), random.getstate()
 
 
 def _same_selection(a: Selection, b: Selection) -> bool:

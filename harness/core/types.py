@@ -7,8 +7,10 @@ Everything is batched and numpy-first: a batch of B items is a (B, d) float64 co
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -87,8 +89,9 @@ class RewardModel(Protocol):
 class Router(Protocol):
     """Chooses which RM(s) judge each item and learns from bandit feedback.
 
-    ``items`` carries per-item metadata (domain, and in replay the oracle information) for routers
-    that use it; routers that do not simply ignore it.
+    ``items`` carries per-item metadata (``domain``; in replay the oracle's ``rm_correct`` for
+    ``replay_only`` routers; in training ``prompt_id``) for routers that use it; routers that do not
+    simply ignore it. docs/plugins.md, "The router protocol", says when the host calls each method.
     """
 
     n_arms: int
@@ -96,13 +99,18 @@ class Router(Protocol):
 
     def select(
         self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None
-    ) -> Selection: ...
+    ) -> Selection:
+        """The learning-time decision for a batch (may explore, drawing from the router's seeded
+        generator). Every row of an :meth:`update` is a row of a past ``select`` batch."""
+        ...
 
     def select_greedy(
         self, contexts: np.ndarray, items: Sequence[Mapping[str, Any]] | None = None
     ) -> Selection:
-        """The frozen decision replay uses on the test split. A router that explores returns its
-        exploit-only choice, drawing nothing from its generator; ``BaseRouter``'s default is ``select``."""
+        """The frozen decision replay uses on the test split (every "(test)" column of the board).
+        A router that explores returns its exploit-only choice, drawing nothing from any generator
+        and changing none of its state; ``BaseRouter``'s default is ``select``, which is right only
+        for routers that draw nothing in ``select`` (or declare ``greedy_draws = True``)."""
         ...
 
     def fit_offline(
@@ -119,11 +127,39 @@ class Router(Protocol):
         """Decide each pair from the (B, K) margins (NaN where not called) it paid for; (B,) margin."""
         ...
 
-    def update(self, contexts: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None: ...
+    def update(self, contexts: np.ndarray, arms: np.ndarray, feedback: np.ndarray) -> None:
+        """Learn from (n,) normalized, finite feedback for the (n,) credited ``arms``.
+
+        Each row is one row of a past :meth:`select` batch: ``contexts[j]`` is that row's context
+        again. Rows come in the order they were selected (several batches in selection order where
+        feedback arrives late, as in RoutedReward); a row appears at most once; rows the host has no
+        feedback for are left out (see docs/plugins.md). An ``update`` that declares a parameter
+        named ``items`` (``update(contexts, arms, feedback, items=None)``) is also given the rows'
+        items, the same mappings ``select`` got, or None where ``select`` got None
+        (:func:`update_takes_items`); the host passes it by keyword."""
+        ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@functools.lru_cache(maxsize=None)
+def _declares_items(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a readable signature
+        return False
+    p = params.get("items")
+    return p is not None and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def takes_items(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` (a router's ``update``, or a ``BaseRouter`` subclass's ``_update``)
+    declares a parameter named ``items``, so the caller may pass ``items=...``. The signature is
+    read once per function (per router class for ordinary methods; a ``**kwargs`` catch-all does
+    not count)."""
+    return _declares_items(getattr(method, "__func__", method))
 
 
 @runtime_checkable

@@ -41,13 +41,14 @@ One call (one step's generation batch):
      margin, so votes and signs agree with the pair decision the router makes in replay. A
      completion with no usable RM gets 0.0, counted.
 
-5. **Remember** each group's (context, credited arm) until :meth:`RoutedReward.feedback`.
+5. **Remember** each group's (context, credited arm, item) until :meth:`RoutedReward.feedback`.
 
 Feedback: ``feedback(values)`` takes one raw value per pending item (or a scalar for all of them),
 runs it through the normalizer chain (:func:`rmroute.harness.routing.build_chain`) with the pending
 (credited) arms and calls ``router.update`` on the finite results
-(:func:`rmroute.harness.routing.update_router`: the credited arm learns); pending items are then cleared. Items from
-several calls (gradient accumulation) accumulate until the next feedback.
+(:func:`rmroute.harness.routing.update_router`: the credited arm learns; a router whose ``update``
+declares ``items`` gets the groups' items, or None unless every pending call had them); pending items
+are then cleared. Items from several calls (gradient accumulation) accumulate until the next feedback.
 
 Loss feedback follows the train runner's per-pair path: :meth:`RoutedReward.feedback_loss` takes the
 policy's loss per pending item (in pending order: call order, then group order), makes it the raw
@@ -81,7 +82,7 @@ from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.score_cache import ScoreCache
 from rmroute.harness.routing import (TRAIN_FEEDBACK, NormalizerChain, Routed, build_chain, feedback_cells, loss_feedback, route,
-                                     router_spec, update_router)
+                                     router_spec, rows_items, update_router)
 
 
 # ---- TRL inputs -> texts ---------------------------------------------------------------------
@@ -210,6 +211,7 @@ class RoutedReward:
         self.history: list[Step] = []  # the last history_size calls' routing, for inspection
         self._pending_X: list[np.ndarray] = []
         self._pending_arms: list[np.ndarray] = []
+        self._pending_items: list[list[Any] | None] = []  # per call: its rows' items (None: select got none)
 
     # ---- builders ----------------------------------------------------------------------------
     @classmethod
@@ -278,6 +280,7 @@ class RoutedReward:
         rows, arms = feedback_cells(routed)
         self._pending_X.append(X[rows])
         self._pending_arms.append(arms)
+        self._pending_items.append(rows_items(routed, rows))
         self._log(kwargs.get("log_metric"), routed.arms)
         return [float(r) for r in rewards]
 
@@ -298,8 +301,10 @@ class RoutedReward:
             raw = np.full(n, float(raw))
         if raw.shape != (n,):
             raise ValueError(f"RoutedReward.feedback: expected a scalar or {n} values (one per pending item), got shape {raw.shape}")
-        fb = update_router(self.router, self.chain, np.concatenate(self._pending_X), np.concatenate(self._pending_arms), raw)
-        self._pending_X, self._pending_arms = [], []
+        items = None if any(i is None for i in self._pending_items) else [it for i in self._pending_items for it in i]
+        fb = update_router(self.router, self.chain, np.concatenate(self._pending_X), np.concatenate(self._pending_arms), raw,
+                           items=items)
+        self._pending_X, self._pending_arms, self._pending_items = [], [], []
         return fb
 
     def feedback_loss(self, losses: float | Sequence[float] | np.ndarray) -> np.ndarray:

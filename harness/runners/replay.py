@@ -42,7 +42,7 @@ from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, l
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, arm_order, check_routers, decide, feedback_cells, resolve_routers,
-                                     route, update_router)
+                                     route, rows_items, update_router)
 from rmroute.harness.runners import grid, settings_of
 
 # ---- config ---------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def replay_one(
         credited_margin = routed.margins[rows, arms]
         raw = score(credited_margin, target[rows])
         rewards.extend(score(decision[rows], target[rows]).tolist())  # the reward of the combined decision
-        fb = update_router(router, chain, X_on[idx][rows], arms, raw)
+        fb = update_router(router, chain, X_on[idx][rows], arms, raw, items=rows_items(routed, rows))
         skipped += int((~np.isfinite(fb)).sum())
 
     right_te = correct(te.margins, te.gold)

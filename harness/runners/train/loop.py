@@ -30,7 +30,7 @@ import numpy as np
 
 from rmroute.harness.core.errors import RmrouteError
 from rmroute.harness.determinism import derived_rng
-from rmroute.harness.routing import Routed, decide, feedback_cells, loss_feedback, route, update_router
+from rmroute.harness.routing import Routed, decide, feedback_cells, loss_feedback, route, rows_items, update_router
 from rmroute.harness.runners.train import dpo
 from rmroute.harness.runners.train.state import Env, LoopState, Run
 
@@ -172,7 +172,7 @@ def run_iteration(env: Env, run: Run) -> dict[str, Any]:
         t0 = time.perf_counter()
         raw_fb = loss_feedback(run.spec.feedback, pl.loss)
         rows, fb_arms = feedback_cells(routed, rows=keep)
-        fb = update_router(run.router, run.chain, X[rows], fb_arms, raw_fb)
+        fb = update_router(run.router, run.chain, X[rows], fb_arms, raw_fb, items=rows_items(routed, rows))
         fb_norm, pair_losses = fb.tolist(), pl.loss.tolist()
         t_fb = time.perf_counter() - t0
     trained = keep.size > 0 and skipped is None
