@@ -34,7 +34,14 @@ Layouts a record may have (checked in this order):
   {chosen, rejected}                          Anthropic HH transcripts ("\\n\\nHuman: ... \\n\\nAssistant: ...");
                                               the shared conversation up to the last Assistant turn is the prompt
 Optional in every layout: id (default <file>:<line>), domain (default "default"), metadata (mapping),
-reference (kept as metadata["reference"]).
+reference (kept as metadata["reference"]), group (a string or integer, kept as metadata["group"]) and
+split (one of :data:`PAIR_SPLITS`, kept as metadata["split"]): what a pool's ``pairs:`` splits by.
+
+A/B position of the chosen/rejected layouts: by default A = chosen. With ``coin_seed`` (a pool's
+``pairs:`` always gives one) a coin keyed by the record's id and the seed puts the chosen response
+at B when it comes up (:func:`position_coin`: sha256 of "<seed>:<id>", odd first byte), so that
+"A wins" is not learnable; the label follows it. The pair layout keeps its positions.
+``fields`` renames a file's own field names into the layouts' ({"prompt": "article", ...}).
 A field outside its layout's and these (e.g. a typo such as "lable") is an error naming the file, the
 record (line or index) and the field, with the closest allowed field; so is a data file without
 records. Records of hf: datasets may have other columns (ignored).
@@ -129,7 +136,31 @@ def split_hh(where: str, chosen: str, rejected: str) -> tuple[str, str, str]:
 _LABELS = {"a": "a", "b": "b", 0: "a", 1: "b", None: None}
 #: the fields of each layout (see the module docstring), and those every layout may have
 _PAIR, _CHOSEN, _HH = ("prompt", "response_a", "response_b", "label"), ("prompt", "chosen", "rejected"), ("chosen", "rejected")
-_OPTIONAL = ("id", "domain", "metadata", "reference")
+_OPTIONAL = ("id", "domain", "metadata", "reference", "group", "split")
+#: the split names a record's ``split`` field may give (a pool's ``pairs: {splits: {given: true}}``)
+PAIR_SPLITS = ("rm-train", "offline", "online", "test")
+
+
+def position_coin(pair_id: str, seed: int) -> bool:
+    """The A/B coin of a chosen/rejected record: True puts the chosen response at B.
+
+    sha256 of the UTF-8 text ``f"{seed}:{pair_id}"``, odd first byte: the same on every machine and
+    Python version (no RNG state), fixed per record, independent between records and seeds."""
+    return hashlib.sha256(f"{seed}:{pair_id}".encode("utf-8")).digest()[0] % 2 == 1
+
+
+def rename_fields(where: str, rec: Any, fields: dict[str, str] | None) -> Any:
+    """``rec`` with the file's own field names mapped to the layouts' (``fields``: layout name ->
+    file name); a mapped field the record lacks is an error naming the record and both names."""
+    if not fields or not isinstance(rec, dict):
+        return rec
+    out = dict(rec)
+    for ours, theirs in fields.items():
+        if theirs not in out:
+            raise DataError(f"{where}: missing field {theirs!r} (mapped to {ours!r} by `fields`; fields present: "
+                            f"{', '.join(sorted(rec)) or 'none'})")
+        out[ours] = out.pop(theirs)
+    return out
 
 
 def _label(where: str, raw: Any) -> str | None:
@@ -152,9 +183,11 @@ def _check_fields(where: str, rec: dict, layout: str, fields: tuple[str, ...]) -
                         f"{', '.join(allowed)})")
 
 
-def record_to_pair(where: str, rec: Any, default_id: str, strict: bool = True) -> PreferencePair:
+def record_to_pair(where: str, rec: Any, default_id: str, strict: bool = True,
+                   coin_seed: int | None = None) -> PreferencePair:
     """One record in any layout of the module docstring as a pair; ``strict``: a field no layout
-    knows is an error (off for hub datasets, whose extra columns are theirs, not typos)."""
+    knows is an error (off for hub datasets, whose extra columns are theirs, not typos);
+    ``coin_seed``: chosen/rejected records get their A/B position from :func:`position_coin`."""
     if not isinstance(rec, dict):
         raise DataError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
     if "response_a" in rec or "response_b" in rec:
@@ -186,17 +219,32 @@ def record_to_pair(where: str, rec: Any, default_id: str, strict: bool = True) -
     domain = rec.get("domain", "default")
     if not isinstance(domain, str):
         raise DataError(f"{where}: field 'domain' must be a string, got {type(domain).__name__}")
-    return PreferencePair(id=str(rec.get("id", default_id)), domain=domain, prompt=prompt,
+    if rec.get("group") is not None:
+        group = rec["group"]
+        if type(group) not in (str, int):
+            raise DataError(f"{where}: field 'group' must be a string or an integer, got {type(group).__name__}")
+        meta = {**meta, "group": str(group)}
+    if rec.get("split") is not None:
+        if rec["split"] not in PAIR_SPLITS:
+            raise DataError(f"{where}: field 'split' must be one of {', '.join(PAIR_SPLITS)}, got {rec['split']!r}")
+        meta = {**meta, "split": rec["split"]}
+    pair_id = str(rec.get("id", default_id))
+    if fields is not _PAIR and coin_seed is not None and position_coin(pair_id, coin_seed):
+        a, b, label = b, a, "b"
+    return PreferencePair(id=pair_id, domain=domain, prompt=prompt,
                           response_a=a, response_b=b, label=label, metadata=meta)
 
 
-def load_file(path: str | Path) -> list[PreferencePair]:
+def load_file(path: str | Path, coin_seed: int | None = None, fields: dict[str, str] | None = None) -> list[PreferencePair]:
+    """The pairs of one data file (see the module docstring for ``coin_seed`` and ``fields``)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
     pairs, seen = [], {}
     for where, rec in _records(path):
-        pair = record_to_pair(where, rec, default_id=f"{path.stem}:{where.rsplit(':', 1)[-1] if path.suffix == '.jsonl' else len(pairs)}")
+        pair = record_to_pair(where, rename_fields(where, rec, fields),
+                              default_id=f"{path.stem}:{where.rsplit(':', 1)[-1] if path.suffix == '.jsonl' else len(pairs)}",
+                              coin_seed=coin_seed)
         if pair.id in seen:
             raise DataError(f"{where}: duplicate id {pair.id!r} (first at {seen[pair.id]})")
         seen[pair.id] = where
@@ -510,7 +558,7 @@ def resolve_source(spec: str, sha256: str | None = None, base: Path | None = Non
     return path
 
 
-def load_hf(spec: str) -> list[PreferencePair]:
+def load_hf(spec: str, coin_seed: int | None = None, fields: dict[str, str] | None = None) -> list[PreferencePair]:
     """``hf:<repo>[:<config>]:<split>`` through `datasets` (needs the hub; fails clearly offline)."""
     parts = spec[len("hf:"):].split(":")
     if len(parts) not in (2, 3) or not all(parts):
@@ -524,12 +572,15 @@ def load_hf(spec: str) -> list[PreferencePair]:
         rows = datasets.load_dataset(repo, config, split=split)
     except Exception as exc:  # noqa: BLE001 - network, auth or missing dataset: one clear line
         raise DataError(f"{spec}: could not load from the hub: {type(exc).__name__}: {exc}") from None
-    return [record_to_pair(f"{spec}[{i}]", dict(rec), default_id=f"{repo}:{split}:{i}", strict=False)
+    return [record_to_pair(f"{spec}[{i}]", rename_fields(f"{spec}[{i}]", dict(rec), fields), default_id=f"{repo}:{split}:{i}",
+                           strict=False, coin_seed=coin_seed)
             for i, rec in enumerate(rows)]
 
 
-def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
-    """Load the preference pairs a source spec names."""
+def load_source(spec: str, base: Path | None = None, coin_seed: int | None = None,
+                fields: dict[str, str] | None = None) -> list[PreferencePair]:
+    """Load the preference pairs a source spec names (``coin_seed``, ``fields``: see the module
+    docstring; a ``suite:`` benchmark's pairs are taken as they are)."""
     kind, sep, rest = spec.partition(":")
     if not sep:
         raise DataError(f"data source {spec!r} has no kind; expected file:<path>, pypi:... or hf:...")
@@ -537,11 +588,11 @@ def load_source(spec: str, base: Path | None = None) -> list[PreferencePair]:
         path = Path(rest)
         if base is not None and not path.is_absolute():
             path = base / path
-        return load_file(path)
+        return load_file(path, coin_seed, fields)
     if kind == "pypi":
-        return load_file(pypi_path(spec))
+        return load_file(pypi_path(spec), coin_seed, fields)
     if kind == "hf":
-        return load_hf(spec)
+        return load_hf(spec, coin_seed, fields)
     if kind == "suite":
         return load_benchmark_split(spec)
     raise DataError(f"data source {spec!r}: unknown kind {kind!r}; expected file, pypi, hf or suite")

@@ -17,21 +17,28 @@ learn stops the build with an error naming it, its config entry and the evidence
 (:func:`rmroute.harness.pipelines.rm_train.learning_problems`), unless its entry says
 ``require_learning: false``. Scores go through the score cache, so a second build scores nothing
 and a killed build resumes.
+
+Instead of ``benchmark``, a pool may read its own preference pairs (``pairs``, docs/data.md "Your
+own pairs"): a source (``file:``, ``pypi:``, ``hf:``, ``suite:``; a ``file:`` folder reads every
+data file in it), its splits (``given: true``: each record's ``split`` field; else seeded fractions
+by group) and, for chosen/rejected records, a seeded A/B coin (:func:`build_pairs_pool`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, StrictInt, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
-from rmroute.harness.assets import DataError, cache_root, resolve_source
+from rmroute.harness.assets import PAIR_SPLITS, DataError, cache_root, load_source, resolve_source
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
@@ -84,6 +91,69 @@ class TableRef(StrictModel):
         return self
 
 
+class PairsSplits(StrictModel):
+    """How a ``pairs`` pool splits its pairs: ``given: true`` (each record's ``split`` field), or
+    fractions of the groups (``rm-train``, ``offline``, ``online``, ``test``; they sum to at most 1,
+    the rest is left out), dealt per domain in a seeded order; ``by: group`` keeps every pair of one
+    group (the record's ``group``, else its prompt text) in one split, ``by: pair`` deals pairs."""
+
+    given: bool = False
+    rm_train: float | None = Field(None, ge=0, le=1)
+    offline: float | None = Field(None, gt=0, le=1)
+    online: float | None = Field(None, gt=0, le=1)
+    test: float | None = Field(None, gt=0, le=1)
+    by: Literal["group", "pair"] = "group"
+    seed: StrictInt = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:  # replaces StrictModel's: the key is spelled `rm-train`
+        if not isinstance(data, dict):
+            return data
+        allowed = ("given", "rm-train", "offline", "online", "test", "by", "seed")
+        for key in data:
+            if key not in allowed:
+                raise PydanticCustomError("unknown_key", "unknown key '{key}'; allowed keys: {allowed}",
+                                          {"key": key, "allowed": ", ".join(allowed)})
+        return {("rm_train" if k == "rm-train" else k): v for k, v in data.items()}
+
+    @model_validator(mode="after")
+    def _given_or_fractions(self) -> "PairsSplits":
+        shares = {"rm-train": self.rm_train, "offline": self.offline, "online": self.online, "test": self.test}
+        named = {k: v for k, v in shares.items() if v is not None}
+        if self.given:
+            if named:
+                raise ValueError(f"given: true takes the records' own `split` field; drop {', '.join(named)}")
+            return self
+        missing = [k for k in ("offline", "online", "test") if k not in named]
+        if missing:
+            raise ValueError(f"give the fractions {', '.join(missing)} (e.g. {{offline: 0.3, online: 0.3, test: 0.4}}), "
+                             "or given: true when the records carry a `split` field")
+        if sum(named.values()) > 1 + 1e-9:
+            raise ValueError(f"the fractions sum to {sum(named.values()):g} ({', '.join(f'{k} {v:g}' for k, v in named.items())}); "
+                             "they must sum to at most 1 (the rest is left out)")
+        return self
+
+    def fractions(self) -> dict[str, float]:
+        """split -> fraction, in dealing order (rm-train, offline, online, test)."""
+        return {k: v for k, v in (("rm-train", self.rm_train), ("offline", self.offline), ("online", self.online),
+                                  ("test", self.test)) if v}
+
+
+class PairsRef(StrictModel):
+    """A pool's own preference pairs: ``source`` (one spec or a list: ``file:`` a file or folder,
+    ``pypi:``, ``hf:``, ``suite:``), ``splits``, ``coin_seed`` (the A/B coin of chosen/rejected
+    records) and ``fields`` (the layouts' field names -> the file's)."""
+
+    source: str | list[str]
+    splits: PairsSplits
+    coin_seed: StrictInt = 0
+    fields: dict[str, str] = Field(default_factory=dict)
+
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
 class PoolConfig(StrictModel):
     """A pool: a benchmark and RMs that score it (``benchmark``, ``train``, ``reward_models``), or a
     published score table (``table``), whose scorers are the RMs."""
@@ -95,6 +165,7 @@ class PoolConfig(StrictModel):
     reward_models: list[PluginRef] = Field(default_factory=list)
     score_splits: list[str] = Field(default_factory=lambda: ["offline", "online", "test"])
     table: TableRef | None = None
+    pairs: PairsRef | None = None
 
     @model_validator(mode="after")
     def _rms_or_table(self) -> "PoolConfig":
@@ -102,9 +173,13 @@ class PoolConfig(StrictModel):
             raise ValueError("a pool needs `reward_models` (RMs that score a benchmark) or a `table` (published scores)")
         if self.table is not None and (self.reward_models or self.train):
             raise ValueError("a `table` pool takes its RMs from the table: drop `reward_models` and `train`")
+        if self.pairs is not None and (self.table is not None or "benchmark" in self.model_fields_set):
+            raise ValueError("`pairs` replaces `benchmark` (and a `table` has its own items): give one of them")
         return self
     #: where each `train` entry was read ("file:line", for error messages); empty when built in code
     _train_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: the config file it was read from (``pairs.source`` paths resolve from its folder); None in code
+    _path: Path | None = PrivateAttr(default=None)
 
     def train_source(self, name: str) -> str:
         """``file:line: train.<name>`` when the config was read from a file, else ``pool <name>: train.<name>``."""
@@ -114,6 +189,12 @@ class PoolConfig(StrictModel):
 def load_pool_config(path: str | Path) -> PoolConfig:
     path, data, tree = read_yaml_mapping(path, "pool config")
     cfg = validate_model(PoolConfig, path, data, tree)
+    cfg._path = path
+    if cfg.pairs is not None:
+        for i, spec in enumerate(cfg.pairs.sources()):
+            if spec.startswith("file:"):  # a missing file fails here (validate), not in the middle of a run
+                key = "pairs.source" + (f"[{i}]" if isinstance(cfg.pairs.source, list) else "")
+                pairs_file(spec, path, f"{path}:{line_of(tree, ('pairs', 'source')) or '?'}: {key}")
     for name, params in cfg.train.items():
         where = f"{path}:{line_of(tree, ('train', name)) or '?'}"
         cfg._train_sources[name] = where
@@ -208,6 +289,111 @@ def build_table_pool(cfg: PoolConfig, log=print) -> Pool:
     return pool
 
 
+# ---- own-pairs pools --------------------------------------------------------------------------
+
+#: the data files a ``file:`` folder source reads (sorted by name, not recursive)
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def pairs_file(spec: str, config_path: Path | None, where: str) -> Path:
+    """The file or folder a ``file:<path>`` pairs source names: an absolute path as is, else
+    relative to the pool config's folder when it exists there, else relative to the working
+    directory (the rule every config path follows); an error naming ``where`` and every path tried."""
+    raw = Path(spec[len("file:"):])
+    tried = [raw] if raw.is_absolute() else [*([config_path.parent / raw] if config_path else []), Path.cwd() / raw]
+    for path in tried:
+        if path.exists():
+            return path
+    raise ConfigError(f"{where}: {str(raw)!r} not found (tried {', '.join(str(p) for p in tried)})")
+
+
+def load_pairs(cfg: PoolConfig) -> list[PreferencePair]:
+    """Every pair of ``cfg.pairs.source`` (in order; a folder: its data files by name), with the
+    A/B coin of ``coin_seed`` and the field mapping applied; ids must be unique across files."""
+    ref, where = cfg.pairs, f"{cfg._path or f'pool {cfg.name}'}: pairs.source"
+    pairs: list[PreferencePair] = []
+    for spec in ref.sources():
+        if spec.startswith("file:"):
+            path = pairs_file(spec, cfg._path, where)
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES) if path.is_dir() else [path]
+            if not files:
+                raise ConfigError(f"{where}: folder {path} holds no data file ({', '.join(DATA_SUFFIXES)})")
+            for f in files:
+                pairs.extend(load_source(f"file:{f}", coin_seed=ref.coin_seed, fields=ref.fields or None))
+        else:
+            pairs.extend(load_source(spec, coin_seed=ref.coin_seed, fields=ref.fields or None))
+    seen: set[str] = set()
+    for p in pairs:
+        if p.id in seen:
+            raise DataError(f"{where}: pair id {p.id!r} occurs twice across the sources; give each record a unique `id`")
+        seen.add(p.id)
+    return pairs
+
+
+def unit_of(pair: PreferencePair, by: str) -> str:
+    """What a split deals: the pair's group (its ``group`` field, else its prompt text) or the pair."""
+    if by == "pair":
+        return pair.id
+    return str(pair.metadata.get("group", pair.prompt))
+
+
+def deal_pairs(pairs: Sequence[PreferencePair], spec: PairsSplits) -> dict[str, list[PreferencePair]]:
+    """Split ``pairs`` by the fractions of ``spec``: per domain (a unit's first pair places it), the
+    units are ordered by sha256(f"{seed}:{unit}") and dealt in blocks of round(cumulative fraction ×
+    units): rm-train, offline, online, test; the rest is left out. Every pair of one unit lands in
+    one split. The order depends only on the seed and the unit keys (not on the file's order)."""
+    first_domain: dict[str, str] = {}
+    for p in pairs:
+        first_domain.setdefault(unit_of(p, spec.by), p.domain)
+    fractions = spec.fractions()
+    where: dict[str, str | None] = {}
+    for d in sorted(set(first_domain.values())):
+        units = sorted((u for u, dd in first_domain.items() if dd == d),
+                       key=lambda u: hashlib.sha256(f"{spec.seed}:{u}".encode("utf-8")).hexdigest())
+        bounds, total = [], 0.0
+        for split, f in fractions.items():
+            total += f
+            bounds.append((int(round(total * len(units))), split))
+        for j, u in enumerate(units):
+            where[u] = next((split for end, split in bounds if j < end), None)
+    out: dict[str, list[PreferencePair]] = {s: [] for s in PAIR_SPLITS}
+    for p in pairs:
+        split = where[unit_of(p, spec.by)]
+        if split is not None:
+            out[split].append(p)
+    return out
+
+
+def given_splits(pairs: Sequence[PreferencePair], where: str) -> dict[str, list[PreferencePair]]:
+    """Each pair in the split its record's ``split`` field names; a pair without one is an error."""
+    out: dict[str, list[PreferencePair]] = {s: [] for s in PAIR_SPLITS}
+    for p in pairs:
+        split = p.metadata.get("split")
+        if split is None:
+            raise DataError(f"{where}: given: true, but pair {p.id!r} has no `split` field "
+                            f"(one of {', '.join(PAIR_SPLITS)} per record)")
+        out[split].append(p)
+    return out
+
+
+def pairs_splits(cfg: PoolConfig) -> dict[str, list[PreferencePair]]:
+    """The pool's rm-train / offline / online / test pairs from ``cfg.pairs``: loaded, split, and
+    with ``metadata["item"]`` set to each pair's unit, so that replay's folds and bootstrap keep a
+    group together too. An empty offline, online or test split is an error."""
+    where = f"{cfg._path or f'pool {cfg.name}'}: pairs.splits"
+    pairs = load_pairs(cfg)
+    spec = cfg.pairs.splits
+    raw = given_splits(pairs, where) if spec.given else deal_pairs(pairs, spec)
+    splits = {s: [dataclasses.replace(p, metadata={**p.metadata, "item": unit_of(p, spec.by)}) for p in ps]
+              for s, ps in raw.items()}
+    empty = [s for s in ("offline", "online", "test") if not splits[s]]
+    if empty:
+        counts = ", ".join(f"{s} {len(ps)}" for s, ps in splits.items())
+        raise DataError(f"{where}: the {', '.join(empty)} split(s) are empty ({len(pairs)} pairs: {counts}); "
+                        "a replay needs pairs in offline, online and test")
+    return splits
+
+
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -234,9 +420,12 @@ class Pool:
 
     @property
     def data_name(self) -> str:
-        """What the pool's pairs are, for run files: ``<suite>@seed<seed>`` or ``table:<name>``."""
+        """What the pool's pairs are, for run files: ``<suite>@seed<seed>``, ``table:<name>`` or
+        ``pairs:<pool name>``."""
         if self.table is not None:
             return f"table:{self.table.name}"
+        if self.config.pairs is not None:
+            return f"pairs:{self.config.name}"
         return f"{self.config.benchmark.suite}@seed{self.config.benchmark.seed}"
 
     def gold(self, split: str) -> np.ndarray:
@@ -331,8 +520,30 @@ def build_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bo
     ``table`` pool, the table's items and margins (:func:`build_table_pool`)."""
     if cfg.table is not None:
         return build_table_pool(cfg, log)
+    if cfg.pairs is not None:
+        return build_pairs_pool(cfg, cache_dir, show_progress, log)
     t0 = time.perf_counter()
     splits = create_benchmark(cfg.benchmark.suite, cfg.benchmark.seed).splits()
+    return score_pool(cfg, splits, t0, cache_dir, show_progress, log)
+
+
+def build_pairs_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progress: bool = True, log=print) -> Pool:
+    """A pool over the config's own pairs (``cfg.pairs``: :func:`pairs_splits`), scored by its RMs
+    through the score cache like a benchmark; ``train`` entries train on the rm-train pairs."""
+    t0 = time.perf_counter()
+    splits = pairs_splits(cfg)
+    if cfg.train and not splits["rm-train"]:
+        raise ConfigError(f"{cfg._path or f'pool {cfg.name}'}: train: {', '.join(cfg.train)} need rm-train pairs; "
+                          "give pairs.splits a `rm-train` fraction, or records with split: rm-train")
+    log(f"[pool] {cfg.name}: {sum(map(len, splits.values()))} own pairs ("
+        + ", ".join(f"{s} {len(ps)}" for s, ps in splits.items()) + ")")
+    return score_pool(cfg, splits, t0, cache_dir, show_progress, log)
+
+
+def score_pool(cfg: PoolConfig, splits: dict[str, list[PreferencePair]], t0: float, cache_dir: Path | None,
+               show_progress: bool, log) -> Pool:
+    """Train the missing ``train`` RMs on ``splits["rm-train"]``, then score ``cfg.score_splits``
+    of ``splits`` under every RM through the score cache (``t0``: when the build started)."""
     pool = Pool(config=cfg, names=[rm_label(r) for r in cfg.reward_models], splits=splits)
     pool.timings["benchmark_s"] = time.perf_counter() - t0
 

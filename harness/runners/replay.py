@@ -108,6 +108,10 @@ class ReplaySettings(StrictModel):
 #: the model `rmroute validate` checks a replay config's `settings` against
 SETTINGS = ReplaySettings
 
+#: why a replay config's top-level ``data`` is refused (only `rmroute score` reads ``data``)
+DATA_IN_REPLAY = ("a replay run reads no `data`: its pairs come from the pool config (settings.pool); put your "
+                  "own pairs in that pool config's `pairs:` (docs/data.md, \"Your own pairs\") and drop `data`")
+
 #: the context kinds a router entry can ask for (``context``): see :class:`rmroute.harness.core.config.RouterRef`
 CONTEXTS = ("offline", "pair", "prompt")
 
@@ -396,13 +400,15 @@ def check_config(cfg, path, tree) -> None:
     listing every problem): at least one router; ``settings.pool`` is set and loads (its RM names
     are the arms); ``settings.offline``, when set, loads and routes over the same RMs; cold-start
     and drift arms are RMs of the pool; scenario names and router labels each give their own file
-    names; every router builds with its params; a router with ``prior_mean: offline`` sees the
+    names; no top-level ``data`` (a replay reads its pairs from the pool); every router builds with its params; a router with ``prior_mean: offline`` sees the
     offline contexts; every run id fits in a file name; contexts come from ``settings.offline`` or a
     ``featurizer``."""
     settings: ReplaySettings = settings_of(cfg)
     problems = Problems(path, tree)
     if not cfg.routers:
         problems.add(("routers",), "a replay config needs at least one router")
+    if cfg.data:
+        problems.add(("data",), DATA_IN_REPLAY)
     names = None
     if not settings.pool:
         problems.add(("settings", "pool"), "missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
@@ -629,6 +635,8 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
     settings: ReplaySettings = settings_of(cfg)
     if not settings.pool:
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
+    if cfg.data:
+        raise ConfigError(f"{config_path}: data: {DATA_IN_REPLAY}")
     prepared = build_data(cfg, settings)
     pool_names = prepared.names
     specs = [(spec.label, spec) for spec in resolve_routers(cfg.routers, pool_names)]
