@@ -102,3 +102,14 @@ def config_file_ref(problems: Problems, loc: tuple[Any, ...], value: str | None,
     if found is None:
         problems.add(loc, not_found(value, tried, kind))
     return found
+
+
+def resolve_source_spec(spec: str, key: str, config_file: str | Path | None) -> str:
+    """A data source spec (:func:`rmroute.harness.assets.load_source`) with a ``file:`` path resolved
+    by the rule (``file:<the path found>``); other kinds (``pypi:``, ``hf:``, ``suite:``,
+    ``github:``) unchanged. A :class:`ConfigError` naming the file, the key and every path tried when
+    the file is nowhere."""
+    kind, sep, rest = spec.partition(":")
+    if not (sep and kind == "file"):
+        return spec
+    return f"file:{resolve_config_path(rest, key, config_file)}"
