@@ -32,17 +32,21 @@ CACHE_HELP = ("Cache root for this command (scores, embeddings, trained RMs, bun
               "$RMROUTE_CACHE for the process before any work; default $RMROUTE_CACHE, else ~/.cache/rmroute.")
 
 
+#: the cache root variable's value before a command's --cache set it (main puts it back)
+_CACHE_BEFORE: list[Optional[str]] = []
+
+
 def _use_cache(cache: Optional[Path]) -> None:
     """``--cache DIR``: make DIR (absolute) the cache root of this process, before anything reads it
     (:func:`rmroute.harness.assets.cache_root` reads ``$RMROUTE_CACHE`` on every call); :func:`main`
     puts the variable back afterwards."""
     if cache is not None:
-        import os
+        from rmroute.harness.assets import set_cache_root
 
         root = Path(cache).expanduser().absolute()
         if root.exists() and not root.is_dir():
             raise RmrouteError(f"--cache {cache}: not a folder")
-        os.environ["RMROUTE_CACHE"] = str(root)
+        _CACHE_BEFORE.append(set_cache_root(root))
 
 
 @app.callback()
@@ -593,11 +597,8 @@ def offline_eval_cmd(
 def main(argv: Optional[list[str]] = None) -> int:
     """Console-script entry point: one clear error line, no traceback unless --debug."""
     global _DEBUG
-    import os
-
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
-    cache_before = os.environ.get("RMROUTE_CACHE")  # a command's --cache holds for that command only
     try:
         app(args=args, prog_name="rmroute", standalone_mode=False)
     except typer.Exit as exc:
@@ -622,10 +623,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
         return 1
     finally:
-        if cache_before is None:
-            os.environ.pop("RMROUTE_CACHE", None)
-        else:
-            os.environ["RMROUTE_CACHE"] = cache_before
+        if _CACHE_BEFORE:  # a command's --cache holds for that command only
+            from rmroute.harness.assets import set_cache_root
+
+            set_cache_root(_CACHE_BEFORE[0])
+            _CACHE_BEFORE.clear()
     return 0
 
 

@@ -53,7 +53,7 @@ def candidates(value: str | Path, config_file: str | Path | None) -> list[Path]:
     out = []
     if config_file is not None and Path(config_file).is_file():
         out.append(Path(config_file).parent / p)
-    if not out or out[0] != p:
+    if not out or out[0].absolute() != p.absolute():  # a config in the working directory: one place
         out.append(p)
     return out
 
@@ -73,13 +73,23 @@ def not_found(value: str | Path, tried: list[Path], kind: Kind = "file") -> str:
     return f"{str(value)!r} {what} (tried {', '.join(str(Path(c).absolute()) for c in tried)})"
 
 
+class PathNotFound(ConfigError):
+    """A path in a config that is nowhere; ``detail``: the message without the file and key (for
+    callers that add a line number)."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 def resolve_config_path(value: str | Path, key: str, config_file: str | Path | None, kind: Kind = "file") -> Path:
     """The path ``value`` (the config key ``key`` of ``config_file``) names by the rule of this module;
-    a :class:`ConfigError` naming the file, the key and every path tried when it is nowhere."""
+    a :class:`PathNotFound` naming the file, the key and every path tried when it is nowhere."""
     found, tried = find_config_path(value, config_file, kind)
     if found is None:
         where = config_file if config_file is not None else "(a config with no file)"
-        raise ConfigError(f"{where}: {key}: {not_found(value, tried, kind)}")
+        detail = not_found(value, tried, kind)
+        raise PathNotFound(f"{where}: {key}: {detail}", detail)
     return found
 
 

@@ -54,7 +54,7 @@ from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.determinism import derived_rng, fixed_threads
 from rmroute.harness.devices import pick_device
-from rmroute.harness.paths import resolve_source_spec
+from rmroute.harness.paths import PathNotFound, resolve_source_spec
 from rmroute.harness.pipelines.rm_data import (PairEncoder, TrainConfigError, data_sha256, encode_pairs, pairwise_metrics,
                                                score_ids, select_pairs, split_validation)
 
@@ -759,8 +759,8 @@ def train_from_config(config_path: str | Path, *, reuse: bool = False, **overrid
     for i, spec in enumerate(cfg.data):
         try:
             pairs.extend(load_source(resolve_source_spec(spec, f"data[{i}]", path)))  # file: by harness.paths
-        except DataError as exc:
-            raise DataError(f"{path}:{line_of(tree, ('data', i)) or '?'}: data[{i}]: {exc}") from None
+        except (DataError, PathNotFound) as exc:
+            raise DataError(f"{path}:{line_of(tree, ('data', i)) or '?'}: data[{i}]: {getattr(exc, 'detail', exc)}") from None
     try:
         return train_reward_model(cfg, pairs, reuse=reuse)
     except TrainConfigError as exc:
