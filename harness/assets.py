@@ -272,6 +272,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("RMROUTE_CACHE", Path.home() / ".cache" / "rmroute"))
 
 
+def set_cache_root(root: str | Path | None) -> str | None:
+    """Make ``root`` the cache root of this process (``$RMROUTE_CACHE``, so that subprocesses and Ray
+    workers inherit it; None unsets the variable); returns the variable's previous value (None when
+    it was unset), to put it back. `--cache DIR` of the CLI commands sets it before any work."""
+    previous = os.environ.get("RMROUTE_CACHE")
+    if root is None:
+        os.environ.pop("RMROUTE_CACHE", None)
+    else:
+        os.environ["RMROUTE_CACHE"] = str(root)
+    return previous
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(``file:line``, record) for every non-empty line of a JSONL file; errors name file and line."""
     with path.open(encoding="utf-8") as fh:

@@ -27,6 +27,28 @@ err_console = Console(stderr=True)
 _DEBUG = False
 
 
+#: the help of every command's ``--cache DIR``
+CACHE_HELP = ("Cache root for this command (scores, embeddings, trained RMs, bundles, benchmarks): sets "
+              "$RMROUTE_CACHE for the process before any work; default $RMROUTE_CACHE, else ~/.cache/rmroute.")
+
+
+#: the cache root variable's value before a command's --cache set it (main puts it back)
+_CACHE_BEFORE: list[Optional[str]] = []
+
+
+def _use_cache(cache: Optional[Path]) -> None:
+    """``--cache DIR``: make DIR (absolute) the cache root of this process, before anything reads it
+    (:func:`rmroute.harness.assets.cache_root` reads ``$RMROUTE_CACHE`` on every call); :func:`main`
+    puts the variable back afterwards."""
+    if cache is not None:
+        from rmroute.harness.assets import set_cache_root
+
+        root = Path(cache).expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            raise RmrouteError(f"--cache {cache}: not a folder")
+        _CACHE_BEFORE.append(set_cache_root(root))
+
+
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
     global _DEBUG
@@ -76,15 +98,113 @@ def _check_all(registry) -> None:
         raise RmrouteError(f"{failures} plugin(s) failed the conformance checks")
 
 
-@app.command()
-def validate(config: Path = typer.Argument(..., help="A run config (YAML).")) -> None:
-    """Check a config (or each config of a ``kind: group`` file) without running it."""
-    from rmroute.harness.core.config import config_sha256
+#: how `rmroute validate` tells a config's kind from its keys (the first rule that matches)
+CONFIG_KINDS = (
+    ("run or group", "`kind:` (replay, train, evaluate; or group)"),
+    ("serve-rm", "`reward_model:` (one RM to serve)"),
+    ("rm-train", "`output_dir:` or `base_model:` (one RM to train)"),
+    ("offline", "`pool:` with `featurizer:` / `heads:` (an offline-router config)"),
+    ("pool", "`reward_models:`, `table:`, `train:` or `benchmark:` (a pool)"),
+)
+
+
+def config_kind(data: dict) -> str | None:
+    """What kind of config ``data`` (a YAML mapping) is, by its keys (:data:`CONFIG_KINDS`): ``run``,
+    ``group``, ``serve-rm``, ``rm-train``, ``offline``, ``pool``; None when no rule matches."""
+    if "kind" in data:
+        return "group" if data["kind"] == "group" else "run"
+    if "reward_model" in data:
+        return "serve-rm"
+    if "output_dir" in data or "base_model" in data:
+        return "rm-train"
+    if "pool" in data or "heads" in data:
+        return "offline"
+    if any(k in data for k in ("reward_models", "table", "train", "benchmark")):
+        return "pool"
+    return None
+
+
+def _validate_pool(path: Path, tree) -> str:
+    """A pool config: it loads, its RM plugins are registered with params that fit, every
+    ``trained:<name>@<pool>`` is in the cache, a table's file (or header) is there."""
+    from rmroute.harness.core.config import Problems, check_plugin
+    from rmroute.harness.pipelines.pool import load_pool_config, pool_rm_names, trained_by_name
+
+    cfg = load_pool_config(path)
+    problems = Problems(path, tree)
+    for i, ref in enumerate(cfg.reward_models):
+        check_plugin(problems, ("reward_models", i), "reward_model", ref.name, ref.params)
+        model = str(ref.params.get("model", ""))
+        if model.startswith("trained:") and "@" in model:
+            try:
+                trained_by_name(*model[len("trained:"):].split("@", 1))
+            except RmrouteError as exc:
+                problems.add(("reward_models", i, "params", "model"), str(exc))
+    names = pool_rm_names(problems, ("table",), str(path))
+    problems.raise_if_any()
+    return f"pool {cfg.name!r}, {len(names or [])} RM(s): {', '.join(names or [])}"
+
+
+def _validate_offline(path: Path, tree) -> str:
+    """An offline-router config: it loads, and its pool (found by the path rule) loads."""
+    from rmroute.harness.core.config import Problems
+    from rmroute.harness.pipelines.offline import load_offline_config, pool_path
+    from rmroute.harness.pipelines.pool import pool_rm_names
+
+    path, cfg = load_offline_config(path)
+    pool = pool_path(cfg, path)
+    problems = Problems(path, tree)
+    names = pool_rm_names(problems, ("pool",), str(pool))
+    problems.raise_if_any()
+    return f"offline-router config {cfg.name!r}, pool {pool} ({len(names or [])} RMs)"
+
+
+def _validate_rm_train(path: Path, tree) -> str:
+    """An RM training config: it loads, and each ``file:`` data source is there (by the path rule)."""
+    from rmroute.harness.paths import resolve_source_spec
+    from rmroute.harness.pipelines.rm_train import load_train_config
+
+    cfg = load_train_config(path)
+    for i, spec in enumerate(cfg.data):
+        resolve_source_spec(spec, f"data[{i}]", path)
+    return f"rm-train config, base_model {cfg.base_model!r}, {len(cfg.data)} data source(s), output_dir {cfg.output_dir}"
+
+
+def _validate_one(path: Path) -> list[str]:
+    """`rmroute validate` of one file: one ``path: ok (...)`` line per config it checked (a group's
+    members each get their own); a :class:`RmrouteError` naming file, line and key when it fails."""
+    from rmroute.harness.core.config import config_sha256, read_yaml_mapping
     from rmroute.harness.runners import config_paths, load_config
 
-    for path in config_paths(config):
-        cfg = load_config(path)
-        console.print(f"{path}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
+    path, data, tree = read_yaml_mapping(path, "config")
+    kind = config_kind(data)
+    if kind in ("run", "group"):
+        out = []
+        for member in config_paths(path):
+            cfg = load_config(member)
+            out.append(f"{member}: ok ({cfg.kind}, suite {cfg.suite!r}, config_sha256 {config_sha256(cfg)[:12]})")
+        return out
+    if kind == "serve-rm":
+        from rmroute.harness.serve import load_serve_config
+
+        cfg = load_serve_config(path)
+        return [f"{path}: ok (serve-rm config, reward_model {cfg.reward_model.name!r}, port {cfg.port})"]
+    checks = {"pool": _validate_pool, "offline": _validate_offline, "rm-train": _validate_rm_train}
+    if kind is None:
+        raise RmrouteError(f"{path}: not a config rmroute knows (keys: {', '.join(sorted(map(str, data))) or 'none'}); "
+                           "expected one of: " + "; ".join(f"{k}: {how}" for k, how in CONFIG_KINDS))
+    return [f"{path}: ok ({checks[kind](path, tree)})"]
+
+
+@app.command()
+def validate(config: Path = typer.Argument(..., help="Any rmroute config: a run config (replay, train, evaluate), a "
+                                           "group, a pool, an offline-router, an rm-train or a serve-rm config.")) -> None:
+    """Check a config without running it; its kind is told by its keys (``kind:`` for run configs and
+    groups, ``reward_models``/``table`` for pools, ``pool`` + ``featurizer`` for offline routers,
+    ``output_dir`` for RM training, ``reward_model`` for serve-rm). The files it refers to must
+    exist, found as a run finds them (docs/configs.md, "Paths inside a config")."""
+    for line in _validate_one(config):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -98,16 +218,26 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, models to load, memory estimate) and stop."),
     add_router: list[str] = typer.Option([], "--add-router", help="Also run this router (NAME or NAME={json params}; "
                                          "repeatable) next to the config's own: a plugin router on a board track."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
 ) -> None:
     """Run a config (replay, train or evaluate; or each config of a ``kind: group`` file), write one
     JSON per run, rebuild the leaderboard."""
-    import tempfile
+    from rmroute.harness.runners import config_paths, with_routers
 
-    from rmroute.harness.runners import config_paths, get_plan, load_config, run_config, with_routers
-
+    _use_cache(cache)
     paths = config_paths(config)
-    if add_router:
-        paths = [with_routers(p, add_router, Path(tempfile.mkdtemp(prefix="rmroute-config-"))) for p in paths]
+    copies = [with_routers(p, add_router) for p in paths] if add_router else []
+    try:
+        _run_configs(config, copies or paths, out, resume, no_leaderboard, executor, ray_address, dry_run)
+    finally:
+        for copy in copies:  # --add-router's copies of the configs (next to them, so paths resolve alike)
+            copy.unlink(missing_ok=True)
+
+
+def _run_configs(config: Path, paths: list[Path], out: Path, resume: bool, no_leaderboard: bool, executor: str,
+                 ray_address: Optional[str], dry_run: bool) -> None:
+    from rmroute.harness.runners import get_plan, load_config, run_config
+
     configs = [(path, load_config(path)) for path in paths]  # every member is checked before any runs
     if dry_run:
         for path, cfg in configs:
@@ -258,14 +388,15 @@ def _report_inputs(recorded: dict[str, str], reproduced: dict[str, str]) -> list
 @app.command()
 def score(
     config: Path = typer.Argument(..., help="A config with `reward_models` and `data` (split -> source)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Score cache folder (default $RMROUTE_CACHE/scores)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP + " Scores go to DIR/scores."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every (RM, prompt, response) of a config once into the score cache (resumable)."""
     from rmroute.harness.pipelines.scoring import run_score
     from rmroute.harness.runners import load_config
 
-    summary = run_score(load_config(config, check_run=False), cache, show_progress=not as_json)
+    _use_cache(cache)
+    summary = run_score(load_config(config, check_run=False), None, show_progress=not as_json)
     if as_json:
         print(json.dumps({
             "n_pairs": summary.n_pairs, "failed": summary.failed, "accuracy": summary.accuracy,
@@ -335,7 +466,7 @@ def leaderboard(
 
 
 data_app = typer.Typer(help="Benchmark data: build and inspect.", no_args_is_help=True)
-rm_app = typer.Typer(help="Reward models: train the project's own.", no_args_is_help=True)
+rm_app = typer.Typer(help="Reward models: train the project's own, list the trained ones.", no_args_is_help=True)
 pool_app = typer.Typer(help="The reward-model pool: train, score, report.", no_args_is_help=True)
 offline_app = typer.Typer(help="BayesianRouter's offline stage: train and evaluate the offline router.", no_args_is_help=True)
 app.add_typer(offline_app, name="offline")
@@ -368,6 +499,47 @@ def data_build(
     console.print(table)
 
 
+@rm_app.command("list")
+def rm_list(
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache root to list (default $RMROUTE_CACHE, else ~/.cache/rmroute)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the RMs pool builds trained into the cache ($RMROUTE_CACHE/rms/<pool>/<name>-<hash>/):
+    pool, name, when, training summary, folder. A pool config refers to one by name with
+    ``model: "trained:<name>@<pool>"`` (the newest of that name)."""
+    import datetime
+
+    from rmroute.harness.assets import cache_root
+    from rmroute.harness.pipelines.pool import list_trained
+
+    _use_cache(cache)
+    rms = list_trained()
+    if as_json:
+        print(json.dumps([{**r.__dict__, "folder": str(r.folder), "ref": f"trained:{r.name}@{r.pool}"} for r in rms],
+                         indent=2))
+        return
+    if not rms:
+        console.print(f"no trained RMs under {cache_root() / 'rms'} (`rmroute pool build` trains a pool's `train` entries)",
+                      markup=False, highlight=False)
+        return
+    rows = [("pool", "name", "trained (UTC)", "steps", "final loss", "val acc", "folder")]
+    seen = set()
+    for r in rms:
+        when = datetime.datetime.fromtimestamp(r.when, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        older = (r.pool, r.name) in seen  # trained:<name>@<pool> takes the newest
+        seen.add((r.pool, r.name))
+        rows.append((r.pool, r.name + (" (older)" if older else ""), when, "-" if r.steps is None else str(r.steps),
+                     "-" if r.final_loss is None else f"{r.final_loss:.4f}",
+                     "-" if r.val_accuracy is None else f"{r.val_accuracy:.3f}", str(r.folder)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    print(f"trained RMs under {cache_root() / 'rms'} (refer to one as model: \"trained:<name>@<pool>\")")
+    for row in rows:  # plain lines: a folder path is never cut to the terminal's width
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    for r in rms:
+        if r.problem:
+            err_console.print(r.problem, markup=False, highlight=False, soft_wrap=True)
+
+
 @rm_app.command("train")
 def rm_train(config: Path = typer.Argument(..., help="An RM training config (see configs/rm-train-example.yaml).")) -> None:
     """Fine-tune a sequence-classification RM with TRL's reward trainer."""
@@ -380,7 +552,7 @@ def rm_train(config: Path = typer.Argument(..., help="An RM training config (see
 @pool_app.command("build")
 def pool_build(
     config: Path = typer.Argument(Path("configs/pool-cpu.yaml"), help="A pool config."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Score cache folder (default $RMROUTE_CACHE/scores)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP + " Trained RMs go to DIR/rms, scores to DIR/scores."),
     out: Path = typer.Option(Path("results/pool"), "--out", help="Where the report (JSON + Markdown) goes."),
 ) -> None:
     """Train the pool's RMs, score every benchmark pair once, and write the pool report (for a
@@ -389,8 +561,9 @@ def pool_build(
     from rmroute.harness.pipelines.pool_report import pool_report, render_markdown, render_table_markdown, table_report
     from rmroute.harness.results import atomic_write_text
 
+    _use_cache(cache)
     cfg = load_pool_config(config)
-    pool = build_pool(cfg, cache, log=lambda m: err_console.print(m, markup=False, highlight=False))
+    pool = build_pool(cfg, None, log=lambda m: err_console.print(m, markup=False, highlight=False))
     if pool.table is not None:
         rep = table_report(pool)
         md = render_table_markdown(rep)
@@ -404,10 +577,14 @@ def pool_build(
 
 
 @offline_app.command("train")
-def offline_train_cmd(config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config.")) -> None:
+def offline_train_cmd(
+    config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+) -> None:
     """Train the offline router (one bundle per seed) on the pool's offline split."""
     from rmroute.harness.pipelines.offline import offline_train
 
+    _use_cache(cache)
     summary = offline_train(config)
     console.print(f"bundles: {', '.join(s['bundle'] for s in summary['seeds'].values())}")
     t = summary["timings"]
@@ -418,10 +595,12 @@ def offline_train_cmd(config: Path = typer.Argument(Path("configs/offline-cpu.ya
 def offline_eval_cmd(
     config: Path = typer.Argument(Path("configs/offline-cpu.yaml"), help="An offline-router config."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
 ) -> None:
     """Routing accuracy on test: the offline router's argmax against single RMs, votes, ensembles, oracle."""
     from rmroute.harness.pipelines.offline import offline_eval
 
+    _use_cache(cache)
     text = offline_eval(config, as_json=as_json)
     if as_json:
         print(text)
@@ -457,6 +636,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             markup=False, highlight=False, soft_wrap=True,
         )
         return 1
+    finally:
+        if _CACHE_BEFORE:  # a command's --cache holds for that command only
+            from rmroute.harness.assets import set_cache_root
+
+            set_cache_root(_CACHE_BEFORE[0])
+            _CACHE_BEFORE.clear()
     return 0
 
 

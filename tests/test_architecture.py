@@ -35,7 +35,7 @@ FOLDERS = (HOST, *PLUGIN_PACKAGES)
 FLOORS = {
     "harness": 0, "harness.determinism": 0, "harness.core": 0,
     "harness.records": 1, "harness.integrity": 1, "harness.results": 1, "harness.assets": 1,
-    "harness.devices": 1, "harness.net": 1, "harness.analysis": 1, "harness.progress": 1,
+    "harness.devices": 1, "harness.net": 1, "harness.analysis": 1, "harness.progress": 1, "harness.paths": 1,
     "harness.routing": 2, "harness.tables": 2,
     "harness.pipelines": 3,
     "harness.runners": 4, "harness.board": 4, "harness.serve": 4, "harness.reference_slice": 4,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,7 +191,8 @@ def test_scenario_names_that_slug_alike_are_refused(tmp_path):
 # ---- files a run needs --------------------------------------------------------------------------
 def test_pool_must_be_set_and_load(tmp_path):
     msg = error_of(tmp_path, REPLAY.replace("  pool: POOL", "  pool: nowhere/pool.yaml"))
-    assert "cfg.yaml:9: settings.pool: the pool config does not load: nowhere/pool.yaml: no such config file" in msg
+    assert (f"cfg.yaml:9: settings.pool: 'nowhere/pool.yaml' not found (tried {tmp_path / 'nowhere' / 'pool.yaml'}, "
+            f"{Path.cwd() / 'nowhere' / 'pool.yaml'})") in msg
     msg = error_of(tmp_path, REPLAY.replace("  pool: POOL\n", ""))
     assert "settings.pool: missing" in msg
 
@@ -203,7 +205,7 @@ def test_offline_config_must_load_and_route_over_the_same_rms(tmp_path):
     msg = error_of(tmp_path, cfg)
     assert "settings.offline: its pool" in msg and "['length', 'lexical-overlap']" in msg
     msg = error_of(tmp_path, cfg.replace(str(tmp_path / "offline.yaml"), "missing-offline.yaml"))
-    assert "settings.offline: the offline-router config does not load: missing-offline.yaml: no such config file" in msg
+    assert f"settings.offline: 'missing-offline.yaml' not found (tried {tmp_path / 'missing-offline.yaml'}" in msg
 
 
 def test_contexts_are_required(tmp_path):

@@ -271,7 +271,7 @@ def test_train_from_config_end_to_end_reuse_and_determinism(bases, tmp_path, mon
         ("output_dir: o\ndata: file:p.jsonl\ndomain_mix:\n  math: -2\n", r"rm\.yaml:3: domain_mix: .*>= 0"),
         ("data: file:p.jsonl\n", r"rm\.yaml:1: output_dir: Field required"),
         ("output_dir: o\n", r"rm\.yaml:1: data: Field required"),
-        ("output_dir: o\ndata: [file:p.jsonl, file:missing.jsonl]\n", r"rm\.yaml:2: data\[1\]: .*missing\.jsonl: no such data file"),
+        ("output_dir: o\ndata: [file:p.jsonl, file:missing.jsonl]\n", r"rm\.yaml:2: data\[1\]: 'missing\.jsonl' not found \(tried .*missing\.jsonl\)"),
         ("output_dir: o\ndata: file:p.jsonl\ndomain_mix:\n  math: 1\n  physics: 1\n", r"rm\.yaml:5: domain_mix\.physics: no labelled pairs of domain 'physics'"),
         ("base_model: BASE\noutput_dir: o\ndata: file:p.jsonl\nmax_length: 4096\n", r"rm\.yaml:4: max_length: 4096 exceeds the model's 128 positions"),
         ("base_model: ./nowhere\noutput_dir: o\ndata: file:p.jsonl\n", r"rm\.yaml:1: base_model: './nowhere' is not a model folder"),

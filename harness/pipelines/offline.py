@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,6 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from rmroute.harness import analysis as A
-from rmroute.harness.assets import cache_root
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError, NotBuiltError, PluginError, RmrouteError
 from rmroute.harness.core.plugins import check_params, create, create_ref, get_registry
@@ -42,6 +39,7 @@ from rmroute.harness.core.types import Selection
 from rmroute.harness.pipelines.offline_model import (BundleError, OfflineBundle, OfflineTrainSettings, bundle_data_sha256,
                                                      save_bundle, train_offline_router)
 from rmroute.harness.pipelines.pool import Pool, build_pool, load_pool_config, pool_rm_names
+from rmroute.harness.paths import expand_path, resolve_config_path
 from rmroute.harness.results import atomic_write_text
 
 Log = Callable[[str], None]
@@ -77,7 +75,8 @@ class ScalesConfig(StrictModel):
 class OfflineConfig(StrictModel):
     name: str = "offline"
     description: str = ""
-    pool: str = Field(description="path of a pool config (rmroute.harness.pipelines.pool); relative to the working directory or this file")
+    pool: str = Field(description="path of a pool config (rmroute.harness.pipelines.pool); relative to this file's folder when "
+                      "it is there, else to the working directory (rmroute.harness.paths)")
     featurizer: PluginRef = Field(default_factory=lambda: PluginRef(name="pair-encoder"))
     heads: HeadWeightsConfig = Field(default_factory=HeadWeightsConfig)
     route_head: str = "auto"
@@ -114,13 +113,6 @@ class OfflineConfig(StrictModel):
         return v
 
 
-def expand_path(value: str) -> Path:
-    """``$RMROUTE_CACHE`` (:func:`rmroute.harness.assets.cache_root`), other environment variables and
-    ``~`` expanded."""
-    value = re.sub(r"\$\{RMROUTE_CACHE\}|\$RMROUTE_CACHE(?![A-Za-z0-9_])", lambda _: str(cache_root()), value)
-    return Path(os.path.expanduser(os.path.expandvars(value)))
-
-
 def load_offline_config(path: str | Path) -> tuple[Path, OfflineConfig]:
     path, data, tree = read_yaml_mapping(path, "offline router config")
     cfg = validate_model(OfflineConfig, path, data, tree)
@@ -145,21 +137,18 @@ def seed_dir(cfg: OfflineConfig, seed: int) -> Path:
 
 
 def pool_path(cfg: OfflineConfig, config_path: Path) -> Path:
-    """The pool config an offline config names: its ``pool`` with ``$RMROUTE_CACHE`` expanded, found
-    relative to the working directory, else to the offline config's folder."""
-    p = expand_path(cfg.pool)
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, config_path.parent / p]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ConfigError(f"{config_path}: pool: {cfg.pool!r} not found (looked at {', '.join(str(c) for c in candidates)})")
+    """The pool config an offline config names: its ``pool`` by the path rule of
+    :mod:`rmroute.harness.paths` (relative to the offline config's folder when the file is there,
+    else to the working directory); the error names the file, the key and every path tried."""
+    return resolve_config_path(cfg.pool, "pool", config_path)
 
 
 def load_pool(cfg: OfflineConfig, config_path: Path, log: Log, built: Pool | None = None) -> Pool:
     """The built pool named by the config: ``built`` when it is that pool (a replay run passes the
     pool it has just built), else built now (scores come from the score cache when already built)."""
     pool_cfg = load_pool_config(pool_path(cfg, config_path))
-    pool = built if built is not None and built.config == pool_cfg else build_pool(pool_cfg, show_progress=False, log=log)
+    same = built is not None and built.config.model_dump() == pool_cfg.model_dump()  # what it says, wherever it was read
+    pool = built if same else build_pool(pool_cfg, show_progress=False, log=log)
     for split in (cfg.train_split, cfg.eval_split):
         if split not in pool.margins:
             raise ConfigError(f"{config_path}: split {split!r} has no scores in pool {pool_cfg.name} "

@@ -12,7 +12,9 @@
 
 `trained:<name>` resolves to the folder that training <name> produces, under
 $RMROUTE_CACHE/rms/, keyed by the training config and the rm-train data: a changed config trains a
-new RM (and, through the model's file hash, invalidates only its scores). A trained RM that did not
+new RM (and, through the model's file hash, invalidates only its scores). `trained:<name>@<pool>`
+names an RM that another pool (``name: <pool>``) trained: the newest such folder in the cache
+(:func:`trained_by_name`; `rmroute rm list` lists them). A trained RM that did not
 learn stops the build with an error naming it, its config entry and the evidence
 (:func:`rmroute.harness.pipelines.rm_train.learning_problems`), unless its entry says
 ``require_learning: false``. Scores go through the score cache, so a second build scores nothing
@@ -29,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +47,8 @@ from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.determinism import derived_rng
-from rmroute.harness.pipelines.rm_train import NotLearnedError, RMTrainConfig, train_reward_model
+from rmroute.harness.paths import find_config_path, not_found
+from rmroute.harness.pipelines.rm_train import TRAIN_RECORD, NotLearnedError, RMTrainConfig, train_reward_model
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
 from rmroute.harness.tables.format import ScoreTable, read_header, read_table
 
@@ -178,8 +182,14 @@ class PoolConfig(StrictModel):
         return self
     #: where each `train` entry was read ("file:line", for error messages); empty when built in code
     _train_sources: dict[str, str] = PrivateAttr(default_factory=dict)
-    #: the config file it was read from (``pairs.source`` paths resolve from its folder); None in code
-    _path: Path | None = PrivateAttr(default=None)
+    #: the file the config was read from (its ``table.file`` and ``pairs.source`` paths resolve relative to
+    #: it, harness/paths.py); None when built in code
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The file this pool config was read from (:func:`load_pool_config`), or None."""
+        return self._source_file
 
     def train_source(self, name: str) -> str:
         """``file:line: train.<name>`` when the config was read from a file, else ``pool <name>: train.<name>``."""
@@ -189,7 +199,7 @@ class PoolConfig(StrictModel):
 def load_pool_config(path: str | Path) -> PoolConfig:
     path, data, tree = read_yaml_mapping(path, "pool config")
     cfg = validate_model(PoolConfig, path, data, tree)
-    cfg._path = path
+    cfg._source_file = path
     if cfg.pairs is not None:
         for i, spec in enumerate(cfg.pairs.sources()):
             if spec.startswith("file:"):  # a missing file fails here (validate), not in the middle of a run
@@ -206,6 +216,10 @@ def load_pool_config(path: str | Path) -> PoolConfig:
             raise ConfigError(f"{where}: train.{name}{'.' + key if key else ''}: {err['msg']}") from None
     for i, ref in enumerate(cfg.reward_models):
         model = str(ref.params.get("model", ""))
+        if model.startswith("trained:") and "@" in model:
+            if not all(model[len("trained:"):].partition("@")[::2]):
+                raise ConfigError(f"{path}: reward_models[{i}].params.model: {model!r}: expected trained:<name>@<pool>")
+            continue  # an RM another pool trained, by name: found in the cache when the RM is built
         if model.startswith("trained:") and model[len("trained:"):] not in cfg.train:
             raise ConfigError(
                 f"{path}: reward_models[{i}].params.model: {model!r} names no entry of `train` "
@@ -220,13 +234,13 @@ def rm_label(ref: PluginRef) -> str:
 
 
 def pool_rm_names(problems: Problems, loc: tuple[Any, ...], pool_path: str) -> list[str] | None:
-    """The RM names (arm order) of the pool config ``pool_path``, read as the runners read it
-    (relative to the working directory; cheap: no model is built, no table is read beyond an
-    adapter's params or a table file's header); None after adding a problem."""
+    """The RM names (arm order) of the pool config at ``pool_path`` (already resolved by the caller,
+    :mod:`rmroute.harness.paths`; cheap: no model is built, no table is read beyond an adapter's
+    params or a table file's header); None after adding a problem."""
     try:
         pool = load_pool_config(pool_path)
         if pool.table is not None:
-            return table_names(pool.table)
+            return table_names(pool.table, pool.source_file)
     except (ConfigError, DataError) as exc:
         problems.add(loc, f"the pool config does not load: {exc}")
         return None
@@ -236,24 +250,46 @@ def pool_rm_names(problems: Problems, loc: tuple[Any, ...], pool_path: str) -> l
 # ---- score-table pools ---------------------------------------------------------------------
 
 
-def table_names(ref: TableRef) -> list[str]:
+def table_source_resolver(config_file: Path | None):
+    """``resolve(spec, sha256) -> Path`` for a table pool's file specs: ``github:`` and ``pypi:``
+    specs as :func:`rmroute.harness.assets.resolve_source` reads them; a local path (plain or
+    ``file:``) by the path rule of :mod:`rmroute.harness.paths`, relative to the pool config
+    ``config_file`` when the file is there, else to the working directory."""
+
+    def resolve(spec: str, sha256: str | None = None) -> Path:
+        kind, sep, rest = spec.partition(":")
+        if sep and kind in ("github", "pypi", "hf", "suite"):
+            return resolve_source(spec, sha256)
+        local = rest if sep and kind == "file" else spec
+        found, tried = find_config_path(local, config_file)
+        if found is None:
+            raise DataError(f"{config_file or 'pool config'}: table: {not_found(local, tried)}")
+        return resolve_source(str(found), sha256)
+
+    return resolve
+
+
+def table_names(ref: TableRef, config_file: Path | None = None) -> list[str]:
     """A table pool's scorer names, in column order, without reading the scores: an adapter's
-    ``params.scorers[*].name``, or the names in a table file's header."""
+    ``params.scorers[*].name``, or the names in a table file's header (``config_file``: the pool
+    config, which a relative ``file`` is relative to)."""
     if ref.adapter is not None:
         scorers = ref.params.get("scorers")
         if not isinstance(scorers, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in scorers):
             raise ConfigError(f"table.params.scorers: adapter {ref.adapter!r} needs a list of scorers, each with a `name`")
         return [s["name"] for s in scorers]
-    return read_header(resolve_source(ref.file, ref.sha256)).names
+    return read_header(table_source_resolver(config_file)(ref.file, ref.sha256)).names
 
 
-def load_table(ref: TableRef, where: str) -> ScoreTable:
-    """The score table a pool's ``table`` names: a file in the generic format, or an adapter's output."""
+def load_table(ref: TableRef, where: str, config_file: Path | None = None) -> ScoreTable:
+    """The score table a pool's ``table`` names: a file in the generic format, or an adapter's output
+    (local files relative to the pool config ``config_file``, see :func:`table_source_resolver`)."""
+    resolve = table_source_resolver(config_file)
     if ref.file is not None:
-        return read_table(resolve_source(ref.file, ref.sha256))
+        return read_table(resolve(ref.file, ref.sha256))
     from rmroute.harness.tables.adapters import load_adapter
 
-    return load_adapter(ref.adapter, ref.params, resolve_source, where)
+    return load_adapter(ref.adapter, ref.params, resolve, where)
 
 
 def group_split(groups: Sequence[str], domains: Sequence[str], splits: TableSplits) -> dict[str, np.ndarray]:
@@ -279,7 +315,7 @@ def build_table_pool(cfg: PoolConfig, log=print) -> Pool:
     """A pool whose margins come from a score table: every item in the table's own group split
     (``table.splits``), the scorers as the RMs, their declared costs."""
     t0 = time.perf_counter()
-    table = load_table(cfg.table, f"pool {cfg.name}: table")
+    table = load_table(cfg.table, f"pool {cfg.name}: table", cfg.source_file)
     pairs, margins = table.to_pairs(), table.margins()
     idx = group_split([it.group for it in table.items], [it.domain for it in table.items], cfg.table.splits)
     pool = Pool(config=cfg, names=table.names, splits={s: [pairs[i] for i in ix] for s, ix in idx.items()},
@@ -296,25 +332,24 @@ DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def pairs_file(spec: str, config_path: Path | None, where: str) -> Path:
-    """The file or folder a ``file:<path>`` pairs source names: an absolute path as is, else
-    relative to the pool config's folder when it exists there, else relative to the working
-    directory (the rule every config path follows); an error naming ``where`` and every path tried."""
-    raw = Path(spec[len("file:"):])
-    tried = [raw] if raw.is_absolute() else [*([config_path.parent / raw] if config_path else []), Path.cwd() / raw]
-    for path in tried:
-        if path.exists():
-            return path
-    raise ConfigError(f"{where}: {str(raw)!r} not found (tried {', '.join(str(p) for p in tried)})")
+    """The file or folder a ``file:<path>`` pairs source names, by the one path rule
+    (:mod:`rmroute.harness.paths`: absolute; else the pool config's folder; else the working
+    directory); an error naming ``where`` and every path tried."""
+    raw = spec[len("file:"):]
+    found, tried = find_config_path(raw, config_path, "any")
+    if found is None:
+        raise ConfigError(f"{where}: {not_found(raw, tried, 'any')}")
+    return found
 
 
 def load_pairs(cfg: PoolConfig) -> list[PreferencePair]:
     """Every pair of ``cfg.pairs.source`` (in order; a folder: its data files by name), with the
     A/B coin of ``coin_seed`` and the field mapping applied; ids must be unique across files."""
-    ref, where = cfg.pairs, f"{cfg._path or f'pool {cfg.name}'}: pairs.source"
+    ref, where = cfg.pairs, f"{cfg.source_file or f'pool {cfg.name}'}: pairs.source"
     pairs: list[PreferencePair] = []
     for spec in ref.sources():
         if spec.startswith("file:"):
-            path = pairs_file(spec, cfg._path, where)
+            path = pairs_file(spec, cfg.source_file, where)
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES) if path.is_dir() else [path]
             if not files:
                 raise ConfigError(f"{where}: folder {path} holds no data file ({', '.join(DATA_SUFFIXES)})")
@@ -380,7 +415,7 @@ def pairs_splits(cfg: PoolConfig) -> dict[str, list[PreferencePair]]:
     """The pool's rm-train / offline / online / test pairs from ``cfg.pairs``: loaded, split, and
     with ``metadata["item"]`` set to each pair's unit, so that replay's folds and bootstrap keep a
     group together too. An empty offline, online or test split is an error."""
-    where = f"{cfg._path or f'pool {cfg.name}'}: pairs.splits"
+    where = f"{cfg.source_file or f'pool {cfg.name}'}: pairs.splits"
     pairs = load_pairs(cfg)
     spec = cfg.pairs.splits
     raw = given_splits(pairs, where) if spec.given else deal_pairs(pairs, spec)
@@ -493,12 +528,82 @@ def train_missing(cfg: PoolConfig, rm_train: list[PreferencePair], log=print) ->
     return reports
 
 
+#: a trained RM's folder under $RMROUTE_CACHE/rms/<pool>/: ``<name>-<12 hex digits of config + data>``
+_TRAINED_FOLDER = re.compile(r"^(?P<name>.+)-(?P<key>[0-9a-f]{12})$")
+
+
+@dataclass
+class TrainedRM:
+    """One RM a pool build trained into the cache (``$RMROUTE_CACHE/rms/<pool>/<name>-<hash>/``), with
+    its training summary from ``rmroute_train.json`` (None where the record lacks it)."""
+
+    pool: str
+    name: str
+    folder: Path
+    when: float  # mtime of its rmroute_train.json (when training finished), seconds since the epoch
+    steps: int | None = None
+    final_loss: float | None = None  # the last logged training loss
+    val_accuracy: float | None = None  # the best validation pairwise accuracy
+    problem: str | None = None  # why the record could not be read, when it could not
+
+
+def _trained_rm(pool: str, name: str, folder: Path) -> TrainedRM:
+    record = folder / TRAIN_RECORD
+    rm = TrainedRM(pool=pool, name=name, folder=folder, when=record.stat().st_mtime)
+    try:
+        report = json.loads(record.read_text(encoding="utf-8")).get("report") or {}
+        rm.steps = report.get("steps")
+        losses = report.get("train_loss") or []
+        rm.final_loss = float(losses[-1][1]) if losses else None
+        rm.val_accuracy = report.get("best_val_accuracy")
+    except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        rm.problem = f"{record}: unreadable training record ({type(exc).__name__}: {exc})"
+    return rm
+
+
+def list_trained(root: Path | None = None) -> list[TrainedRM]:
+    """Every RM trained into the cache ``root`` (default :func:`rmroute.harness.assets.cache_root`):
+    the folders ``rms/<pool>/<name>-<hash>/`` that hold a ``rmroute_train.json``, sorted by pool,
+    name, then newest first."""
+    base = (cache_root() if root is None else Path(root)) / "rms"
+    out = []
+    for pool_dir in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+        for folder in pool_dir.iterdir():
+            m = _TRAINED_FOLDER.match(folder.name)
+            if m and (folder / TRAIN_RECORD).is_file():
+                out.append(_trained_rm(pool_dir.name, m["name"], folder))
+    return sorted(out, key=lambda r: (r.pool, r.name, -r.when))
+
+
+def trained_by_name(name: str, pool: str, root: Path | None = None) -> Path:
+    """The newest folder (by the time its training finished) that pool ``pool`` trained RM ``name``
+    into, under the cache ``root`` (``model: trained:<name>@<pool>``); a :class:`ConfigError`
+    listing what the cache holds when there is none."""
+    trained = list_trained(root)
+    mine = [r for r in trained if r.pool == pool and r.name == name]
+    if mine:
+        return mine[0].folder
+    base = (cache_root() if root is None else Path(root)) / "rms"
+    have = ", ".join(dict.fromkeys(f"{r.name}@{r.pool}" for r in trained)) or "none"
+    raise ConfigError(f"trained:{name}@{pool}: no RM {name!r} trained by pool {pool!r} under {base} "
+                      f"(trained RMs there: {have}; `rmroute pool build` of that pool trains it, "
+                      "`rmroute rm list` lists them)")
+
+
 def build_reward_model(ref: PluginRef, trained: Mapping[str, Path] | None = None) -> Any:
     """The RM a config ref names (constructors do not load models), named by the ref's label when it
     has one (reports and arm names use it). ``params.model: trained:<name>`` becomes the folder
-    ``trained[name]`` (see :func:`trained_dirs`) when ``trained`` is given."""
+    ``trained[name]`` (see :func:`trained_dirs`) when ``trained`` is given; ``trained:<name>@<pool>``
+    becomes the newest folder pool ``<pool>`` trained RM ``<name>`` into (:func:`trained_by_name`)."""
     model = str(ref.params.get("model", ""))
-    if trained is not None and model.startswith("trained:"):
+    if model.startswith("trained:") and "@" in model:
+        name, _, pool = model[len("trained:"):].partition("@")
+        try:
+            folder = trained_by_name(name, pool)
+        except ConfigError as exc:
+            raise ConfigError(f"RM {rm_label(ref)!r}: {exc}") from None
+        ref = ref.model_copy(update={"params": {**ref.params, "model": str(folder)}})
+    elif trained is not None and model.startswith("trained:"):
         name = model[len("trained:"):]
         if name not in trained:
             raise ConfigError(f"RM {rm_label(ref)!r}: {model!r} names no `train` entry (defined: {', '.join(sorted(trained)) or 'none'})")
@@ -533,7 +638,7 @@ def build_pairs_pool(cfg: PoolConfig, cache_dir: Path | None = None, show_progre
     t0 = time.perf_counter()
     splits = pairs_splits(cfg)
     if cfg.train and not splits["rm-train"]:
-        raise ConfigError(f"{cfg._path or f'pool {cfg.name}'}: train: {', '.join(cfg.train)} need rm-train pairs; "
+        raise ConfigError(f"{cfg.source_file or f'pool {cfg.name}'}: train: {', '.join(cfg.train)} need rm-train pairs; "
                           "give pairs.splits a `rm-train` fraction, or records with split: rm-train")
     log(f"[pool] {cfg.name}: {sum(map(len, splits.values()))} own pairs ("
         + ", ".join(f"{s} {len(ps)}" for s, ps in splits.items()) + ")")

@@ -54,6 +54,7 @@ from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.core.types import PreferencePair
 from rmroute.harness.determinism import derived_rng, fixed_threads
 from rmroute.harness.devices import pick_device
+from rmroute.harness.paths import PathNotFound, resolve_source_spec
 from rmroute.harness.pipelines.rm_data import (PairEncoder, TrainConfigError, data_sha256, encode_pairs, pairwise_metrics,
                                                score_ids, select_pairs, split_validation)
 
@@ -748,16 +749,18 @@ def load_train_config(config_path: str | Path, **overrides: Any) -> RMTrainFile:
 def train_from_config(config_path: str | Path, *, reuse: bool = False, **overrides: Any) -> TrainReport:
     """Train the RM a YAML file describes: ``{base_model, output_dir, data, domain_mix, max_length, ...}``.
 
-    ``data`` is one source spec or a list (``file:``, ``pypi:``, ``hf:``; relative ``file:`` paths
-    and ``output_dir`` are relative to the working directory). Errors name the file, line and key.
+    ``data`` is one source spec or a list (``file:``, ``pypi:``, ``hf:``; a relative ``file:`` path
+    is relative to this config's folder when the file is there, else to the working directory:
+    :mod:`rmroute.harness.paths`; ``output_dir``, which is written, to the working directory).
+    Errors name the file, line and key.
     """
     cfg, path, tree = _read_train_config(config_path, overrides)
     pairs: list[PreferencePair] = []
     for i, spec in enumerate(cfg.data):
         try:
-            pairs.extend(load_source(spec))
-        except DataError as exc:
-            raise DataError(f"{path}:{line_of(tree, ('data', i)) or '?'}: data[{i}]: {exc}") from None
+            pairs.extend(load_source(resolve_source_spec(spec, f"data[{i}]", path)))  # file: by harness.paths
+        except (DataError, PathNotFound) as exc:
+            raise DataError(f"{path}:{line_of(tree, ('data', i)) or '?'}: data[{i}]: {getattr(exc, 'detail', exc)}") from None
     try:
         return train_reward_model(cfg, pairs, reuse=reuse)
     except TrainConfigError as exc:

@@ -24,6 +24,7 @@ from rmroute.harness.core.config import (RunConfig, StrictModel, check_plugin_re
                                          read_yaml_mapping, validate_model)
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.errors import NotBuiltError
+from rmroute.harness.paths import find_config_path, not_found
 
 RUNNERS: dict[str, str] = {
     "replay": "rmroute.harness.runners.replay",
@@ -132,9 +133,10 @@ def run_config(cfg: RunConfig, config_path: Path, out_dir: Path, **options) -> l
 
 
 class GroupConfig(StrictModel):
-    """``kind: group``: run configs listed in ``configs`` one after the other (paths relative to the
-    working directory, like every path in a config), e.g. configs/real-rms.yaml: one replay config
-    per score table. Each member keeps its own suite, config hash and run files."""
+    """``kind: group``: run configs listed in ``configs`` one after the other (paths by the rule of
+    :mod:`rmroute.harness.paths`: the group file's folder when there, else the working directory),
+    e.g. configs/real-rms.yaml: one replay config per score table. Each member keeps its own suite,
+    config hash and run files."""
 
     kind: str = Field(pattern="^group$")
     description: str = ""
@@ -148,15 +150,17 @@ def read_group(path: str | Path) -> GroupConfig | None:
     if data.get("kind") != "group":
         return None
     group = validate_model(GroupConfig, path, data, tree)
-    missing = [c for c in group.configs if not Path(c).is_file()]
+    found = [find_config_path(c, path) for c in group.configs]
+    missing = [f"configs[{i}]: {not_found(c, tried)}" for i, (c, (p, tried)) in enumerate(zip(group.configs, found)) if p is None]
     if missing:
-        raise ConfigError(f"{path}: configs: {', '.join(repr(m) for m in missing)} not found (paths are relative to "
-                          f"the working directory, {Path.cwd()})")
+        raise ConfigError(f"{path}: " + "; ".join(missing))
+    group.configs = [str(p) for p, _ in found]  # resolved: the members are read from there
     return group
 
 
 def config_paths(path: str | Path) -> list[Path]:
-    """The run configs ``path`` stands for: its members when it is a group, else itself."""
+    """The run configs ``path`` stands for: its members (resolved by the path rule) when it is a
+    group, else itself."""
     group = read_group(path)
     return [Path(c) for c in group.configs] if group is not None else [Path(path)]
 
@@ -183,17 +187,20 @@ def parse_router_arg(text: str) -> dict[str, Any]:
     return entry
 
 
-def with_routers(path: str | Path, routers: list[str], folder: Path) -> Path:
+def with_routers(path: str | Path, routers: list[str]) -> Path:
     """A copy of the run config at ``path`` with ``routers`` (``--add-router`` values) appended to its
-    router list, written into ``folder``; it is checked like any config when it is loaded. The runs
-    record the whole config, so `rmroute reproduce` needs no copy. Paths inside the config still
-    resolve as the original's do (relative to the working directory, as every shipped config's)."""
+    router list, written next to it (a hidden ``.<name>+routers-*.yaml``, so that the paths inside it
+    resolve as the original's do; the caller removes it); it is checked like any config when it is
+    loaded. The runs record the whole config, so `rmroute reproduce` needs no copy."""
+    import tempfile
+
     import yaml
 
     path = Path(path)
     _, data, _ = read_yaml_mapping(path)
     data = dict(data)
     data["routers"] = list(data.get("routers") or []) + [parse_router_arg(r) for r in routers]
-    out = Path(folder) / f"{path.stem}+routers.yaml"
-    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return out
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}+routers-", suffix=".yaml", dir=path.parent)
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(yaml.safe_dump(data, sort_keys=False))
+    return Path(name)

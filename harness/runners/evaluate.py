@@ -37,6 +37,7 @@ from rmroute.harness.core.plugins import SuiteKindError, create_eval_suite, crea
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.policy import PolicySpec, load_policy
 from rmroute.harness.progress import progress_bar
+from rmroute.harness.paths import find_config_path, not_found
 from rmroute.harness.results import KEY_PACKAGES, DataInfo, RouterInfo, confined, load_run
 from rmroute.harness.runners import grid, settings_of
 
@@ -104,16 +105,21 @@ def policy_from_train_run(path: Path, label: str | None = None) -> PolicyPlan:
 
 
 def resolve_policies(settings: EvaluateSettings, config_path: Path) -> list[PolicyPlan]:
-    """Expand the config's policy entries; relative paths are relative to the working directory."""
+    """Expand the config's policy entries; ``train_run`` / ``train_runs`` by the path rule of
+    :mod:`rmroute.harness.paths` (the config's folder when there, else the working directory)."""
     plans: list[PolicyPlan] = []
     for i, entry in enumerate(settings.policies):
         if entry.policy is not None:
             plans.append(PolicyPlan(label=entry.label or slug(Path(entry.policy.model).name or entry.policy.model),
                                     spec=entry.policy))
         elif entry.train_run is not None:
-            plans.append(policy_from_train_run(Path(entry.train_run), entry.label))
+            found, _ = find_config_path(entry.train_run, config_path)
+            plans.append(policy_from_train_run(found or Path(entry.train_run), entry.label))
         else:
-            folder = Path(entry.train_runs)
+            found, tried = find_config_path(entry.train_runs, config_path, "dir")
+            if found is None:
+                raise ConfigError(f"{config_path}: settings.policies[{i}].train_runs: {not_found(entry.train_runs, tried, 'dir')}")
+            folder = found
             files = sorted(folder.glob("*.json")) if folder.is_dir() else []
             found = []
             for f in files:

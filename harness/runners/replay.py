@@ -39,6 +39,7 @@ from rmroute.harness.core.plugins import create_ref
 from rmroute.harness.determinism import arrays_sha256, derived_rng, describe
 from rmroute.harness.pipelines.offline import check_offline_ref, context_source, encode_split, fold_bundle, load_offline_config
 from rmroute.harness.pipelines.pool import Pool, build_pool, check_abstention, load_pool_config, pairs_sha, pool_rm_names
+from rmroute.harness.paths import config_file_ref, resolved_settings
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo
 from rmroute.harness.routing import (Routed, RouterSpec, arm_order, check_routers, decide, feedback_cells, resolve_routers,
@@ -410,12 +411,15 @@ def check_config(cfg, path, tree) -> None:
     if cfg.data:
         problems.add(("data",), DATA_IN_REPLAY)
     names = None
+    pool, offline = (config_file_ref(problems, ("settings", key), getattr(settings, key), path)
+                     for key in ("pool", "offline"))
     if not settings.pool:
         problems.add(("settings", "pool"), "missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
-    else:
-        names = pool_rm_names(problems, ("settings", "pool"), settings.pool)
+    elif pool is not None:
+        names = pool_rm_names(problems, ("settings", "pool"), str(pool))
     if settings.offline:
-        check_offline_ref(problems, ("settings", "offline"), settings.offline, names)
+        if offline is not None:
+            check_offline_ref(problems, ("settings", "offline"), str(offline), names)
     elif cfg.featurizer is None:
         problems.add(("settings",), "replay needs contexts: set settings.offline (an offline-router config) or a featurizer")
     for i, ref in enumerate(cfg.routers):
@@ -637,6 +641,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, only: dict[str, Any] | 
         raise ConfigError(f"{config_path}: settings.pool is missing: a replay run needs a pool config (e.g. configs/pool-cpu.yaml)")
     if cfg.data:
         raise ConfigError(f"{config_path}: data: {DATA_IN_REPLAY}")
+    settings = resolved_settings(settings, config_path)  # settings.pool / offline by the path rule (harness.paths)
     prepared = build_data(cfg, settings)
     pool_names = prepared.names
     specs = [(spec.label, spec) for spec in resolve_routers(cfg.routers, pool_names)]

@@ -55,6 +55,7 @@ from rmroute.harness.core.errors import ConfigError, RmrouteError
 from rmroute.harness.determinism import describe
 from rmroute.harness.pipelines.offline import check_offline_ref
 from rmroute.harness.pipelines.pool import build_reward_models, pool_rm_names
+from rmroute.harness.paths import config_file_ref, resolved_settings
 from rmroute.harness.progress import progress_bar
 from rmroute.harness.results import DataInfo, RouterInfo, confined
 from rmroute.harness.routing import check_routers, resolve_routers, router_spec
@@ -161,7 +162,7 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
         return _run_ray(cfg, config_path, out_dir, resume, address)
     console = Console(stderr=True)
     log = log or (lambda m: console.print(m, markup=False, highlight=False))
-    settings: PolicyTrainSettings = settings_of(cfg)
+    settings: PolicyTrainSettings = resolved_settings(settings_of(cfg), config_path)  # pool / offline: harness.paths
     if settings.threads:
         import torch
 
@@ -238,11 +239,14 @@ def check_config(cfg, path, tree) -> None:
         except Exception as exc:  # noqa: BLE001 - an RM's own check of its params, whatever it raises
             problems.add(("reward_models",), str(exc))
     elif settings.pool:
-        names = pool_rm_names(problems, ("settings", "pool"), settings.pool)
+        pool = config_file_ref(problems, ("settings", "pool"), settings.pool, path)
+        names = None if pool is None else pool_rm_names(problems, ("settings", "pool"), str(pool))
     else:
         problems.add(("reward_models",), "a train config needs reward_models or settings.pool (e.g. configs/pool-cpu.yaml)")
     if settings.offline:
-        check_offline_ref(problems, ("settings", "offline"), settings.offline, names)
+        offline = config_file_ref(problems, ("settings", "offline"), settings.offline, path)
+        if offline is not None:
+            check_offline_ref(problems, ("settings", "offline"), str(offline), names)
     elif cfg.featurizer is None:
         problems.add(("settings",), "a train config needs contexts: settings.offline (an offline-router config) or a featurizer")
     if names is not None:
