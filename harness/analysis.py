@@ -130,6 +130,26 @@ def item_ids(pairs: Sequence[Any]) -> np.ndarray:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
+def groups_by_domain(groups: Sequence[Any], domains: Sequence[str]) -> dict[str, list[Any]]:
+    """Domain -> its groups (sorted), domains sorted; a group belongs to the domain of its first
+    item, so a group never straddles two domains' deals. What every split and fold of the project
+    is dealt from (replay folds, a table's or a pairs file's own split, the table report's folds)."""
+    first: dict[Any, str] = {}
+    for g, d in zip(groups, domains):
+        first.setdefault(g, d)
+    return {d: sorted(g for g, dd in first.items() if dd == d) for d in sorted(set(first.values()))}
+
+
+def deal_folds(by_domain: dict[str, list[Any]], n_folds: int, rng: np.random.Generator) -> dict[Any, int]:
+    """Group -> fold: per domain, its groups in ``rng``'s order are dealt round-robin into ``n_folds``
+    folds (so each fold gets a near-equal share of every domain)."""
+    fold_of: dict[Any, int] = {}
+    for gs in by_domain.values():
+        for j, pos in enumerate(rng.permutation(len(gs))):
+            fold_of[gs[pos]] = j % n_folds
+    return fold_of
+
+
 def routed_right(right: np.ndarray, arms: np.ndarray) -> np.ndarray:
     return right[np.arange(right.shape[0]), arms]
 

@@ -47,12 +47,6 @@ def track_path(table: Table) -> str:
     return f"{TRACKS_DIR}/{table.slug}.md"
 
 
-def router_name(label: str) -> str:
-    """The router (plugin) a row label belongs to: ``laser-per-item`` -> the runs' router name is used
-    where known; this fallback takes the label's stem."""
-    return label.split(":")[0].split("(")[0]
-
-
 def card_path(name: str) -> str:
     return f"{ROUTERS_DIR}/{file_slug(name)}.md"
 

@@ -42,6 +42,7 @@ from pydantic import Field, PrivateAttr, StrictInt, ValidationError, model_valid
 from pydantic_core import PydanticCustomError
 
 from rmroute.harness.assets import PAIR_SPLITS, DataError, cache_root, load_source, resolve_source
+from rmroute.harness.analysis import groups_by_domain
 from rmroute.harness.core.config import PluginRef, Problems, StrictModel, line_of, read_yaml_mapping, validate_model
 from rmroute.harness.core.errors import ConfigError
 from rmroute.harness.core.plugins import create_benchmark, create_ref
@@ -296,13 +297,9 @@ def group_split(groups: Sequence[str], domains: Sequence[str], splits: TableSpli
     """A table's own offline / online / test split: per domain, its groups (questions) are dealt in a
     seeded order, ``splits.offline`` of them to offline, ``splits.online`` to online, the rest to
     test; a group never straddles two splits (its first item's domain places it)."""
-    first_domain: dict[str, str] = {}
-    for g, d in zip(groups, domains):
-        first_domain.setdefault(g, d)
     rng = derived_rng(splits.seed, "table-splits")
     where: dict[str, str] = {}
-    for d in sorted(set(first_domain.values())):
-        gs = sorted(g for g, dd in first_domain.items() if dd == d)
+    for gs in groups_by_domain(groups, domains).values():
         order = [gs[i] for i in rng.permutation(len(gs))]
         n_off, n_on = int(round(splits.offline * len(gs))), int(round(splits.online * len(gs)))
         for j, g in enumerate(order):
@@ -377,14 +374,10 @@ def deal_pairs(pairs: Sequence[PreferencePair], spec: PairsSplits) -> dict[str, 
     units are ordered by sha256(f"{seed}:{unit}") and dealt in blocks of round(cumulative fraction ×
     units): rm-train, offline, online, test; the rest is left out. Every pair of one unit lands in
     one split. The order depends only on the seed and the unit keys (not on the file's order)."""
-    first_domain: dict[str, str] = {}
-    for p in pairs:
-        first_domain.setdefault(unit_of(p, spec.by), p.domain)
     fractions = spec.fractions()
     where: dict[str, str | None] = {}
-    for d in sorted(set(first_domain.values())):
-        units = sorted((u for u, dd in first_domain.items() if dd == d),
-                       key=lambda u: hashlib.sha256(f"{spec.seed}:{u}".encode("utf-8")).hexdigest())
+    for grouped in groups_by_domain([unit_of(p, spec.by) for p in pairs], [p.domain for p in pairs]).values():
+        units = sorted(grouped, key=lambda u: hashlib.sha256(f"{spec.seed}:{u}".encode("utf-8")).hexdigest())
         bounds, total = [], 0.0
         for split, f in fractions.items():
             total += f

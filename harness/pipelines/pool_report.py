@@ -163,15 +163,7 @@ def _cluster_acc(scores: np.ndarray, clusters: np.ndarray, seed: int) -> dict[st
 def group_folds(groups: np.ndarray, domains: list[str], n_folds: int, seed: int = 0) -> np.ndarray:
     """(N,) fold of each item: per domain, the groups are dealt into ``n_folds`` folds in a seeded
     order (a group never straddles two folds; its first item's domain places it)."""
-    first: dict[int, str] = {}
-    for g, d in zip(groups.tolist(), domains):
-        first.setdefault(g, d)
-    rng = np.random.default_rng(seed)
-    fold_of: dict[int, int] = {}
-    for d in sorted(set(first.values())):
-        gs = sorted(g for g, dd in first.items() if dd == d)
-        for j, pos in enumerate(rng.permutation(len(gs))):
-            fold_of[gs[pos]] = j % n_folds
+    fold_of = A.deal_folds(A.groups_by_domain(groups.tolist(), domains), n_folds, np.random.default_rng(seed))
     return np.array([fold_of[g] for g in groups.tolist()])
 
 

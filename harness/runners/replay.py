@@ -32,7 +32,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field, StrictInt
 
-from rmroute.harness.analysis import correct, encode_outcomes, item_ids, score
+from rmroute.harness.analysis import correct, deal_folds, encode_outcomes, groups_by_domain, item_ids, score
 from rmroute.harness.core.config import Name, Problems, StrictModel, check_run_ids, slug_clashes
 from rmroute.harness.core.errors import ConfigError, ScoreError
 from rmroute.harness.core.plugins import create_ref
@@ -524,15 +524,9 @@ def fold_indices(base: Base, n_folds: int, seed: int, offline_share: float | Non
     if share is None:
         n_off, n_on = base.splits["offline"].size, base.splits["online"].size
         share = n_off / max(1, n_off + n_on)
-    item_domain: dict[int, str] = {}
-    for i, d in zip(base.items.tolist(), base.domains):
-        item_domain.setdefault(i, d)
-    deal = derived_rng(seed // n_folds, "replay-folds")  # cross-fitting: every F seeds a new assignment
-    fold_of: dict[int, int] = {}
-    by_domain = {d: sorted(i for i, dd in item_domain.items() if dd == d) for d in sorted(set(item_domain.values()))}
-    for d, its in by_domain.items():
-        for j, pos in enumerate(deal.permutation(len(its))):
-            fold_of[its[pos]] = j % n_folds
+    by_domain = groups_by_domain(base.items.tolist(), base.domains)
+    # cross-fitting: every F seeds a new assignment
+    fold_of = deal_folds(by_domain, n_folds, derived_rng(seed // n_folds, "replay-folds"))
     test_fold = seed % n_folds
     split_rng = derived_rng(seed, "replay-fold-split")
     offline_items: set[int] = set()
