@@ -80,7 +80,18 @@ def compute(cache_dir: str | None = None) -> dict[str, Any]:
         "features_shape": list(features.shape),
         "featurizer": featurizer.identity(),
         "compute": describe(),
+        "cpu_vendor": cpu_vendor(),
     }
+
+
+def cpu_vendor() -> str:
+    """The CPU vendor (``/proc/cpuinfo``'s vendor_id, e.g. GenuineIntel, AuthenticAMD; "unknown" elsewhere):
+    MKL's reproducible mode holds bit for bit only across Intel processors."""
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -57,6 +58,7 @@ BY_HAND = {
     "train-offline-pairs": lambda seed: [seed, 31],
     "train-run": lambda seed: [seed, 7],
     "train-generation": lambda seed, iteration: [seed, iteration, 11],
+    "train-generation-chunk": lambda seed, iteration, chunk: [seed, iteration, chunk, 13],
     "rm-validation-split": lambda seed: [seed, 1],
     "rm-length-batches": lambda seed, epoch: [seed, epoch, 7],
     "router-monte-carlo": lambda seed: [seed, 1],
@@ -117,16 +119,32 @@ def test_no_salt_is_inlined_outside_the_table():
     assert inlined == []
 
 
-def test_reference_slice_hashes_match_the_committed_ones():
-    """Recompute the slice in a fresh process (an empty embedding cache, so the encoder really runs)
-    and compare with results/reference-hashes.json; a mismatch means this machine computes other
-    bits than the one that published the runs."""
+def _reference_slice(threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in PINS}
+    env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run([sys.executable, "-m", "rmroute.harness.reference_slice"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
-    got = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+    assert "}" in proc.stdout, proc.stderr[-2000:]  # exit 1 only says the hashes differ from the file's
+    return json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+
+
+def test_reference_slice_hashes_match_the_committed_ones():
+    """Recompute the slice in a fresh process (an empty embedding cache, so the encoder really runs)
+    and compare with results/reference-hashes.json. On a CPU of the vendor that published the runs
+    (``cpu_vendor`` in the file) the bits must match; MKL's reproducible mode (``MKL_CBWR``) holds on
+    Intel processors only, and on an AMD EPYC the features differ (docs/reproducibility.md), so on
+    another vendor the check is that the pin makes this machine agree with itself across thread
+    counts, and the difference from the published hashes is reported."""
     want = json.loads((REPO / "results" / "reference-hashes.json").read_text())
+    got = _reference_slice(threads=2)
     assert got["compute"]["profile"] == "avx2", got["compute"]
-    assert (got["features_sha256"], got["bundle_sha256"]) == (want["features_sha256"], want["bundle_sha256"]), (
-        f"this machine computes other bits than the published ones: {got} vs {want}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    mine = (got["features_sha256"], got["bundle_sha256"])
+    if got["cpu_vendor"] == want["cpu_vendor"]:
+        assert mine == (want["features_sha256"], want["bundle_sha256"]), (
+            f"this machine computes other bits than the published ones: {got} vs {want}")
+        return
+    again = _reference_slice(threads=1)
+    assert (again["features_sha256"], again["bundle_sha256"]) == mine, "the pin leaves this CPU thread-dependent"
+    if mine != (want["features_sha256"], want["bundle_sha256"]):
+        warnings.warn(f"{got['cpu_vendor']} CPU: the reference slice differs from the hashes published on "
+                      f"{want['cpu_vendor']} (expected across vendors, docs/reproducibility.md)")
