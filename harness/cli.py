@@ -219,31 +219,46 @@ def run(
     add_router: list[str] = typer.Option([], "--add-router", help="Also run this router (NAME or NAME={json params}; "
                                          "repeatable) next to the config's own: a plugin router on a board track."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=CACHE_HELP),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, hidden=True,
+                                             help="train: stop every run after this many iterations, keeping its "
+                                                  "checkpoint (as if killed; for testing --resume)"),
 ) -> None:
     """Run a config (replay, train or evaluate; or each config of a ``kind: group`` file), write one
-    JSON per run, rebuild the leaderboard."""
+    JSON per run, rebuild the leaderboard. Under ``accelerate launch --num_processes N`` a train config
+    trains data-parallel (docs/scale.md)."""
     from rmroute.harness.runners import config_paths, with_routers
 
     _use_cache(cache)
     paths = config_paths(config)
     copies = [with_routers(p, add_router) for p in paths] if add_router else []
     try:
-        _run_configs(config, copies or paths, out, resume, no_leaderboard, executor, ray_address, dry_run)
+        _run_configs(config, copies or paths, out, resume, no_leaderboard, executor, ray_address, dry_run, stop_after)
     finally:
         for copy in copies:  # --add-router's copies of the configs (next to them, so paths resolve alike)
             copy.unlink(missing_ok=True)
 
 
 def _run_configs(config: Path, paths: list[Path], out: Path, resume: bool, no_leaderboard: bool, executor: str,
-                 ray_address: Optional[str], dry_run: bool) -> None:
+                 ray_address: Optional[str], dry_run: bool, stop_after: Optional[int] = None) -> None:
     from rmroute.harness.runners import get_plan, load_config, run_config
+    from rmroute.harness.core.errors import ConfigError
+    from rmroute.harness.runners.train.dist import launch_rank, world_size
 
     configs = [(path, load_config(path)) for path in paths]  # every member is checked before any runs
     if dry_run:
         for path, cfg in configs:
             typer.echo(get_plan(cfg.kind)(cfg, path))
         return
-    options = {"resume": resume}
+    world = world_size()
+    if world > 1:
+        other = [f"{path} (kind: {cfg.kind})" for path, cfg in configs if cfg.kind != "train"]
+        if other:
+            raise ConfigError(f"launched as {world} processes: only train configs run data-parallel; run "
+                              f"{', '.join(other)} with one process (docs/scale.md)")
+        if executor != "local":
+            raise ConfigError("--executor ray and accelerate launch do not mix: Ray runs one (router, seed) per task; "
+                              "accelerate spreads one run over processes (docs/scale.md)")
+    options = {"resume": resume, "stop_after": stop_after}
     if executor != "local" or ray_address:
         options.update(executor=executor, address=ray_address)
     written: list[Path] = []
@@ -257,8 +272,11 @@ def _run_configs(config: Path, paths: list[Path], out: Path, resume: bool, no_le
             broken.append(f"{path}: {exc}")  # one member's failure does not lose the others' runs
             err_console.print(f"failed: {path}: {exc}", markup=False, highlight=False, soft_wrap=True)
             continue
-        console.print(f"wrote {len(mine)} run file(s) under {out / 'runs' / cfg.suite}")
         written += mine
+        if launch_rank() == 0:  # under accelerate launch, rank 0 writes the runs and speaks for the launch
+            console.print(f"wrote {len(mine)} run file(s) under {out / 'runs' / cfg.suite}")
+    if launch_rank() != 0:
+        return
     if not no_leaderboard:
         leaderboard(out, site=None)
     if broken:

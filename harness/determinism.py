@@ -166,6 +166,8 @@ PURPOSES: dict[str, Purpose] = {
                                                 "(seed: settings.prompts.shuffle_seed)"),
     "train-run": Purpose(7, where="train: one run's generator, e.g. the candidate pairs (seed: the run's)"),
     "train-generation": Purpose(11, ("iteration",), "train: the generation seed of one iteration (seed: the run's)"),
+    "train-generation-chunk": Purpose(13, ("iteration", "chunk"), "train: the generation seed of chunk >= 1 of one "
+                                                                 "iteration (chunk 0 keeps train-generation's; seed: the run's)"),
     "rm-validation-split": Purpose(1, where="RM training: the prompts held out for validation (seed: the RM's)"),
     "rm-length-batches": Purpose(7, ("epoch",), "RM training: length-grouped batches of one epoch (seed: the RM's)"),
     "router-monte-carlo": Purpose(1, where="routers: Monte Carlo draws, e.g. bayesian-adaptive (seed: the router's)"),

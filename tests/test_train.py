@@ -71,12 +71,14 @@ def trainer_setup(tmp_path_factory):
     import torch
 
     from rmroute.harness.pipelines.policy import load_policy
+    from rmroute.harness.runners.train.dist import Dist, PairFeed
     from rmroute.harness.runners.train.settings import PolicyTrainSettings
     from rmroute.harness.runners.train.state import make_trainer
 
     s = PolicyTrainSettings.model_validate({**BASE["settings"], "learning_rate": 0.05})
     pol = load_policy(s.policy)
-    trainer = make_trainer(pol, s, tmp_path_factory.mktemp("trainer"), 0, {})
+    feed = PairFeed(Dist())
+    trainer, _, _ = make_trainer(pol, s, tmp_path_factory.mktemp("trainer"), 0, {}, feed)
     with torch.no_grad():
         g = torch.Generator().manual_seed(0)
         for name, p in trainer.model.named_parameters():
@@ -84,19 +86,20 @@ def trainer_setup(tmp_path_factory):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     rows = {"prompt": [pol.format_prompt("What is 2+3?"), pol.format_prompt("Name a colour."), pol.format_prompt("Say hi")],
             "chosen": ["5", "Blue is a colour.", "hi there"], "rejected": ["7", "no", "bye"]}
+    feed.set(rows["prompt"], rows["chosen"], rows["rejected"])  # the rows the trainer's dataset yields
     return pol, trainer, rows
 
 
 def test_pair_losses_match_trl(trainer_setup):
     """rmroute.harness.runners.train.dpo's per-pair losses equal TRL's DPO loss on the same pairs, one pair at a time."""
     import torch
-    from datasets import Dataset
 
     from rmroute.harness.runners.train.dpo import dpo_pair_losses
 
     pol, tr, rows = trainer_setup
     mine = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], beta=tr.beta)
-    ds = tr._prepare_dataset(Dataset.from_dict(rows), pol.tokenizer, tr.args, "check")
+    ds = list(tr.train_dataset)  # the rows as TRL tokenised them (its dataset path, on the feed's pairs)
+    assert len(ds) == 3
     tr.model.eval()
     with torch.no_grad():
         trl_each = [float(tr.compute_loss(tr.model, tr.data_collator([ds[i]]))) for i in range(len(ds))]
@@ -107,15 +110,12 @@ def test_pair_losses_match_trl(trainer_setup):
 
 
 def test_dpo_step_moves_lora_and_lowers_loss(trainer_setup):
-    from datasets import Dataset
-
     from rmroute.harness.runners.train.dpo import dpo_pair_losses
 
     pol, tr, rows = trainer_setup
     before_w = {n: p.detach().clone() for n, p in tr.model.named_parameters() if p.requires_grad}
     before = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], tr.beta).loss.mean()
-    for _ in range(2):  # the same batch twice: one DPO step each
-        tr.train_dataset = tr._prepare_dataset(Dataset.from_dict(rows), pol.tokenizer, tr.args, "train")
+    for _ in range(2):  # the same batch twice (the feed's rows): one DPO step each
         tr.train()
     after = dpo_pair_losses(tr.model, pol.tokenizer, rows["prompt"], rows["chosen"], rows["rejected"], tr.beta).loss.mean()
     moved = [n for n, p in tr.model.named_parameters() if p.requires_grad and not np.allclose(p.detach(), before_w[n])]

@@ -108,3 +108,22 @@ def build_tiny_bert(folder: Path, seed: int = 0, words: tuple[str, ...] | list[s
     )
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def byte_seqcls(folder: Path, seed: int) -> Path:
+    """A random-weight Llama sequence classifier over the tiny policy's byte tokenizer: every distinct
+    response gets its own score, so pairs never tie."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from rmroute.harness.pipelines.policy import build_byte_tokenizer
+
+    tok = build_byte_tokenizer()
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024, num_labels=1,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(folder)
+    return folder

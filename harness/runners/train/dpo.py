@@ -120,3 +120,14 @@ def pair_loss_from_logps(pc: np.ndarray, pr: np.ndarray, rc: np.ndarray, rr: np.
     margin = beta * ((pc - rc) - (pr - rr))
     loss = np.logaddexp(0.0, -margin)  # softplus(−βΔ), stable for large |βΔ|
     return PairLoss(loss=loss, margin=margin, policy_chosen=pc, policy_rejected=pr, ref_chosen=rc, ref_rejected=rr)
+
+
+def trl_keeps(tokenizer: Any, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str],
+              max_length: int | None) -> np.ndarray:
+    """(P,) bool: the pairs TRL's DPO preprocessing keeps. With ``keep_start`` truncation TRL drops a pair
+    whose prompt tokens (those before the completion starts on either side) fill ``max_length``; the
+    loop drops them itself first, so every process knows its block before TRL sees it."""
+    if max_length is None:
+        return np.ones(len(prompts), dtype=bool)
+    return np.array([min(encode_pair_side(tokenizer, p, c)[1], encode_pair_side(tokenizer, p, r)[1]) < max_length
+                     for p, c, r in zip(prompts, chosen, rejected)], dtype=bool)

@@ -61,6 +61,7 @@ from rmroute.harness.results import DataInfo, RouterInfo, confined
 from rmroute.harness.routing import check_routers, resolve_routers, router_spec
 from rmroute.harness.runners import grid, settings_of
 from rmroute.harness.runners.train.checkpoint import load_latest, save_checkpoint
+from rmroute.harness.runners.train.dist import Dist
 from rmroute.harness.runners.train.loop import run_iteration
 from rmroute.harness.runners.train.plan import plan  # noqa: F401 - this runner's --dry-run (runners.get_plan)
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
@@ -75,30 +76,39 @@ class StopRequested(RmrouteError):
 
 
 def train_one(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, resume: bool,
-              stop_after: int | None, log: Callable[[str], None], progress=None) -> dict[str, Any]:
+              stop_after: int | None, log: Callable[[str], None], progress=None, dist: Dist | None = None
+              ) -> dict[str, Any] | None:
     """Train one (router, seed) for ``settings.iterations`` iterations, with the RMs listed in the
-    seed's order (:func:`rmroute.harness.runners.train.state.seed_env`); returns the run's outcome."""
+    seed's order (:func:`rmroute.harness.runners.train.state.seed_env`); returns the run's outcome
+    (rank 0; the other processes of a data-parallel launch return None)."""
+    dist = dist or Dist()
     s = env.settings
     pool_names = list(env.names)
     env = seed_env(env, seed)
     spec = spec.in_arm_order(pool_names, env.names)
-    run = build_run(env, cfg, label, spec, seed, ckpt_dir)
+    run = build_run(env, cfg, label, spec, seed, ckpt_dir, dist)
     ck = load_latest(ckpt_dir) if resume else None
     if ck is not None:
         restore(run, ck)
         log(f"[train] {label} seed {seed}: resumed after iteration {ck.iteration}")
     task = progress.add_task(f"{label} s{seed}", total=s.iterations, completed=run.state.iteration) if progress else None
-    while run.state.iteration < s.iterations:
-        rec = run_iteration(env, run)
+
+    def record(rec: dict[str, Any]) -> None:  # rank 0: the log, the checkpoint, the progress line
         run.state.log.append(rec)
-        run.state.iteration += 1
         opt_state, state = snapshot(run)
         save_checkpoint(ckpt_dir, run.state.iteration, run.model, opt_state, state)
         log(_format_iteration(label, seed, rec, env.names))
         if progress is not None:
             progress.advance(task)
+
+    while run.state.iteration < s.iterations:
+        rec = run_iteration(env, run)
+        run.state.iteration += 1
+        dist.on_main(lambda: record(rec))
         if stop_after is not None and run.state.iteration >= stop_after and run.state.iteration < s.iterations:
             raise StopRequested(f"{label} seed {seed}: stopped after iteration {run.state.iteration} (stop_after)")
+    if not dist.is_main:
+        return None
     return {**summarise(env, run, ckpt_dir), "arm_order": list(env.names)}
 
 
@@ -160,8 +170,11 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     grid.check_executor(executor)
     if executor == "ray":
         return _run_ray(cfg, config_path, out_dir, resume, address)
+    dist = Dist.from_env()
     console = Console(stderr=True)
     log = log or (lambda m: console.print(m, markup=False, highlight=False))
+    if not dist.is_main:
+        log = _silent  # rank 0 speaks for the launch
     settings: PolicyTrainSettings = resolved_settings(settings_of(cfg), config_path)  # pool / offline: harness.paths
     if settings.threads:
         import torch
@@ -172,21 +185,27 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
     if only and "entry" in only:
         trainable = [(i, r) for i, r in trainable if i == only["entry"]]
     cfg_routers = cfg.model_copy(update={"routers": [r for _, r in trainable]})
-    env = build_env(cfg, settings, need, log)  # RMs, prompts, contexts; router specs need the RM names
+    with dist.main_first():  # rank 0 scores the offline pairs and trains missing RMs; the others read the caches
+        env = build_env(cfg, settings, need, log)  # RMs, prompts, contexts; router specs need the RM names
     runs = grid.Grid(cfg, config_path, out_dir, "train")
     cells = runs.select([grid.Cell(spec.label, seed, prefix="train", item=spec)
                          for spec in resolve_routers(cfg_routers.routers, env.names) for seed in cfg.seeds], only)
     data = DataInfo(name=f"{settings.prompts.source}@seed{settings.prompts.seed}[{','.join(settings.prompts.domains)}]",
                     sha256=env.data_sha, n=len(env.prompts))
-    with progress_bar(console=console, transient=False) as progress:
-        for cell in runs.pending(cells, resume):
+    # every process trains the same cells in the same order: rank 0's view of what is pending
+    todo = {id(c) for c in runs.pending(cells, resume)} if dist.is_main else set()
+    pending = dist.broadcast([i for i, c in enumerate(cells) if id(c) in todo] if dist.is_main else None)
+    with progress_bar(console=console, transient=False, disable=not dist.is_main) as progress:
+        for cell in (cells[i] for i in pending):
             label, spec, seed, rid = cell.label, cell.item, cell.seed, runs.run_id(cell)
             ckpt = (Path(settings.checkpoint_dir) / rid if settings.checkpoint_dir
                     else confined(runs.out_dir, runs.out_dir / "checkpoints" / cfg.suite / rid))
-            outcome = grid.attempt(train_one, env, cfg, label, spec, seed, ckpt, resume, stop_after, log, progress,
+            outcome = grid.attempt(train_one, env, cfg, label, spec, seed, ckpt, resume, stop_after, log, progress, dist,
                                    reraise=(StopRequested,))
             if outcome.error:
                 log(f"[train] {label} seed {seed} failed: {outcome.error}")
+            if not dist.is_main:
+                continue
             out = outcome.value
             runs.write(
                 cell, outcome,
@@ -201,7 +220,11 @@ def run(cfg, config_path, out_dir, resume: bool = False, stop_after: int | None 
                        "learns": spec.learns, "compute": describe(),
                        "arm_order": out["arm_order"] if out else list(env.names)},
             )
-    return [runs.path(c) for c in cells]
+    return [runs.path(c) for c in cells] if dist.is_main else []
+
+
+def _silent(_: str) -> None:
+    pass
 
 
 def trainable_entries(cfg, config_path, log: Callable[[str], None] = print) -> list[tuple[int, Any]]:

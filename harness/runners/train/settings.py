@@ -60,11 +60,19 @@ class PolicyTrainSettings(StrictModel):
     offline_pairs: StrictInt = Field(200, ge=1, description="offline-split pairs scored for fit_offline routers")
     iterations: StrictInt = Field(2, ge=1)
     batch_prompts: StrictInt = Field(4, ge=1)
+    generation_chunk: StrictInt | None = Field(
+        None, ge=1, description="prompts per generate() call, chunk j seeded by (seed, iteration, j); chunks are dealt "
+                                "round robin to the processes. None: the whole batch in one process, an equal share per "
+                                "process under accelerate. Set it to sample the same responses with any process count")
     samples_per_prompt: StrictInt = Field(2, ge=2)
     pairs_per_prompt: StrictInt | None = Field(None, ge=1, description="None: every pair of a prompt's responses")
     tie_eps: float = Field(0.0, ge=0)
     beta: float = Field(0.1, gt=0)
     learning_rate: float = Field(5e-6, gt=0)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant", description="the learning-rate schedule over the run's DPO steps (one per iteration; "
+                                "transformers.get_scheduler, its state carried across iterations and checkpoints)")
+    warmup_steps: StrictInt = Field(0, ge=0, description="warm-up steps of lr_scheduler")
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: StrictInt | None = Field(1024, ge=8, description="DPO sequence length cap (prompt + response tokens)")

@@ -4,7 +4,8 @@
   their seeded order, the contexts (the offline bundle's, or a featurizer's), the score cache and,
   for routers that fit offline, margins on the benchmark's offline split;
 * :class:`Run` (built per (router, seed) by :func:`build_run`): the policy, its DPO trainer (a fresh
-  LoRA adapter), the generator, the router, the feedback chain and the :class:`LoopState` (iteration,
+  LoRA adapter) with the optimiser and learning-rate schedule it keeps across iterations, the feed
+  of pairs the trainer reads, the generator, the router, the feedback chain and the :class:`LoopState` (iteration,
   prompt cursor, the run's seeded generator, the per-iteration log);
 * :func:`snapshot` / :func:`restore`: a run's state to and from a checkpoint
   (:mod:`rmroute.harness.runners.train.checkpoint` writes and checks the files).
@@ -30,6 +31,7 @@ from rmroute.harness.pipelines.pool import build_reward_models, load_pool_config
 from rmroute.harness.pipelines.score_cache import ScoreCache, score_pairs
 from rmroute.harness.routing import TRAIN_FEEDBACK, arm_order
 from rmroute.harness.runners.train.checkpoint import CheckpointError, load_adapter_weights, load_optimizer_state
+from rmroute.harness.runners.train.dist import Dist, PairFeed
 from rmroute.harness.runners.train.settings import PolicyTrainSettings
 
 
@@ -177,10 +179,23 @@ class Run:
     chain: Any
     state: LoopState
     last_logs: dict[str, float] = field(default_factory=dict)
+    feed: PairFeed | None = None
+    optimizer: Any = None
+    scheduler: Any = None
+    dist: Dist = field(default_factory=Dist)
 
     @property
     def model(self):
         return self.trainer.model
+
+    def train_step(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> None:
+        """One DPO step of TRL's trainer on these pairs (this process reads its block of them); the
+        optimiser and learning-rate schedule carry over from the previous step."""
+        self.feed.set(prompts, chosen, rejected)
+        # the trainer wraps its optimiser for accelerate on every train() call: hand it the bare one
+        # each time so the wrappers do not nest (the state lives in the bare optimiser)
+        self.trainer.optimizer, self.trainer.lr_scheduler = self.optimizer, self.scheduler
+        self.trainer.train()
 
 
 def _lora_config(s: PolicyTrainSettings):
@@ -197,7 +212,8 @@ def _dpo_config(s: PolicyTrainSettings, out: Path, seed: int, batch: int):
     return DPOConfig(
         output_dir=str(out), per_device_train_batch_size=batch, max_steps=1, learning_rate=s.learning_rate,
         weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm, beta=s.beta, max_length=s.max_length,
-        lr_scheduler_type="constant", warmup_steps=0, report_to=[r for r in s.report_to if r != "none"] or "none",
+        lr_scheduler_type=s.lr_scheduler, warmup_steps=s.warmup_steps,
+        report_to=[r for r in s.report_to if r != "none"] or "none",
         save_strategy="no", logging_steps=1, seed=seed, disable_tqdm=True, gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(),
     )
@@ -216,23 +232,29 @@ def _last_logs_callback(sink: dict):
     return LastLogs()
 
 
-def make_trainer(policy, s: PolicyTrainSettings, out: Path, seed: int, sink: dict):
-    """A DPOTrainer that wraps the policy in a fresh LoRA adapter; its optimiser is created now so a
-    checkpoint's state can be loaded into it before the first step."""
+def make_trainer(policy, s: PolicyTrainSettings, out: Path, seed: int, sink: dict, feed: PairFeed):
+    """(trainer, optimiser, scheduler): TRL's DPOTrainer over ``feed``'s pairs (a ``datasets.IterableDataset``
+    it tokenises through its public dataset path on every ``train()`` call), wrapping the policy in a
+    fresh LoRA adapter; the optimiser (the trainer's own ``create_optimizer``) and the schedule
+    (``transformers.get_scheduler`` over ``iterations`` steps) are made now, once, so they carry
+    across iterations and a checkpoint's state can be loaded into them before the first step.
+
+    ``max_steps=1``: one ``train()`` call is one optimiser step over every pair of the iteration (the
+    per-device batch holds them all: ``pairs_per_iteration``)."""
     import datasets
-    from datasets import Dataset
+    from transformers import get_scheduler
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import DPOTrainer
 
     datasets.disable_progress_bar()
-    placeholder = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
     trainer = DPOTrainer(model=policy.model, args=_dpo_config(s, out, seed, s.pairs_per_iteration),
-                         train_dataset=placeholder, processing_class=policy.tokenizer, peft_config=_lora_config(s),
+                         train_dataset=feed.dataset(), processing_class=policy.tokenizer, peft_config=_lora_config(s),
                          callbacks=[_last_logs_callback(sink)])
     for cb in (PrinterCallback, ProgressCallback):  # the loop logs each iteration itself
         trainer.remove_callback(cb)
-    trainer.create_optimizer()
-    return trainer
+    optimizer = trainer.create_optimizer()
+    scheduler = get_scheduler(s.lr_scheduler, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=s.iterations)
+    return trainer, optimizer, scheduler
 
 
 def seed_env(env: Env, seed: int) -> Env:
@@ -255,38 +277,35 @@ def build_router(env: Env, spec, seed: int):
     return router
 
 
-def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path) -> Run:
+def build_run(env: Env, cfg, label: str, spec, seed: int, ckpt_dir: Path, dist: Dist | None = None) -> Run:
     """A fresh (router, seed) run: the policy with a new LoRA adapter, its trainer and generator, the
     router and its feedback chain (its entry's ``normalizers``, else the config's, else the chain of
-    its feedback kind, :data:`rmroute.harness.routing.TRAIN_FEEDBACK`)."""
+    its feedback kind, :data:`rmroute.harness.routing.TRAIN_FEEDBACK`). ``dist``: this process's place
+    under ``accelerate launch`` (default: one process)."""
+    dist = dist or Dist()
     s = env.settings
     policy = load_policy(s.policy)
     sink: dict = {}
-    trainer = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink)
+    feed = PairFeed(dist)
+    trainer, optimizer, scheduler = make_trainer(policy, s, Path(ckpt_dir) / "trainer", seed, sink, feed)
     generator = create_ref("generator", s.generator, "settings.generator", model=trainer.model, tokenizer=policy.tokenizer)
     router = build_router(env, spec, seed)
     chain = spec.chain(list(cfg.normalizers) or list(TRAIN_FEEDBACK[spec.feedback]), on_bad_feedback=s.on_bad_feedback)
     state = LoopState(rng=derived_rng(seed, "train-run"))
     return Run(label=label, spec=spec, seed=seed, policy=policy, trainer=trainer, generator=generator,
-               router=router, chain=chain, state=state, last_logs=sink)
+               router=router, chain=chain, state=state, last_logs=sink, feed=feed, optimizer=optimizer,
+               scheduler=scheduler, dist=dist)
 
 
 # ---- checkpoint state -------------------------------------------------------------------------
-def _raw_optimizer(trainer):
-    opt = trainer.optimizer
-    while hasattr(opt, "optimizer"):  # accelerate wraps it (once per train() call)
-        opt = opt.optimizer
-    return opt
-
-
 def snapshot(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     """(optimiser state, everything else) for :func:`rmroute.harness.runners.train.checkpoint.save_checkpoint`."""
     import torch
 
     st = run.state
-    return _raw_optimizer(run.trainer).state_dict(), {
+    return run.optimizer.state_dict(), {
         "cursor": st.cursor, "rng": st.rng.bit_generator.state, "log": st.log,
-        "router": run.router.state_dict(), "chain": run.chain.state_dict(),
+        "router": run.router.state_dict(), "chain": run.chain.state_dict(), "scheduler": run.scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(), "numpy_global": np.random.get_state(), "python_random": random.getstate(),
         "label": run.label, "seed": run.seed,
     }
@@ -300,8 +319,12 @@ def restore(run: Run, ck) -> None:
     if s.get("label") != run.label or s.get("seed") != run.seed:
         raise CheckpointError(f"checkpoint {ck.folder} is for {s.get('label')!r} seed {s.get('seed')}, "
                               f"not {run.label!r} seed {run.seed}; delete {ck.folder.parent} or run without --resume")
+    if "scheduler" not in s:
+        raise CheckpointError(f"checkpoint {ck.folder} has no learning-rate schedule state (written by an older "
+                              f"rmroute); delete {ck.folder.parent} or run without --resume")
     load_adapter_weights(run.model, ck.adapter_dir)
-    _raw_optimizer(run.trainer).load_state_dict(load_optimizer_state(ck))
+    run.optimizer.load_state_dict(load_optimizer_state(ck))
+    run.scheduler.load_state_dict(s["scheduler"])
     run.router.load_state_dict(s["router"])
     run.chain.load_state_dict(s["chain"])
     run.state.rng.bit_generator.state = s["rng"]
