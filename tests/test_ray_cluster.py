@@ -136,9 +136,9 @@ def _start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.P
     return proc
 
 
-def _node_ports(temp: Path) -> list[str]:
-    """The ports and temp dir of one node: all free now, none Ray's defaults (another Ray may run)."""
-    p = free_ports(20)
+def _node_args(temp: Path, p: list[int]) -> list[str]:
+    """One node's options: its temp dir, one CPU, and 20 ports ``p`` (free, none Ray's defaults:
+    another Ray may run on this machine)."""
     return ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", str(temp),
             "--node-manager-port", str(p[0]), "--object-manager-port", str(p[1]),
             "--dashboard-agent-listen-port", str(p[2]), "--dashboard-agent-grpc-port", str(p[3]),
@@ -159,7 +159,7 @@ print(sum(n["Alive"] for n in ray.nodes()))
 @pytest.fixture(scope="module")
 def cluster():
     # processes a killed earlier session of these tests left (its pytest is gone): ours, so end them
-    _kill(_tagged_pids(lambda v: not _alive(int(v.split("-")[0]))))
+    _kill(_tagged_pids(lambda v: v.split("-")[0].isdigit() and not _alive(int(v.split("-")[0]))))
     # a short root: Ray's socket paths under the temp dir must fit in 107 characters
     root = Path(tempfile.mkdtemp(prefix="rmr-ray-", dir="/tmp"))
     tag = f"{os.getpid()}-{root.name}"
@@ -175,12 +175,14 @@ def cluster():
                 "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
     procs: list[subprocess.Popen] = []
     try:
-        gcs, dashboard = free_ports(2)
+        ports = free_ports(42)  # at once, so all distinct
+        gcs, dashboard = ports[:2]
         procs.append(_start_node(["--head", "--port", str(gcs), "--include-dashboard", "false",
-                                  "--dashboard-port", str(dashboard), *_node_ports(root / "head")],
+                                  "--dashboard-port", str(dashboard), *_node_args(root / "head", ports[2:22])],
                                  env, root / "head.log"))
         address = f"127.0.0.1:{gcs}"
-        procs.append(_start_node(["--address", address, *_node_ports(root / "node2")], env, root / "node2.log"))
+        procs.append(_start_node(["--address", address, *_node_args(root / "node2", ports[22:])], env,
+                                 root / "node2.log"))
         alive = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, address], env=env, capture_output=True,
                                text=True, timeout=120)
         assert alive.stdout.strip() == "2", f"the cluster did not report 2 alive nodes: {alive.stdout}{alive.stderr[-2000:]}"
