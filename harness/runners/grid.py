@@ -18,7 +18,11 @@ by a scenario (replay: the scenario; evaluate: the evaluation-suite key; train: 
 
 ``--executor`` is ``local`` or ``ray`` (:func:`check_executor`); :func:`ray_session` starts Ray for
 the replay and train runners, which distribute their cells differently (replay: one task per cell on
-shared data; train: one task per router entry and seed, each building its own environment).
+shared data; train: one task per router entry and seed, each building its own environment). Both
+make their tasks with :func:`ray_task`: a task whose worker process dies (killed, out of memory, its
+node lost) is run again, up to :data:`RAY_MAX_RETRIES` times, so every cell must be safe to run
+twice; :func:`ray_results` collects the tasks' values in order, a task that still failed as the
+error it gave, so one lost task does not lose the others.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from rmroute.harness.results import (KEY_PACKAGES, RunRecord, code_version, fini
                                      write_run)
 
 EXECUTORS = ("local", "ray")
+
+#: How many times Ray runs a task again when its worker process dies before the task counts as
+#: failed (Ray's own default for tasks is also 3; it is set here so the behaviour is ours, not a
+#: library default's). An exception raised inside a cell is not retried: the runner records it.
+RAY_MAX_RETRIES = 3
 
 
 def run_id(prefix: str, label: str, seed: int, config_sha: str) -> str:
@@ -156,3 +165,39 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_task(ray: Any, fn: Callable[..., Any], **resources: float) -> Any:
+    """``fn`` as a Ray remote function reserving ``resources`` (``num_cpus``, ``num_gpus``).
+
+    When the worker process running it dies, Ray runs it again from the same arguments, up to
+    :data:`RAY_MAX_RETRIES` times (``retry_exceptions`` stays off: an exception the cell raises is
+    its result, not a reason to retry). A cell must therefore be safe to run twice: the replay
+    runner's tasks only return values (the driver writes the run files); the train runner's tasks
+    write their run files atomically, under names fixed by the cell, and start again from the first
+    iteration (or, under ``--resume``, from the last checkpoint), so a retry replaces what a killed
+    attempt left and never adds a second file.
+    """
+    return ray.remote(max_retries=RAY_MAX_RETRIES, retry_exceptions=False, **resources)(fn)
+
+
+def ray_results(ray: Any, refs: Sequence[Any]) -> Iterator[tuple[Any, str | None]]:
+    """``(value, None)`` for each task of ``refs`` in order, or ``(None, error)`` for a task that failed
+    (its worker died more than :data:`RAY_MAX_RETRIES` times, its node was lost, or it raised), so
+    the tasks after a failed one are still collected."""
+    for ref in refs:
+        try:
+            yield ray.get(ref), None
+        except ray.exceptions.RayError as exc:
+            yield None, ray_failure(exc)
+
+
+def ray_failure(exc: BaseException) -> str:
+    """A Ray error as one line: the exception a task raised (``RayTaskError.cause``), else Ray's own
+    error (a worker that died for good, a lost node or object) with the retries it had."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {cause}"
+    lines = str(exc).strip().splitlines()
+    return (f"{type(exc).__name__}: {lines[0] if lines else 'no message'} "
+            f"(Ray runs a task again up to {RAY_MAX_RETRIES} times when its worker dies)")

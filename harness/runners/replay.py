@@ -585,13 +585,17 @@ def _run_cell(spec: RouterSpec, data: ReplayData, scenario: Scenario, seed: int,
 
 
 def _ray_cells(todo: list[grid.Cell], data: dict[int, ReplayData], settings, normalizers, address):
-    """Run the cells as Ray tasks (local Ray with 2 CPUs, or the cluster at ``address``); yields in order."""
+    """Run the cells as Ray tasks, one CPU each (local Ray with 2 CPUs, or the cluster at
+    ``address``); yields their outcomes in order. A task only computes and returns (the driver
+    writes the run files), so Ray's retry of a task whose worker died (:func:`grid.ray_task`) gives
+    the same outcome; a task that failed for good is a failed cell naming Ray's error."""
     with grid.ray_session(address) as ray:
-        task = ray.remote(num_cpus=1)(_run_cell)
+        task = grid.ray_task(ray, _run_cell, num_cpus=1)
         refs_by_seed = {seed: ray.put(d) for seed, d in data.items()}
         refs = [task.remote(c.item, refs_by_seed[c.seed], settings.scenarios[c.scenario], c.seed, settings, list(normalizers))
                 for c in todo]
-        yield from ray.get(refs)
+        for outcome, error in grid.ray_results(ray, refs):
+            yield outcome if error is None else grid.Outcome("failed", error, None, 0.0)
 
 
 @dataclass

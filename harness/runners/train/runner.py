@@ -280,20 +280,39 @@ def check_config(cfg, path, tree) -> None:
 
 def _ray_cell(cfg_json: dict[str, Any], config_path: str, out_dir: str, resume: bool, only: dict[str, Any],
               cwd: str) -> list[str]:
-    """One Ray task: the local runner restricted to one (router entry, seed), in the driver's folder."""
+    """One Ray task: the local runner restricted to one (router entry, seed), in the driver's folder.
+
+    Safe to run again after its worker died (:func:`grid.ray_task`): each run file is written
+    atomically under its cell's fixed name, so an attempt killed part-way leaves no half-written
+    file and the retry replaces, never duplicates, what it wrote; the retry trains from iteration 0
+    (rewriting the killed attempt's checkpoints), or with ``--resume`` from the last checkpoint;
+    either way the run equals an uninterrupted one (training on CPU is deterministic)."""
     os.chdir(cwd)  # config paths (pool, offline, policy) are relative to where `rmroute run` was started
     cfg = RunConfig.model_validate(cfg_json)
     return [str(p) for p in run(cfg, config_path, out_dir, resume=resume, only=only)]
 
 
 def _run_ray(cfg, config_path, out_dir, resume: bool, address: str | None) -> list[Path]:
+    """Every (router entry, seed) as a Ray task writing its own run files into ``out_dir`` (shared
+    storage on a cluster); waits for all of them, then raises naming the tasks that failed for good
+    (the other tasks' run files are written; ``--resume`` reruns only what is missing)."""
     settings: PolicyTrainSettings = settings_of(cfg)
     cells = [{"entry": i, "seed": seed} for i, _ in trainable_entries(cfg, config_path) for seed in cfg.seeds]
     with grid.ray_session(address) as ray:
-        task = ray.remote(num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)(_ray_cell)
+        task = grid.ray_task(ray, _ray_cell, num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)
         refs = [task.remote(cfg.model_dump(mode="json"), str(config_path), str(Path(out_dir).resolve()), resume,
                             cell, os.getcwd()) for cell in cells]
-        return [Path(p) for paths in ray.get(refs) for p in paths]
+        paths, failed = [], []
+        for cell, (value, error) in zip(cells, grid.ray_results(ray, refs)):
+            if error is None:
+                paths += [Path(p) for p in value]
+            else:
+                ref = cfg.routers[cell["entry"]]
+                failed.append(f"routers[{cell['entry']}] ({ref.label or ref.name}) seed {cell['seed']}: {error}")
+    if failed:
+        raise RmrouteError(f"{config_path}: {len(failed)} of {len(cells)} Ray task(s) failed (the others wrote their "
+                           "run files; `rmroute run --resume` runs only the missing ones):\n  " + "\n  ".join(failed))
+    return paths
 
 
 def _relative_to(target: str, folder: Path) -> str:
