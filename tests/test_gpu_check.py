@@ -140,3 +140,36 @@ def test_dpo_step_moves_the_adapter_and_lowers_the_loss():
     assert moved and all("lora_" in n for n in moved)
     second = gc.dpo_step(*args, lr=0.01)
     assert second < first - 1e-4
+
+
+def test_a_failing_step_is_a_row_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    """A step that raises gives a `failed:` row, the next steps run, the exit code is 1; a skipped step
+    does not count as failed."""
+    gc = _module()
+    ran = []
+
+    def boom(ctx):
+        raise RuntimeError("no kernel image")
+
+    def skip(ctx):
+        raise gc.Skip("not here")
+
+    def fine(ctx):
+        ran.append(ctx.where)
+        return [gc.Row("fine", ctx.where, "a figure", {"x": 2.0}, 0.1)]
+
+    def nan(ctx):
+        return [gc.Row("nan", ctx.where, "a bad figure", {"x": float("nan")}, 0.1)]
+
+    for name, fn in (("boom", boom), ("skip", skip), ("fine", fine), ("nan", nan)):
+        monkeypatch.setitem(gc.STEPS, name, fn)
+    assert gc.main(["--steps", "boom,skip,fine", "--dry-run", "--out", str(tmp_path)]) == 1
+    rows = {r["step"]: r for r in json.loads((tmp_path / "gpu_check.json").read_text())["rows"]}
+    assert rows["boom"]["status"] == "failed: RuntimeError: no kernel image"
+    assert rows["skip"]["status"] == "skipped: not here"
+    assert rows["fine"]["status"] == "ok" and ran == ["cpu/float32"]
+    assert "| boom | cpu/float32 |" in capsys.readouterr().out
+    assert gc.main(["--steps", "skip,fine", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert gc.main(["--steps", "nan", "--dry-run", "--out", str(tmp_path)]) == 1
+    (row,) = json.loads((tmp_path / "gpu_check.json").read_text())["rows"]
+    assert row["status"] == "failed: figures not finite and positive: x"
