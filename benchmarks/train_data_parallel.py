@@ -4,7 +4,8 @@ Writes a small train config (a tiny policy, two byte-level sequence-classifier R
 so pairs never tie, ``generation_chunk`` set so both launches sample the same responses), runs it
 once as one process and once under ``accelerate launch --multi_gpu --num_processes N`` (on a machine
 without CUDA: N torchrun processes on CPU, gloo), and prints per phase the median over every
-iteration of every run, with the ratio N-process / 1-process. Each launch also reports its total
+iteration of every run, with the ratio N-process / 1-process. A first, untimed launch fills the
+score cache, so both timed launches read the RMs' scores from it. Each launch also reports its total
 wall time (process start, model building, imports included).
 
     python benchmarks/train_data_parallel.py [--processes 2] [--iterations 4] [--batch-prompts 8]
@@ -84,6 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cfg = config(tmp, args)
+        launch(cfg, tmp / "warm-up", 1)  # fills the score cache, so neither timed launch scores afresh
         wall1 = launch(cfg, tmp / "one", 1)
         walln = launch(cfg, tmp / "many", args.processes)
         one, many = medians(tmp / "one"), medians(tmp / "many")
