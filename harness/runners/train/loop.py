@@ -200,7 +200,7 @@ def skip_reason(pairs: Pairs, world: int, max_length: int | None) -> str | None:
     if n and trainable == 0:
         # nothing of a dropped pair's responses is left to train on or to compare, so neither the step
         # nor the feedback would mean anything
-        return (f"TRL's DPO preprocessing drops all {n} kept pairs (a pair is dropped when its "
+        return (f"TRL's DPO preprocessing dropped all {n} kept pairs (a pair is dropped when its "
                 f"prompt alone fills max_length = {max_length} tokens)")
     if n and trainable < world:
         return f"{trainable} trainable pair(s) for {world} processes: a process would have none to step on"
