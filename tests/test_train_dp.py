@@ -185,3 +185,49 @@ def test_other_kinds_refuse_a_multi_process_launch(tmp_path, monkeypatch, capsys
     assert main(["run", str(REPO / "configs" / "quickstart.yaml"), "--out", str(tmp_path), "--no-leaderboard"]) != 0
     err = capsys.readouterr().err
     assert "only train configs run data-parallel" in err and "quickstart.yaml (kind: replay)" in err
+
+
+# ---- the pieces, in one process --------------------------------------------------------------------
+@pytest.mark.parametrize("n,world", [(0, 2), (1, 2), (5, 2), (7, 3), (8, 4), (3, 1)])
+def test_blocks_are_numpys_array_split(n, world):
+    from rmroute.harness.runners.train.dist import Dist, PairFeed
+
+    want = [list(b) for b in np.array_split(np.arange(n), world)]
+    assert [list(Dist(rank=0, world=world).blocks(n)[k]) for k in range(world)] == want
+    assert [list(Dist(rank=k, world=world).mine(n)) for k in range(world)] == want
+    feed = PairFeed(Dist(rank=0, world=world))
+    feed.set([f"p{i}" for i in range(n)], [f"c{i}" for i in range(n)], [f"r{i}" for i in range(n)])
+    shards = [[row["prompt"] for row in feed.rows([k])] for k in range(world)]
+    assert shards == [[f"p{i}" for i in b] for b in want]  # shard k is block k, in pair order
+
+
+def test_generation_chunks_are_seeded_by_position_and_dealt_round_robin():
+    """Chunk j of an iteration gets the seed of (run seed, iteration, j) whatever the process count;
+    chunk 0 keeps the one-call seed of earlier versions; the samples come back in prompt order."""
+    from types import SimpleNamespace
+
+    from rmroute.harness.determinism import derived_rng
+    from rmroute.harness.runners.train.dist import Dist
+    from rmroute.harness.runners.train.loop import generate_batch, generation_seed
+
+    calls = []
+
+    class Recorder:
+        def generate(self, prompts, n, seed):
+            calls.append((list(prompts), seed))
+            return [[f"{p}/{k}" for k in range(n)] for p in prompts]
+
+    assert generation_seed(3, 5, 0) == int(np.random.default_rng([3, 5, 11]).integers(0, 2**31 - 1))
+    assert generation_seed(3, 5, 2) == int(np.random.default_rng([3, 5, 2, 13]).integers(0, 2**31 - 1))
+    assert generation_seed(3, 5, 2) == int(derived_rng(3, "train-generation-chunk", 5, 2).integers(0, 2**31 - 1))
+    prompts = [f"q{i}" for i in range(5)]
+    env = SimpleNamespace(settings=SimpleNamespace(generation_chunk=2, samples_per_prompt=2))
+    run = SimpleNamespace(dist=Dist(), generator=Recorder(), seed=3)
+    out = generate_batch(env, run, prompts, 5)
+    assert calls == [(["q0", "q1"], generation_seed(3, 5, 0)), (["q2", "q3"], generation_seed(3, 5, 1)),
+                     (["q4"], generation_seed(3, 5, 2))]
+    assert out == [[f"q{i}/0", f"q{i}/1"] for i in range(5)]
+    calls.clear()
+    env.settings.generation_chunk = None  # one process, no chunk size: one call, the old seed
+    generate_batch(env, run, prompts, 5)
+    assert calls == [(prompts, generation_seed(3, 5, 0))]
