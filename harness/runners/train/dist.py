@@ -1,8 +1,9 @@
 """Data-parallel training across processes (``accelerate launch --num_processes N``): who does what.
 
 One process (``WORLD_SIZE`` unset or 1) is the plain path: every helper here is then a no-op and the
-loop runs exactly as it always has. Under ``accelerate launch --num_processes N`` (N GPUs, or
-``--cpu``: gloo on CPU) every process runs the same grid of (router, seed) runs in lockstep and:
+loop runs exactly as it always has. Under ``accelerate launch --multi_gpu --num_processes N`` (N GPUs;
+on a machine without CUDA, N CPU processes on gloo: accelerate 1.16's ``--cpu`` starts one process
+unless given an MPI hostfile) every process runs the same grid of (router, seed) runs in lockstep and:
 
 * generates the responses of its share of the iteration's prompts (generation chunks dealt round
   robin, :func:`rmroute.harness.runners.train.loop.generate_batch`); the samples are gathered to
